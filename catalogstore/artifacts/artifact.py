@@ -1,0 +1,482 @@
+"""``Artifact`` and ``ArtifactFile``: named containers of files and metadata.
+
+An :class:`Artifact` is a handle on a catalog entry. Its metadata is a snapshot
+taken when the handle was loaded (``get_artifact``, ``list_artifacts``,
+``new_artifact``), kept current by the changes made through it; ``refresh()``
+reloads it. Files and metadata are read from the catalog, never by walking the
+storage. Every change outside a transaction commits at once; inside
+``artifact.transaction()`` or ``catalogstore.transaction()`` the changes wait for
+the end of the block and take effect together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from catalogstore.changes import Changeset, StagedFile
+from catalogstore.errors import (
+    AlreadyExistsError,
+    ArtifactFileNotFoundError,
+    ArtifactNotFoundError,
+    MetadataKeyError,
+    TransactionError,
+)
+from catalogstore.names import (
+    artifact_dir,
+    meta_value_to_str,
+    validate_file_name,
+    validate_meta_key,
+)
+from catalogstore.record import ArtifactRecord, FileRecord
+from catalogstore.workspace import Workspace, current_batch, release_staged
+
+TEXT_ENCODING = "utf-8"
+
+
+class _TextWriter(io.TextIOWrapper):
+    """Text stream over a :class:`StagedWriter` that commits nothing if its block raises."""
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self.buffer.abort()  # type: ignore[attr-defined]
+        super().__exit__(exc_type, *rest)
+
+
+class ArtifactFile:
+    """A file of an artifact."""
+
+    def __init__(self, artifact: Artifact, name: str) -> None:
+        self._artifact = artifact
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"ArtifactFile<{self.uri}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactFile) and (other._artifact, other._name) == (
+            self._artifact, self._name)
+
+    def __hash__(self) -> int:
+        return hash((self._artifact, self._name))
+
+    @property
+    def artifact(self) -> Artifact:
+        return self._artifact
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def path(self) -> str:
+        """Full path of the file on its filesystem (without the protocol)."""
+        return f"{self._artifact.path}/{self._name}"
+
+    @property
+    def uri(self) -> str:
+        return f"{self._artifact.uri}/{self._name}"
+
+    @property
+    def info(self) -> FileRecord:
+        """Size, checksum, encoding and timestamps, as recorded in the catalog."""
+        return self._artifact._file_record(self._name)
+
+    @property
+    def size(self) -> int:
+        return self.info.size
+
+    @property
+    def checksum(self) -> str:
+        return self.info.checksum
+
+    def read(self) -> str | bytes:
+        """The whole content: ``str`` if it was written as ``str``, else ``bytes``."""
+        info = self.info
+        with self._artifact._open_for_read(self._name) as f:
+            data = f.read()
+        return data.decode(info.encoding) if info.encoding else data
+
+    def write(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Replace the content with ``data`` (``str`` is stored as UTF-8 and read back as ``str``)."""
+        self._artifact._write_file(self._name, data)
+
+    def open(self, mode: str = "rb") -> IO[Any]:
+        """A stream on the file: ``"rb"``/``"r"`` to read, ``"wb"``/``"w"`` to replace it.
+
+        Writes stream to a staging area and commit when the stream closes (or with
+        the enclosing transaction); an exception inside ``with`` discards them, so
+        readers only ever see the old or the new content. Use it for large files:
+        nothing is held whole in memory.
+        """
+        if mode in ("r", "rb", "rt"):
+            raw = self._artifact._open_for_read(self._name)
+            if mode == "rb":
+                return raw
+            encoding = self.info.encoding or TEXT_ENCODING
+            return io.TextIOWrapper(raw, encoding=encoding, newline="")  # type: ignore[arg-type]
+        if mode in ("w", "wb", "wt"):
+            writer = self._artifact._stage_writer(self._name, None if mode == "wb"
+                                                  else TEXT_ENCODING)
+            if mode == "wb":
+                return writer
+            return _TextWriter(writer, encoding=TEXT_ENCODING, newline="")
+        raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
+
+    def remove(self) -> None:
+        """Remove the file from its artifact."""
+        self._artifact.delete_file(self._name)
+
+
+class Artifact:
+    """A named container of files and string metadata in a namespace.
+
+    Obtain one with :func:`~catalogstore.artifacts.new_artifact`,
+    :func:`~catalogstore.artifacts.get_artifact` or
+    :func:`~catalogstore.artifacts.list_artifacts`.
+    """
+
+    def __init__(self, workspace: Workspace, record: ArtifactRecord | None, *,
+                 namespace: str, name: str) -> None:
+        self._ws = workspace
+        self._record = record
+        self._namespace = namespace
+        self._name = name
+        self._meta: dict[str, str] = dict(record.metadata) if record else {}
+        self._tx: Changeset | None = None
+        self._deleted = False
+        # Set while a catalogstore.transaction() holds this artifact's changes: the
+        # snapshot is reloaded once that batch has committed.
+        self._in_batch = False
+
+    def __repr__(self) -> str:
+        return f"Artifact<{self.uri}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Artifact) and other._ws is self._ws and (
+            other._namespace, other._name) == (self._namespace, self._name)
+
+    def __hash__(self) -> int:
+        return hash((self._namespace, self._name))
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def path(self) -> str:
+        """Full path of the artifact's folder on its filesystem (without the protocol)."""
+        return self._ws.files.full_path(artifact_dir(self._namespace, self._name))
+
+    @property
+    def uri(self) -> str:
+        return self._ws.files.uri(artifact_dir(self._namespace, self._name))
+
+    @property
+    def record(self) -> ArtifactRecord:
+        """The catalog entry (id, timestamps) as loaded; raises if not committed yet."""
+        self._sync()
+        if self._record is None:
+            raise ArtifactNotFoundError(
+                f"artifact {self._name!r} in namespace {self._namespace!r} is not committed "
+                "yet (it is created at the end of the enclosing transaction)")
+        return self._record
+
+    def refresh(self) -> Artifact:
+        """Reload the metadata snapshot from the catalog."""
+        record = self._ws.catalog.get_artifact(self._namespace, self._name)
+        if record is None:
+            raise self._not_found()
+        self._record, self._meta = record, dict(record.metadata)
+        return self
+
+    def _not_found(self) -> ArtifactNotFoundError:
+        return ArtifactNotFoundError(
+            f"artifact {self._name!r} does not exist in namespace {self._namespace!r}")
+
+    # -- change plumbing -----------------------------------------------------
+
+    def _pending(self) -> Changeset | None:
+        """The changeset of the open transaction this artifact is part of, if any."""
+        batch = current_batch(self._ws)
+        if batch is not None:
+            self._in_batch = True
+            return batch.changeset(self._namespace, self._name)
+        return self._tx
+
+    def _sync(self) -> None:
+        """Reload the snapshot after a batch this artifact took part in has ended."""
+        if self._in_batch and current_batch(self._ws) is None:
+            self._in_batch = False
+            record = self._ws.catalog.get_artifact(self._namespace, self._name)
+            self._deleted = record is None
+            if record is not None:
+                self._record, self._meta = record, dict(record.metadata)
+
+    def _change(self, fn: Callable[[Changeset], StagedFile | None]) -> None:
+        """Record a change in the open transaction, or commit it at once."""
+        self._sync()
+        if self._deleted:
+            raise self._not_found()
+        cs = self._pending()
+        if cs is not None:
+            release_staged(self._ws, fn(cs))
+            return
+        cs = Changeset(self._namespace, self._name)
+        try:
+            fn(cs)
+        except BaseException:
+            self._ws.discard([cs])
+            raise
+        self._commit([cs])
+
+    def _commit(self, changesets: list[Changeset]) -> None:
+        for done in self._ws.commit(changesets):
+            if done.changeset.delete:
+                self._deleted = True
+            elif done.metadata is not None:
+                self._meta = done.metadata
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Artifact]:
+        """Make the changes of the block (files and metadata) take effect together.
+
+        If the block raises, none of its changes is visible through the API, in
+        the catalog, in the storage or in ``.artifact.json``. Inside
+        ``catalogstore.transaction()`` it joins that larger transaction.
+        """
+        if self._deleted:
+            raise self._not_found()
+        if self._pending() is not None:
+            yield self
+            return
+        self._tx = cs = Changeset(self._namespace, self._name)
+        try:
+            yield self
+        except BaseException:
+            self._tx = None
+            self._ws.discard([cs])
+            raise
+        self._tx = None
+        self._commit([cs])
+
+    # -- metadata --------------------------------------------------------------
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """A copy of the metadata, pending changes of an open transaction included."""
+        self._sync()
+        meta = dict(self._meta)
+        cs = self._pending()
+        if cs is not None:
+            if cs.create:
+                meta = {}
+            meta.update(cs.meta_set)
+            for key in cs.meta_del:
+                meta.pop(key, None)
+        return meta
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when the artifact has no such key."""
+        return self.metadata.get(key, default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value`` (a ``str``; numbers and bools are stored as ``str``)."""
+        validate_meta_key(key)
+        text = meta_value_to_str(key, value)
+        self._change(lambda cs: cs.set_meta(key, text))
+
+    def update_meta(self, values: dict[str, Any]) -> None:
+        """Set several keys in one commit."""
+        checked = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in values.items()}
+
+        def apply(cs: Changeset) -> None:
+            for key, text in checked.items():
+                cs.set_meta(key, text)
+        self._change(apply)
+
+    def del_meta(self, key: str) -> None:
+        """Remove ``key``; raises :class:`MetadataKeyError` (a ``KeyError``) when absent."""
+        if key not in self.metadata:
+            raise MetadataKeyError(
+                f"artifact {self._namespace}/{self._name} has no metadata key {key!r}")
+        self._change(lambda cs: cs.del_meta(key))
+
+    def __getitem__(self, key: str) -> str:
+        meta = self.metadata
+        if key not in meta:
+            raise MetadataKeyError(
+                f"artifact {self._namespace}/{self._name} has no metadata key {key!r}")
+        return meta[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_meta(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.del_meta(key)
+
+    # -- files -----------------------------------------------------------------
+
+    def _committed_files(self) -> dict[str, FileRecord]:
+        self._sync()
+        if self._record is None:
+            return {}
+        return {f.name: f for f in self._ws.catalog.list_files(self._record.id)}
+
+    def _file_records(self) -> dict[str, FileRecord]:
+        if self._deleted:
+            raise self._not_found()
+        files = self._committed_files()
+        cs = self._pending()
+        if cs is not None:
+            for name in cs.removes:
+                files.pop(name, None)
+            for name, staged in cs.writes.items():
+                files[name] = FileRecord(name, staged.size, staged.checksum, staged.encoding)
+        return files
+
+    def _file_record(self, name: str) -> FileRecord:
+        self._sync()
+        cs = self._pending()
+        if cs is not None:
+            if name in cs.writes:
+                staged = cs.writes[name]
+                return FileRecord(name, staged.size, staged.checksum, staged.encoding)
+            if name in cs.removes:
+                raise self._file_not_found(name)
+        record = self._ws.catalog.get_file(self.record.id, name) if self._record else None
+        if record is None or self._deleted:
+            raise self._file_not_found(name)
+        return record
+
+    def _file_not_found(self, name: str) -> ArtifactFileNotFoundError:
+        return ArtifactFileNotFoundError(
+            f"artifact {self._namespace}/{self._name} has no file {name!r}")
+
+    def _open_for_read(self, name: str) -> IO[bytes]:
+        cs = self._pending()
+        if cs is not None and name in cs.writes:
+            path = cs.writes[name].path
+        else:
+            self._file_record(name)
+            path = f"{artifact_dir(self._namespace, self._name)}/{name}"
+        with self._ws.storage_errors(f"open {self._namespace}/{self._name}/{name}"):
+            return self._ws.files.open_raw(path, "rb")
+
+    def _stage_writer(self, name: str, encoding: str | None) -> Any:
+        validate_file_name(name)
+        if self._deleted:
+            raise self._not_found()
+        with self._ws.storage_errors(f"write {self._namespace}/{self._name}/{name}"):
+            return self._ws.files.stage(
+                encoding, lambda staged: self._change(lambda cs: cs.write(name, staged)))
+
+    def _write_file(self, name: str, data: str | bytes | bytearray | memoryview) -> None:
+        if isinstance(data, str):
+            payload, encoding = data.encode(TEXT_ENCODING), TEXT_ENCODING
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload, encoding = data, None
+        else:
+            raise TypeError(f"file content must be str or bytes, not {type(data).__name__}")
+        with self._stage_writer(name, encoding) as writer:
+            writer.write(payload)
+
+    def list_files(self) -> list[ArtifactFile]:
+        """The artifact's files, by name (``.artifact.json`` is not one of them)."""
+        return [ArtifactFile(self, name) for name in sorted(self._file_records())]
+
+    def has_file(self, name: str) -> bool:
+        try:
+            self._file_record(name)
+        except ArtifactFileNotFoundError:
+            return False
+        return True
+
+    def get_file(self, name: str, create: bool = False) -> ArtifactFile:
+        """The file ``name``; with ``create=True`` an empty one is made when it is missing.
+
+        Raises
+        ------
+        ArtifactFileNotFoundError
+            (a ``FileNotFoundError``) when the file is missing and ``create`` is false.
+        """
+        validate_file_name(name)
+        if self.has_file(name):
+            return ArtifactFile(self, name)
+        if create:
+            return self.new_file(name)
+        raise self._file_not_found(name)
+
+    def new_file(self, name: str, content: str | bytes | None = None, *,
+                 exist_ok: bool = True) -> ArtifactFile:
+        """Create the file ``name`` holding ``content`` (empty when ``None``).
+
+        An existing file is replaced by ``content`` when it is given, and kept as
+        it is otherwise; with ``exist_ok=False`` an existing file raises
+        :class:`AlreadyExistsError` (a ``FileExistsError``).
+        """
+        validate_file_name(name)
+        exists = self.has_file(name)
+        if exists and not exist_ok:
+            raise AlreadyExistsError(
+                f"artifact {self._namespace}/{self._name} already has a file {name!r}")
+        if content is not None or not exists:
+            self._write_file(name, b"" if content is None else content)
+        return ArtifactFile(self, name)
+
+    def delete_file(self, name: str) -> None:
+        """Remove the file ``name``; raises if the artifact has no such file."""
+        validate_file_name(name)
+        self._file_record(name)
+        self._change(lambda cs: cs.remove(name))
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the artifact holds no file (metadata does not count)."""
+        return not self._file_records()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.has_file(name)
+
+    def __iter__(self) -> Iterator[ArtifactFile]:
+        return iter(self.list_files())
+
+    def __len__(self) -> int:
+        return len(self._file_records())
+
+    # -- whole artifact --------------------------------------------------------
+
+    def clear(self) -> None:
+        """Remove every file and every metadata key, keeping the artifact."""
+        files = list(self._file_records())
+        keys = list(self.metadata)
+
+        def apply(cs: Changeset) -> None:
+            for name in files:
+                release_staged(self._ws, cs.remove(name))
+            for key in keys:
+                cs.del_meta(key)
+        self._change(apply)
+
+    def delete(self) -> None:
+        """Delete the artifact with its files and metadata."""
+        if self._deleted:
+            raise self._not_found()
+        cs = self._pending()
+        if cs is not None:
+            if cs.create:
+                raise TransactionError("cannot delete an artifact in the transaction that "
+                                       "creates it")
+            self._ws.discard([cs])
+            cs.writes.clear()
+            cs.delete = True
+            return
+        self._commit([Changeset(self._namespace, self._name, delete=True)])

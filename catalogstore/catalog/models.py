@@ -1,0 +1,120 @@
+"""The catalog's tables: a public interface that users query with plain SQL.
+
+All tables live in this module so that alembic's autogenerate (and ``alembic
+check``) sees every one of them. Changing them needs a migration in
+``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names keep migrations reproducible on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Timestamps are timezone-aware UTC, set from Python so both databases agree."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class ArtifactRow(Base):
+    """One artifact: a named container in a namespace."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    files: Mapped[list[FileRow]] = relationship(
+        back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True
+    )
+    metadata_entries: Mapped[list[MetadataRow]] = relationship(
+        back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class FileRow(Base):
+    """One file of an artifact, with the size and checksum recorded when it was written."""
+
+    __tablename__ = "artifact_files"
+    __table_args__ = (UniqueConstraint("artifact_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(80))
+    """``sha256:<hex>`` of the bytes in storage."""
+    encoding: Mapped[str | None] = mapped_column(String(32))
+    """Set (``utf-8``) when the file was written as ``str``, so ``read()`` returns ``str``."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    artifact: Mapped[ArtifactRow] = relationship(back_populates="files")
+
+
+class MetadataRow(Base):
+    """One metadata pair of an artifact; values are text."""
+
+    __tablename__ = "artifact_metadata"
+    __table_args__ = (
+        UniqueConstraint("artifact_id", "key"),
+        Index("ix_artifact_metadata_key_value", "key", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+
+    artifact: Mapped[ArtifactRow] = relationship(back_populates="metadata_entries")
+
+
+class JournalRow(Base):
+    """Storage changes committed in the catalog but possibly not yet applied.
+
+    A row is written in the same database transaction as the change it
+    describes, and deleted once its file moves, removals and ``.artifact.json``
+    rewrite are done; a row left by a crash is rolled forward on the next start.
+    """
+
+    __tablename__ = "catalog_journal"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    """JSON: ``{"moves": [[staged, final], ...], "removes": [...], "meta": bool}``."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,66 @@
+"""What a transaction changes in one artifact, collected until it commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """File content written to the staging area, waiting for its commit."""
+
+    path: str
+    """Path of the staged bytes, relative to the storage root."""
+    size: int
+    checksum: str
+    encoding: str | None
+
+
+@dataclass
+class Changeset:
+    """The pending changes of one artifact.
+
+    Later changes replace earlier ones to the same file or key, so a changeset
+    always describes the end state of the block that made it.
+    """
+
+    namespace: str
+    name: str
+    create: bool = False
+    delete: bool = False
+    writes: dict[str, StagedFile] = field(default_factory=dict)
+    removes: set[str] = field(default_factory=set)
+    meta_set: dict[str, str] = field(default_factory=dict)
+    meta_del: set[str] = field(default_factory=set)
+
+    def write(self, name: str, staged: StagedFile) -> StagedFile | None:
+        """Record a write; returns the staged file it replaces, if any."""
+        self.removes.discard(name)
+        previous = self.writes.get(name)
+        self.writes[name] = staged
+        return previous
+
+    def remove(self, name: str) -> StagedFile | None:
+        """Record a removal; returns the staged write it cancels, if any."""
+        self.removes.add(name)
+        return self.writes.pop(name, None)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.meta_del.discard(key)
+        self.meta_set[key] = value
+
+    def del_meta(self, key: str) -> None:
+        self.meta_set.pop(key, None)
+        self.meta_del.add(key)
+
+    @property
+    def touches_metadata(self) -> bool:
+        return self.create or bool(self.meta_set or self.meta_del)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.create or self.delete or self.writes or self.removes
+                    or self.meta_set or self.meta_del)
+
+    def staged_files(self) -> list[StagedFile]:
+        return list(self.writes.values())

@@ -1,0 +1,69 @@
+"""The exception hierarchy of catalogstore.
+
+Every error the package raises on purpose derives from :class:`CatalogStoreError`.
+Where the meaning matches a builtin, the builtin is mixed in, so code written for
+Flowdapt (``except FileNotFoundError``) or for mappings (``except KeyError``) keeps
+working.
+"""
+
+from __future__ import annotations
+
+
+class CatalogStoreError(Exception):
+    """Base class of every error raised by catalogstore."""
+
+
+class ConfigurationError(CatalogStoreError, ValueError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+class InvalidNameError(CatalogStoreError, ValueError):
+    """A name, namespace or file name breaks the naming rules (nothing was written)."""
+
+
+class InvalidMetadataError(CatalogStoreError, TypeError):
+    """A metadata key or value is not acceptable (nothing was written)."""
+
+
+class NotFoundError(CatalogStoreError):
+    """Base class of the "does not exist" errors."""
+
+
+class ArtifactNotFoundError(NotFoundError, FileNotFoundError):
+    """No artifact of that name in that namespace."""
+
+
+class ArtifactFileNotFoundError(NotFoundError, FileNotFoundError):
+    """The artifact has no file of that name."""
+
+
+class MetadataKeyError(NotFoundError, KeyError):
+    """The artifact has no metadata under that key."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class AlreadyExistsError(CatalogStoreError, FileExistsError):
+    """Something of that name exists already."""
+
+
+class ArtifactExistsError(AlreadyExistsError):
+    """An artifact of that name exists already in that namespace."""
+
+
+class TransactionError(CatalogStoreError):
+    """A transaction was used wrongly (closed, nested across artifacts, ...)."""
+
+
+class SchemaVersionError(CatalogStoreError):
+    """The catalog database is not at the schema revision this code needs."""
+
+
+class CatalogError(CatalogStoreError):
+    """The catalog database failed or could not be reached."""
+
+
+class StorageError(CatalogStoreError, OSError):
+    """The storage (fsspec filesystem) failed or could not be reached."""

@@ -1,0 +1,114 @@
+"""Naming rules and the storage layout, checked before anything is written.
+
+Names are whitelisted, not blacklisted: everything that could mean a path
+(``/``, ``\\``, ``..``), a URL (``:``, ``%``, ``#``, ``?``), a control character
+or a Unicode look-alike is outside the allowed set, so no spelling of a name can
+reach outside its artifact folder, and two distinct names never land in one
+folder on a case-sensitive filesystem.
+
+- **Artifact names and namespaces**: ASCII letters, digits, ``_``, ``-`` and
+  ``.``; start with a letter or digit; at most 128 characters; no ``..``.
+  Flowdapt's names (letters, digits, ``_``, ``-``) are all valid.
+- **File names**: the same set plus ``+``, ``=``, ``@``, ``,`` and inner spaces;
+  may start with ``.`` or ``_``; at most 255 characters; not ``.artifact.json``.
+- **Metadata**: keys are non-empty strings of at most 255 printable characters;
+  values are strings (``int``, ``float`` and ``bool`` are stored as their ``str``,
+  ``True``/``False`` as ``"true"``/``"false"``); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from catalogstore.errors import InvalidMetadataError, InvalidNameError
+
+METADATA_FILENAME = ".artifact.json"
+"""The file beside an artifact's files that mirrors its metadata (Flowdapt's layout)."""
+ARTIFACTS_DIR = "artifacts"
+"""Folder under the storage root that holds ``{namespace}/{name}/``."""
+STAGING_DIR = ".catalogstore/staging"
+"""Folder under the storage root where writes wait for their commit."""
+
+MAX_NAME = 128
+MAX_FILE_NAME = 255
+MAX_META_KEY = 255
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_FILE_NAME = re.compile(r"[A-Za-z0-9._+=@,-]([A-Za-z0-9._+=@, -]*[A-Za-z0-9._+=@,-])?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _refuse(what: str, value: object, why: str) -> InvalidNameError:
+    return InvalidNameError(f"invalid {what} {value!r}: {why}")
+
+
+def validate_name(value: object, what: str = "artifact name") -> str:
+    """Return ``value`` if it is a valid artifact name or namespace, else raise."""
+    if not isinstance(value, str):
+        raise _refuse(what, value, f"must be a str, not {type(value).__name__}")
+    if not value:
+        raise _refuse(what, value, "must not be empty")
+    if len(value) > MAX_NAME:
+        raise _refuse(what, value[:40] + "...", f"longer than {MAX_NAME} characters")
+    if ".." in value or not _NAME.fullmatch(value):
+        raise _refuse(
+            what, value,
+            "use ASCII letters, digits, '_', '-' and '.', starting with a letter or digit "
+            "(no '/', '\\', '..' or other characters)",
+        )
+    return value
+
+
+def validate_file_name(value: object) -> str:
+    """Return ``value`` if it is a valid file name inside an artifact, else raise."""
+    what = "file name"
+    if not isinstance(value, str):
+        raise _refuse(what, value, f"must be a str, not {type(value).__name__}")
+    if not value:
+        raise _refuse(what, value, "must not be empty")
+    if len(value) > MAX_FILE_NAME:
+        raise _refuse(what, value[:40] + "...", f"longer than {MAX_FILE_NAME} characters")
+    if value == METADATA_FILENAME:
+        raise _refuse(what, value, "reserved for the artifact's metadata")
+    if ".." in value or not _FILE_NAME.fullmatch(value):
+        raise _refuse(
+            what, value,
+            "use ASCII letters, digits, inner spaces and '._-+=@,' "
+            "(no '/', '\\', '..' or other characters)",
+        )
+    return value
+
+
+def validate_meta_key(key: object) -> str:
+    """Return ``key`` if it can be a metadata key, else raise."""
+    if not isinstance(key, str):
+        raise InvalidMetadataError(f"metadata key must be a str, not {type(key).__name__}")
+    if not key or len(key) > MAX_META_KEY or _CONTROL.search(key):
+        raise InvalidMetadataError(
+            f"invalid metadata key {key[:40]!r}: 1 to {MAX_META_KEY} characters, "
+            "no control characters"
+        )
+    return key
+
+
+def meta_value_to_str(key: str, value: Any) -> str:
+    """The stored form of a metadata value (see the module docstring for the rule)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidMetadataError(f"metadata value of {key!r} contains a NUL character")
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise InvalidMetadataError(
+        f"metadata value of {key!r} must be a str (or int, finite float, bool), "
+        f"not {type(value).__name__}; convert it, e.g. with json.dumps"
+    )
+
+
+def artifact_dir(namespace: str, name: str) -> str:
+    """Path of an artifact's folder relative to the storage root."""
+    return f"{ARTIFACTS_DIR}/{namespace}/{name}"

@@ -1,0 +1,62 @@
+"""The records the catalog hands out, and the one conversion to ``.artifact.json``.
+
+``.artifact.json`` holds exactly an artifact's metadata as one flat JSON object
+(Flowdapt reads it as the metadata); :func:`metadata_to_json` and
+:func:`metadata_from_json` are the only code that writes or reads that shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from catalogstore.errors import InvalidMetadataError
+from catalogstore.names import meta_value_to_str, validate_meta_key
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file as the catalog knows it."""
+
+    name: str
+    size: int
+    checksum: str
+    encoding: str | None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """An artifact as the catalog knows it, metadata included."""
+
+    id: int
+    namespace: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def metadata_to_json(metadata: dict[str, str]) -> bytes:
+    """The content of ``.artifact.json`` for ``metadata``."""
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
+
+
+def metadata_from_json(content: bytes | str) -> dict[str, str]:
+    """Metadata from a ``.artifact.json`` content (as Flowdapt or catalogstore wrote it).
+
+    Non-string values that Flowdapt allowed are converted by the rule of
+    :func:`catalogstore.names.meta_value_to_str`.
+    """
+    try:
+        data: Any = json.loads(content) if content else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidMetadataError(f".artifact.json is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidMetadataError(
+            f".artifact.json must hold a JSON object, not {type(data).__name__}"
+        )
+    return {validate_meta_key(k): meta_value_to_str(k, v) for k, v in data.items()}

@@ -1,0 +1,234 @@
+"""Configuration: ``CATALOGSTORE_*`` variables, :func:`configure` and the current namespace.
+
+Settings are read from the environment so that worker processes started by a
+driver (multiprocessing, Ray, Dask) find the same catalog and storage without
+arguments; :func:`configure` therefore writes what it is given back to the
+environment. Below the public API, settings are passed explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from catalogstore.errors import ConfigurationError
+from catalogstore.names import validate_name
+
+ENV_PREFIX = "CATALOGSTORE_"
+DEFAULT_HOME = ".catalogstore"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+# Keys of storage options whose values are credentials and are never shown.
+_SECRET_KEY = re.compile(r"secret|token|password|passwd|credential|key", re.IGNORECASE)
+
+
+def _default_catalog_url() -> str:
+    return f"sqlite:///{Path.cwd() / DEFAULT_HOME / 'catalog.db'}"
+
+
+def _default_storage_url() -> str:
+    return str(Path.cwd() / DEFAULT_HOME / "storage")
+
+
+class Settings(BaseSettings):
+    """Where the catalog and the storage are, and the default namespace.
+
+    Each field is read from ``CATALOGSTORE_<FIELD>``; relative local paths are
+    made absolute when the settings are created, so a worker with another working
+    directory still finds the same files.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    catalog_url: str = Field(default_factory=_default_catalog_url)
+    """SQLAlchemy URL of the catalog database (SQLite or PostgreSQL)."""
+    storage_url: str = Field(default_factory=_default_storage_url)
+    """fsspec URL or local path of the storage root."""
+    storage_options: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    """Keyword arguments of the fsspec filesystem (JSON object in the environment)."""
+    namespace: str = "default"
+    """Namespace used when a call names none."""
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _check_catalog_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy database URL such as sqlite:///path/catalog.db "
+                             "or postgresql+psycopg://user@host/db") from None
+        if url.get_backend_name() not in SUPPORTED_DIALECTS:
+            raise ValueError(f"database {url.get_backend_name()!r} is not supported; "
+                             f"use one of {', '.join(SUPPORTED_DIALECTS)}")
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            db = Path(url.database).expanduser()
+            if not db.is_absolute():
+                url = url.set(database=str(Path.cwd() / db))
+            return url.render_as_string(hide_password=False)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if "://" not in value:
+            return str(Path(value).expanduser().absolute())
+        if value.startswith("file://"):
+            return str(Path(value[len("file://"):]).expanduser().absolute())
+        return value.rstrip("/")
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _parse_storage_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object such as {\"endpoint_url\": \"http://...\"}")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        validate_name(value, "namespace")
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        # Credentials must never reach logs or tracebacks (DESIGN: secrets).
+        yield "catalog_url", redact_url(self.catalog_url)
+        yield "storage_url", redact_url(self.storage_url)
+        yield "storage_options", redact_options(self.storage_options)
+        yield "namespace", self.namespace
+
+    def to_environ(self) -> dict[str, str]:
+        """The ``CATALOGSTORE_*`` variables that reproduce these settings in a child process."""
+        return {
+            f"{ENV_PREFIX}CATALOG_URL": self.catalog_url,
+            f"{ENV_PREFIX}STORAGE_URL": self.storage_url,
+            f"{ENV_PREFIX}STORAGE_OPTIONS": json.dumps(self.storage_options),
+            f"{ENV_PREFIX}NAMESPACE": self.namespace,
+        }
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def redact_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the values of credential-like keys replaced by ``***``."""
+    return {
+        k: "***" if _SECRET_KEY.search(k) and not isinstance(v, (bool, int, float)) else
+        redact_options(v) if isinstance(v, dict) else v
+        for k, v in options.items()
+    }
+
+
+def _field_env_name(loc: tuple[Any, ...]) -> str:
+    return f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "settings"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` taking precedence.
+
+    Raises
+    ------
+    ConfigurationError
+        naming the first setting that is malformed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _field_env_name(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"{name}: {msg}") from None
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+_configured: Settings | None = None
+_env_cache: tuple[tuple[str, ...], Settings] | None = None
+_namespace: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "catalogstore_namespace", default=None
+)
+
+
+def configure(**values: Any) -> Settings:
+    """Set the configuration of this process and of the processes it starts.
+
+    Accepts the fields of :class:`Settings` (``catalog_url``, ``storage_url``,
+    ``storage_options``, ``namespace``); fields not given keep their current
+    value. The result is exported as ``CATALOGSTORE_*`` variables, which worker
+    processes inherit.
+    """
+    global _configured
+    current = get_settings().model_dump()
+    unknown = set(values) - set(current)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(current))}"
+        )
+    settings = load_settings(**{**current, **values})
+    os.environ.update(settings.to_environ())
+    _configured = settings
+    return settings
+
+
+def reset_configuration() -> None:
+    """Forget :func:`configure` and read the environment again on next use."""
+    global _configured, _env_cache
+    _configured = None
+    _env_cache = None
+
+
+def get_settings() -> Settings:
+    """The settings in force: those of :func:`configure`, else the environment's."""
+    global _env_cache
+    if _configured is not None:
+        return _configured
+    key = (os.getcwd(), *(os.environ.get(f"{ENV_PREFIX}{f.upper()}", "\0")
+                          for f in Settings.model_fields))
+    if _env_cache is None or _env_cache[0] != key:
+        _env_cache = (key, load_settings())
+    return _env_cache[1]
+
+
+@contextlib.contextmanager
+def namespace(name: str) -> Iterator[str]:
+    """Use ``name`` as the namespace of every call in the block that names none.
+
+    Examples
+    --------
+    >>> import catalogstore
+    >>> with catalogstore.namespace("training"):
+    ...     catalogstore.current_namespace()
+    'training'
+    """
+    validate_name(name, "namespace")
+    token = _namespace.set(name)
+    try:
+        yield name
+    finally:
+        _namespace.reset(token)
+
+
+def current_namespace(explicit: str = "", settings: Settings | None = None) -> str:
+    """The namespace a call uses: ``explicit``, else the enclosing block's, else the setting."""
+    if explicit:
+        return validate_name(explicit, "namespace")
+    return _namespace.get() or (settings or get_settings()).namespace

@@ -1,0 +1,41 @@
+"""alembic environment: the catalog's models, the URL from catalogstore's settings."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from catalogstore.catalog.engine import make_engine
+from catalogstore.catalog.models import Base
+from catalogstore.settings import get_settings
+
+config = context.config
+
+
+def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=get_settings().catalog_url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+elif (connection := config.attributes.get("connection")) is not None:
+    run_migrations(connection)
+else:
+    engine = make_engine(get_settings().catalog_url)
+    with engine.connect() as conn:
+        run_migrations(conn)
+        conn.commit()
+    engine.dispose()
