@@ -5,31 +5,28 @@
 - :func:`configure`, :func:`namespace`: where things are stored, and under which
   namespace.
 - :func:`transaction`: many artifact changes committed as one.
+
+Importing the package is cheap: pydantic, SQLAlchemy and fsspec load on the
+first call that needs them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalogstore import errors
+from catalogstore.context import current_namespace, namespace
 from catalogstore.errors import CatalogStoreError
-from catalogstore.settings import (
-    Settings,
-    configure,
-    current_namespace,
-    get_settings,
-    namespace,
-)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from catalogstore.workspace import Batch
+    from catalogstore.batch import Batch
+    from catalogstore.settings import Settings
 
 __version__ = "0.1.0"
 __all__ = [
     "CatalogStoreError",
-    "Settings",
     "configure",
     "current_namespace",
     "errors",
@@ -39,11 +36,28 @@ __all__ = [
 ]
 
 
+def configure(**values: Any) -> Settings:
+    """Set the configuration of this process and of the processes it starts.
+
+    See :func:`catalogstore.settings.configure`.
+    """
+    from catalogstore.settings import configure as _configure
+
+    return _configure(**values)
+
+
+def get_settings() -> Settings:
+    """The settings in force (see :func:`catalogstore.settings.get_settings`)."""
+    from catalogstore.settings import get_settings as _get_settings
+
+    return _get_settings()
+
+
 def transaction(settings: Settings | None = None) -> AbstractContextManager[Batch]:
     """Commit every artifact change made in the block as one catalog transaction.
 
-    See :func:`catalogstore.workspace.transaction`.
+    See :func:`catalogstore.batch.transaction`.
     """
-    from catalogstore.workspace import transaction as _transaction
+    from catalogstore.batch import transaction as _transaction
 
     return _transaction(settings)

@@ -1,4 +1,4 @@
-"""Configuration: ``CATALOGSTORE_*`` variables, :func:`configure` and the current namespace.
+"""Configuration: ``CATALOGSTORE_*`` variables and :func:`configure`.
 
 Settings are read from the environment so that worker processes started by a
 driver (multiprocessing, Ray, Dask) find the same catalog and storage without
@@ -8,8 +8,6 @@ environment. Below the public API, settings are passed explicitly.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import os
 import re
@@ -163,9 +161,6 @@ def load_settings(**overrides: Any) -> Settings:
 
 _configured: Settings | None = None
 _env_cache: tuple[tuple[str, ...], Settings] | None = None
-_namespace: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "catalogstore_namespace", default=None
-)
 
 
 def configure(**values: Any) -> Settings:
@@ -206,29 +201,3 @@ def get_settings() -> Settings:
     if _env_cache is None or _env_cache[0] != key:
         _env_cache = (key, load_settings())
     return _env_cache[1]
-
-
-@contextlib.contextmanager
-def namespace(name: str) -> Iterator[str]:
-    """Use ``name`` as the namespace of every call in the block that names none.
-
-    Examples
-    --------
-    >>> import catalogstore
-    >>> with catalogstore.namespace("training"):
-    ...     catalogstore.current_namespace()
-    'training'
-    """
-    validate_name(name, "namespace")
-    token = _namespace.set(name)
-    try:
-        yield name
-    finally:
-        _namespace.reset(token)
-
-
-def current_namespace(explicit: str = "", settings: Settings | None = None) -> str:
-    """The namespace a call uses: ``explicit``, else the enclosing block's, else the setting."""
-    if explicit:
-        return validate_name(explicit, "namespace")
-    return _namespace.get() or (settings or get_settings()).namespace

@@ -10,6 +10,7 @@ folder only after the catalog committed it. On local disk the move is an atomic
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import io
 import os
@@ -156,10 +157,10 @@ class FileStore:
         if self.is_local:
             if "w" in mode:
                 try:
-                    return open(full, mode)  # noqa: SIM115 - the caller closes it
+                    return open(full, mode)
                 except FileNotFoundError:
                     os.makedirs(os.path.dirname(full), exist_ok=True)
-            return open(full, mode)  # noqa: SIM115
+            return open(full, mode)
         return self.fs.open(full, mode)  # type: ignore[no-any-return]
 
     def read_bytes(self, path: str) -> bytes:
@@ -207,10 +208,8 @@ class FileStore:
 
     def remove_tree(self, path: str) -> None:
         """Remove a folder and everything below it, if it exists."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.full_path(path), recursive=True)
-        except FileNotFoundError:
-            pass
 
     def makedirs(self, path: str) -> None:
         if self.is_local:

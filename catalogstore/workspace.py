@@ -17,7 +17,6 @@ Write protocol (diskcache's, adapted to object storage):
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from catalogstore.catalog.catalog import Catalog, Committed
-from catalogstore.changes import Changeset, StagedFile
-from catalogstore.errors import CatalogStoreError, StorageError, TransactionError
+from catalogstore.changes import Changeset
+from catalogstore.errors import CatalogStoreError, StorageError
 from catalogstore.names import artifact_dir
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings, redact_url
@@ -182,73 +181,3 @@ def close_workspaces() -> None:
         for workspace in _workspaces.values():
             workspace.close()
         _workspaces.clear()
-
-
-# -- batches across artifacts -------------------------------------------------
-
-
-class Batch:
-    """Changes to many artifacts that commit to the catalog as one transaction."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self.changesets: dict[tuple[str, str], Changeset] = {}
-
-    def changeset(self, namespace: str, name: str) -> Changeset:
-        key = (namespace, name)
-        cs = self.changesets.get(key)
-        if cs is None:
-            cs = self.changesets[key] = Changeset(namespace, name)
-        return cs
-
-
-_batch: contextvars.ContextVar[Batch | None] = contextvars.ContextVar(
-    "catalogstore_batch", default=None)
-
-
-def current_batch(workspace: Workspace) -> Batch | None:
-    """The batch open in this context for ``workspace``, if any."""
-    batch = _batch.get()
-    return batch if batch is not None and batch.workspace is workspace else None
-
-
-@contextlib.contextmanager
-def transaction(settings: Settings | None = None) -> Iterator[Batch]:
-    """Collect every artifact change of the block and commit them together.
-
-    The catalog commits once for the whole block, which makes creating many
-    small artifacts much cheaper than one by one. If the block raises, nothing
-    of it becomes visible. A nested ``transaction()`` joins the outer one.
-
-    Examples
-    --------
-    >>> import catalogstore
-    >>> from catalogstore.artifacts import new_artifact
-    >>> with catalogstore.transaction():                     # doctest: +SKIP
-    ...     for i in range(1000):
-    ...         new_artifact(f"sample-{i}").new_file("data", content=b"...")
-    """
-    workspace = get_workspace(settings)
-    outer = current_batch(workspace)
-    if outer is not None:
-        yield outer
-        return
-    if _batch.get() is not None:
-        raise TransactionError("a transaction of another configuration is already open")
-    batch = Batch(workspace)
-    token = _batch.set(batch)
-    try:
-        try:
-            yield batch
-        finally:
-            _batch.reset(token)
-    except BaseException:
-        workspace.discard(list(batch.changesets.values()))
-        raise
-    workspace.commit(list(batch.changesets.values()))
-
-
-def release_staged(workspace: Workspace, replaced: StagedFile | None) -> None:
-    """Remove a staged file that a later write in the same transaction replaced."""
-    if replaced is not None:
-        workspace.files.remove_quietly(replaced.path)

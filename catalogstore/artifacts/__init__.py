@@ -13,12 +13,17 @@ Examples
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
+from catalogstore.batch import current_batch
 from catalogstore.changes import Changeset
+from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
 from catalogstore.names import validate_meta_key, validate_name
-from catalogstore.settings import current_namespace
-from catalogstore.workspace import Workspace, current_batch, get_workspace
+
+if TYPE_CHECKING:
+    from catalogstore.workspace import Workspace
 
 __all__ = [
     "Artifact",
@@ -28,6 +33,12 @@ __all__ = [
     "list_artifacts",
     "new_artifact",
 ]
+
+
+def get_workspace() -> Workspace:
+    from catalogstore.workspace import get_workspace as _get_workspace
+
+    return _get_workspace()
 
 
 def _resolve(name: str, namespace: str) -> tuple[Workspace, str, str]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from catalogstore.batch import current_batch, release_staged
 from catalogstore.changes import Changeset, StagedFile
 from catalogstore.errors import (
     AlreadyExistsError,
@@ -31,7 +32,9 @@ from catalogstore.names import (
     validate_meta_key,
 )
 from catalogstore.record import ArtifactRecord, FileRecord
-from catalogstore.workspace import Workspace, current_batch, release_staged
+
+if TYPE_CHECKING:
+    from catalogstore.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
 
@@ -100,7 +103,7 @@ class ArtifactFile:
         return data.decode(info.encoding) if info.encoding else data
 
     def write(self, data: str | bytes | bytearray | memoryview) -> None:
-        """Replace the content with ``data`` (``str`` is stored as UTF-8 and read back as ``str``)."""
+        """Replace the content; ``str`` is stored as UTF-8 and read back as ``str``."""
         self._artifact._write_file(self._name, data)
 
     def open(self, mode: str = "rb") -> IO[Any]:

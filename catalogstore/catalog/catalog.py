@@ -258,7 +258,7 @@ class Catalog:
                         [{"namespace": cs.namespace, "name": cs.name, "created_at": now,
                           "updated_at": now} for cs in chunk],
                     ).all()
-                    for cs, row in zip(chunk, rows):
+                    for cs, row in zip(chunk, rows, strict=True):
                         ids[id(cs)] = row.id
             except IntegrityError:
                 # Another process created one of them between our check and insert.
@@ -335,7 +335,7 @@ class Catalog:
             [{"namespace": cs.namespace, "name": cs.name, "created_at": now,
               "payload": json.dumps(journal_payload(cs))} for cs in needing],
         ).all()
-        return {id(cs): row.id for cs, row in zip(needing, rows)}
+        return {id(cs): row.id for cs, row in zip(needing, rows, strict=True)}
 
 
 def journal_payload(cs: Changeset) -> dict[str, Any]:

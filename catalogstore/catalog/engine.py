@@ -96,14 +96,16 @@ def artifact_lock(conn: Connection, keys: Iterable[int]) -> Iterator[None]:
     if conn.dialect.name == "postgresql":
         for key in ordered:
             conn.execute(text("SELECT pg_advisory_lock(:c, :k)"), {"c": PG_LOCK_CLASS, "k": key})
+        conn.commit()  # session locks outlive this; the caller begins its own transaction
         try:
             yield
         finally:
+            if conn.in_transaction():
+                conn.rollback()
             for key in reversed(ordered):
                 conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"),
                              {"c": PG_LOCK_CLASS, "k": key})
-            if conn.in_transaction():
-                conn.commit()
+            conn.commit()
         return
     with database_file_lock(conn.engine.url):
         yield
