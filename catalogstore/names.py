@@ -72,7 +72,7 @@ def validate_file_name(value: object) -> str:
         raise _refuse(what, value[:40] + "...", f"longer than {MAX_FILE_NAME} characters")
     if value == METADATA_FILENAME:
         raise _refuse(what, value, "reserved for the artifact's metadata")
-    if ".." in value or not _FILE_NAME.fullmatch(value):
+    if ".." in value or value == "." or not _FILE_NAME.fullmatch(value):
         raise _refuse(
             what, value,
             "use ASCII letters, digits, inner spaces and '._-+=@,' "

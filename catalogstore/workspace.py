@@ -16,6 +16,7 @@ Write protocol (diskcache's, adapted to object storage):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -178,6 +179,10 @@ def get_workspace(settings: Settings | None = None) -> Workspace:
 def close_workspaces() -> None:
     """Close every workspace of this process (their database connections)."""
     with _workspaces_lock:
-        for workspace in _workspaces.values():
-            workspace.close()
+        for key, workspace in _workspaces.items():
+            if key[0] == os.getpid():  # a forked child must not close its parent's
+                workspace.close()
         _workspaces.clear()
+
+
+atexit.register(close_workspaces)

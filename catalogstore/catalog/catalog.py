@@ -89,6 +89,13 @@ class Catalog:
             raise CatalogError(f"catalog {where}: could not {doing}: {reason}") from exc
 
     def dispose(self) -> None:
+        """Forget applied journal rows, then close the database connections."""
+        if self._applied_journal:
+            # Rows left behind (database unreachable) are harmless: recovery
+            # finds their changes applied already.
+            with contextlib.suppress(CatalogError):
+                self.forget_journal(self._applied_journal)
+            self._applied_journal = []
         self.engine.dispose()
 
     # -- reads ---------------------------------------------------------------
