@@ -67,3 +67,7 @@ class CatalogError(CatalogStoreError):
 
 class StorageError(CatalogStoreError, OSError):
     """The storage (fsspec filesystem) failed or could not be reached."""
+
+
+class LocalPathError(CatalogStoreError, OSError):
+    """A local file or folder of an upload or download is missing or unreadable/unwritable."""

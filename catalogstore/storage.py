@@ -30,6 +30,7 @@ CHECKSUM_ALGORITHM = "sha256"
 # Chunks at least this large are hashed on a helper thread while the next write
 # proceeds; hashlib and file writes both release the GIL.
 _ASYNC_HASH_MIN = 1 << 20
+_REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 _hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="catalogstore-hash")
 
@@ -161,7 +162,8 @@ class FileStore:
                 except FileNotFoundError:
                     os.makedirs(os.path.dirname(full), exist_ok=True)
             return open(full, mode)
-        return self.fs.open(full, mode)  # type: ignore[no-any-return]
+        # fsspec's default object-store blocks (50 MiB on S3) would dominate memory.
+        return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
 
     def read_bytes(self, path: str) -> bytes:
         with self.open_raw(path, "rb") as f:
@@ -213,7 +215,13 @@ class FileStore:
 
     def makedirs(self, path: str) -> None:
         if self.is_local:
-            os.makedirs(self.full_path(path), exist_ok=True)
+            full = self.full_path(path)
+            try:
+                os.mkdir(full)  # the parent usually exists: one system call
+            except FileNotFoundError:
+                os.makedirs(full, exist_ok=True)
+            except FileExistsError:
+                pass
 
     def walk_files(self, path: str) -> Iterator[str]:
         """Paths (relative to the root) of the files below ``path``."""

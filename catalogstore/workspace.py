@@ -114,6 +114,8 @@ class Workspace:
             self.files.move(staged.path, f"{folder}/{name}")
         for name in cs.removes:
             self.files.remove_quietly(f"{folder}/{name}")
+        # Written at creation too: an object store needs it for the folder to exist,
+        # and Flowdapt would otherwise create it when it first reads the artifact.
         if done.metadata is not None:
             self.files.write_metadata(folder, metadata_to_json(done.metadata))
 

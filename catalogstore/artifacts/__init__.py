@@ -65,8 +65,9 @@ def new_artifact(name: str, namespace: str = "") -> Artifact:
             raise ArtifactExistsError(f"artifact {name!r} already exists in namespace {ns!r}")
         cs.create = True
         return Artifact(workspace, None, namespace=ns, name=name)
-    workspace.commit([Changeset(ns, name, create=True)])
-    return Artifact(workspace, workspace.catalog.get_artifact(ns, name), namespace=ns, name=name)
+    artifact = Artifact(workspace, None, namespace=ns, name=name)
+    artifact._commit([Changeset(ns, name, create=True)])
+    return artifact
 
 
 def get_artifact(name: str, namespace: str = "", *, create: bool = False) -> Artifact:

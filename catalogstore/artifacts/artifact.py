@@ -34,6 +34,11 @@ from catalogstore.names import (
 from catalogstore.record import ArtifactRecord, FileRecord
 
 if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
+    from fsspec.callbacks import Callback
+
     from catalogstore.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
@@ -131,6 +136,30 @@ class ArtifactFile:
     def remove(self) -> None:
         """Remove the file from its artifact."""
         self._artifact.delete_file(self._name)
+
+    def download(self, dest: str | os.PathLike[str], *,
+                 callback: Callback | None = None) -> Path:
+        """Copy the file to the local path ``dest`` (into it when it is a folder).
+
+        Streams in chunks, checks the bytes against the recorded checksum and
+        renames a temporary file into place, so a failure leaves no partial file.
+
+        Parameters
+        ----------
+        dest
+            Local file path, or an existing folder to put a file of the same name in.
+        callback
+            An fsspec ``Callback`` told the size, then the progress in bytes. By
+            default a progress bar is drawn when stderr is a terminal.
+
+        Returns
+        -------
+        Path
+            The path written.
+        """
+        from catalogstore.artifacts.transfer import download_file
+
+        return download_file(self, dest, callback=callback)
 
 
 class Artifact:
@@ -247,6 +276,8 @@ class Artifact:
                 self._deleted = True
             elif done.metadata is not None:
                 self._meta = done.metadata
+            if done.created is not None:
+                self._record = done.created
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Artifact]:
@@ -427,6 +458,9 @@ class Artifact:
         :class:`AlreadyExistsError` (a ``FileExistsError``).
         """
         validate_file_name(name)
+        if content is not None and exist_ok:  # replaced either way: skip the lookup
+            self._write_file(name, content)
+            return ArtifactFile(self, name)
         exists = self.has_file(name)
         if exists and not exist_ok:
             raise AlreadyExistsError(
@@ -440,6 +474,64 @@ class Artifact:
         validate_file_name(name)
         self._file_record(name)
         self._change(lambda cs: cs.remove(name))
+
+    def upload(self, path: str | os.PathLike[str], name: str | None = None, *,
+               callback: Callback | None = None) -> list[ArtifactFile]:
+        """Copy a local file, or every file directly in a local folder, into the artifact.
+
+        Files stream in chunks and their sizes and checksums are recorded; files
+        of the same names are replaced. A folder is uploaded in one transaction
+        (all its files or none) and must hold only regular files with valid file
+        names: a sub-folder is refused before anything is written.
+
+        Parameters
+        ----------
+        path
+            Local file or folder.
+        name
+            File name in the artifact for a single file (default: its own name).
+        callback
+            An fsspec ``Callback`` told the total size, then the progress in bytes.
+            By default a progress bar is drawn when stderr is a terminal.
+
+        Returns
+        -------
+        list of ArtifactFile
+            The files written, by name.
+
+        Raises
+        ------
+        InvalidNameError
+            for a sub-folder, a special file or a name that breaks the naming rules.
+        LocalPathError
+            (an ``OSError``) when ``path`` is missing or unreadable.
+        """
+        from catalogstore.artifacts.transfer import upload
+
+        return upload(self, path, name, callback=callback)
+
+    def download(self, dest: str | os.PathLike[str], *,
+                 callback: Callback | None = None) -> list[Path]:
+        """Copy every file of the artifact into the local folder ``dest`` (created if missing).
+
+        Each file streams to a temporary file that is checked against its recorded
+        checksum and renamed into place, so a failure leaves no partial file.
+
+        Parameters
+        ----------
+        dest
+            Local folder; files of the same names in it are replaced.
+        callback
+            Progress as for :meth:`upload`: the size of all the files, then each chunk.
+
+        Returns
+        -------
+        list of Path
+            The paths written, by file name.
+        """
+        from catalogstore.artifacts.transfer import download
+
+        return download(self, dest, callback=callback)
 
     @property
     def is_empty(self) -> bool:

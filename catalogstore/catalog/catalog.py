@@ -39,6 +39,58 @@ J = JournalRow.__table__
 _CHUNK = 5000
 
 
+def _ids(name: str = "ids") -> Any:
+    return bindparam(name, expanding=True)
+
+
+class _Statements:
+    """Every statement of the hot paths, built once per dialect.
+
+    Building SQLAlchemy constructs costs more than executing them on SQLite;
+    prebuilt statements with bound parameters hit the compiled cache directly.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.get_artifact = (
+            select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
+                   M.c.key, M.c.value)
+            .outerjoin(M, M.c.artifact_id == A.c.id)
+            .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("name"))
+        )
+        file_columns = (F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
+                        F.c.updated_at)
+        self.list_files = select(*file_columns).where(
+            F.c.artifact_id == bindparam("id")).order_by(F.c.name)
+        self.get_file = select(*file_columns).where(
+            F.c.artifact_id == bindparam("id"), F.c.name == bindparam("name"))
+        self.find_ids = select(A.c.id, A.c.name).where(
+            A.c.namespace == bindparam("ns"), A.c.name.in_(_ids("names")))
+        self.insert_artifacts = A.insert().returning(A.c.id, sort_by_parameter_order=True)
+        self.touch = update(A).where(A.c.id.in_(_ids())).values(updated_at=bindparam("now"))
+        self.delete_artifacts = [delete(M).where(M.c.artifact_id.in_(_ids())),
+                                 delete(F).where(F.c.artifact_id.in_(_ids())),
+                                 delete(A).where(A.c.id.in_(_ids()))]
+        upsert_file = insert(F)
+        self.upsert_files = upsert_file.on_conflict_do_update(
+            index_elements=[F.c.artifact_id, F.c.name],
+            set_={"size": upsert_file.excluded.size, "checksum": upsert_file.excluded.checksum,
+                  "encoding": upsert_file.excluded.encoding,
+                  "updated_at": upsert_file.excluded.updated_at},
+        )
+        self.remove_files = delete(F).where(and_(F.c.artifact_id == bindparam("a"),
+                                                 F.c.name == bindparam("n")))
+        upsert_meta = insert(M)
+        self.upsert_meta = upsert_meta.on_conflict_do_update(
+            index_elements=[M.c.artifact_id, M.c.key], set_={"value": upsert_meta.excluded.value})
+        self.delete_meta = delete(M).where(and_(M.c.artifact_id == bindparam("a"),
+                                                M.c.key == bindparam("k")))
+        self.read_metas = select(M.c.artifact_id, M.c.key, M.c.value).where(
+            M.c.artifact_id.in_(_ids()))
+        self.insert_journal = J.insert().returning(J.c.id, sort_by_parameter_order=True)
+        self.delete_journal = delete(J).where(J.c.id.in_(_ids()))
+
+
 @dataclass(frozen=True)
 class Committed:
     """What a commit did for one changeset, for the storage step that follows it."""
@@ -48,6 +100,8 @@ class Committed:
     metadata: dict[str, str] | None
     """The artifact's full metadata after the commit, when ``.artifact.json`` must change."""
     journal_id: int | None
+    created: ArtifactRecord | None = None
+    """The new catalog entry, for a changeset that created its artifact."""
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -67,11 +121,15 @@ class Catalog:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" \
-            else sqlite.insert
+        self._sql = _Statements(self.engine.dialect.name)
+        self._is_pg = self.engine.dialect.name == "postgresql"
         self._applied_journal: list[int] = []
-        with self.errors("open"):
-            ensure_schema(self.engine)
+        try:
+            with self.errors("open"):
+                ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"Catalog({redact_url(self.url)!r})"
@@ -102,16 +160,13 @@ class Catalog:
 
     def get_artifact(self, namespace: str, name: str) -> ArtifactRecord | None:
         with self.errors("read an artifact"), self.engine.connect() as conn:
-            row = conn.execute(
-                select(A).where(A.c.namespace == namespace, A.c.name == name)
-            ).first()
-            if row is None:
-                return None
-            meta = dict(conn.execute(
-                select(M.c.key, M.c.value).where(M.c.artifact_id == row.id)
-            ).all())
-        return ArtifactRecord(row.id, row.namespace, row.name, row.created_at,
-                              row.updated_at, meta)
+            rows = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).all()
+        if not rows:
+            return None
+        first = rows[0]
+        meta = {row.key: row.value for row in rows if row.key is not None}
+        return ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
+                              first.updated_at, meta)
 
     def list_artifacts(self, namespace: str | None,
                        where: dict[str, str] | None = None) -> list[ArtifactRecord]:
@@ -152,24 +207,24 @@ class Catalog:
 
     def list_files(self, artifact_id: int) -> list[FileRecord]:
         with self.errors("list files"), self.engine.connect() as conn:
-            rows = conn.execute(
-                select(F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
-                       F.c.updated_at).where(F.c.artifact_id == artifact_id).order_by(F.c.name)
-            ).all()
+            rows = conn.execute(self._sql.list_files, {"id": artifact_id}).all()
         return [FileRecord(*row) for row in rows]
+
+    def file_totals(self, artifact_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """(number of files, total bytes) by artifact id; artifacts without files are absent."""
+        totals: dict[int, tuple[int, int]] = {}
+        with self.errors("count files"), self.engine.connect() as conn:
+            for chunk in _chunks(list(artifact_ids)):
+                for artifact_id, count, size in conn.execute(
+                        select(F.c.artifact_id, func.count(), func.sum(F.c.size))
+                        .where(F.c.artifact_id.in_(chunk)).group_by(F.c.artifact_id)):
+                    totals[artifact_id] = (count, int(size))
+        return totals
 
     def get_file(self, artifact_id: int, name: str) -> FileRecord | None:
         with self.errors("read a file record"), self.engine.connect() as conn:
-            row = conn.execute(
-                select(F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
-                       F.c.updated_at).where(F.c.artifact_id == artifact_id, F.c.name == name)
-            ).first()
+            row = conn.execute(self._sql.get_file, {"id": artifact_id, "name": name}).first()
         return FileRecord(*row) if row else None
-
-    def get_meta(self, artifact_id: int) -> dict[str, str]:
-        with self.errors("read metadata"), self.engine.connect() as conn:
-            return dict(conn.execute(
-                select(M.c.key, M.c.value).where(M.c.artifact_id == artifact_id)).all())
 
     def journal(self) -> list[tuple[int, str, str, dict[str, Any]]]:
         """Storage changes committed but not yet marked applied: (id, namespace, name, payload)."""
@@ -199,27 +254,32 @@ class Catalog:
         The commit of this transaction is the commit point of the changes: the
         journal rows it writes let a crash after it be rolled forward.
         """
+        sql = self._sql
         with self.errors("commit"), conn.begin():
-            done = self._applied_journal
-            if done:
-                for chunk in _chunks(done):
-                    conn.execute(delete(J).where(J.c.id.in_(chunk)))
-            ids = self._resolve_ids(conn, changesets)
+            for chunk in _chunks(self._applied_journal):
+                conn.execute(sql.delete_journal, {"ids": list(chunk)})
             now = utcnow()
+            ids = self._resolve_ids(conn, changesets, now)
             live = [cs for cs in changesets if not cs.delete]
-            self._delete_artifacts(conn, [ids[id(cs)] for cs in changesets if cs.delete])
-            self._touch(conn, [ids[id(cs)] for cs in live if not cs.create], now)
-            self._write_files(conn, ids, live, now)
-            self._write_meta(conn, ids, live)
-            metas = self._read_metas(conn, [ids[id(cs)] for cs in live if cs.touches_metadata])
-            journal = self._write_journal(conn, ids, changesets)
-            committed = [
-                Committed(cs, ids[id(cs)], metas.get(ids[id(cs)], {})
-                          if cs.touches_metadata and not cs.delete else None,
-                          journal.get(id(cs)))
-                for cs in changesets
-            ]
+            for chunk in _chunks([ids[id(cs)] for cs in changesets if cs.delete]):
+                for stmt in sql.delete_artifacts:
+                    conn.execute(stmt, {"ids": list(chunk)})
+            for chunk in _chunks([ids[id(cs)] for cs in live if not cs.create]):
+                conn.execute(sql.touch, {"ids": list(chunk), "now": now})
+            self._write_rows(conn, ids, live, now)
+            # A new artifact's metadata is exactly what the changeset sets: no read needed.
+            metas = self._read_metas(
+                conn, [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
+            journal = self._write_journal(conn, ids, changesets, now)
         self._applied_journal = []
+        committed = []
+        for cs in changesets:
+            artifact_id = ids[id(cs)]
+            meta = dict(cs.meta_set) if cs.create else metas.get(artifact_id)
+            created = ArtifactRecord(artifact_id, cs.namespace, cs.name, now, now,
+                                     dict(cs.meta_set)) if cs.create else None
+            committed.append(Committed(cs, artifact_id, None if cs.delete else meta,
+                                       journal.get(id(cs)), created))
         return committed
 
     def mark_applied(self, journal_ids: Iterable[int]) -> None:
@@ -229,105 +289,83 @@ class Catalog:
     def forget_journal(self, journal_ids: Sequence[int]) -> None:
         with self.errors("clean the journal"), self.engine.begin() as conn:
             for chunk in _chunks(list(journal_ids)):
-                conn.execute(delete(J).where(J.c.id.in_(chunk)))
+                conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
-    def _resolve_ids(self, conn: Connection, changesets: Sequence[Changeset]) -> dict[int, int]:
+    def _resolve_ids(self, conn: Connection, changesets: Sequence[Changeset],
+                     now: Any) -> dict[int, int]:
         """Artifact ids by ``id(changeset)``, inserting the artifacts to create."""
         ids: dict[int, int] = {}
-        by_ns: dict[str, dict[str, Changeset]] = defaultdict(dict)
-        for cs in changesets:
-            by_ns[cs.namespace][cs.name] = cs
-        found: dict[tuple[str, str], int] = {}
-        for ns, named in by_ns.items():
-            for chunk in _chunks(list(named)):
-                for row in conn.execute(select(A.c.id, A.c.name).where(
-                        A.c.namespace == ns, A.c.name.in_(chunk))):
-                    found[(ns, row.name)] = row.id
-        to_create = [cs for cs in changesets if cs.create]
-        for cs in to_create:
-            if (cs.namespace, cs.name) in found:
-                raise ArtifactExistsError(
-                    f"artifact {cs.name!r} already exists in namespace {cs.namespace!r}")
-        for cs in changesets:
-            if not cs.create and (cs.namespace, cs.name) not in found:
+        existing = [cs for cs in changesets if not cs.create]
+        by_ns: dict[str, list[str]] = defaultdict(list)
+        for cs in existing:
+            by_ns[cs.namespace].append(cs.name)
+        found = self._find_ids(conn, by_ns)
+        for cs in existing:
+            if (cs.namespace, cs.name) not in found:
                 raise ArtifactNotFoundError(
                     f"artifact {cs.name!r} does not exist in namespace {cs.namespace!r} "
                     "(deleted by someone else?)")
-            if not cs.create:
-                ids[id(cs)] = found[(cs.namespace, cs.name)]
-        if to_create:
-            now = utcnow()
-            try:
+            ids[id(cs)] = found[(cs.namespace, cs.name)]
+        to_create = [cs for cs in changesets if cs.create]
+        try:
+            # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
+            with conn.begin_nested() if to_create and self._is_pg else contextlib.nullcontext():
                 for chunk in _chunks(to_create):
-                    rows = conn.execute(
-                        A.insert().returning(A.c.id, A.c.namespace, A.c.name,
-                                             sort_by_parameter_order=True),
-                        [{"namespace": cs.namespace, "name": cs.name, "created_at": now,
-                          "updated_at": now} for cs in chunk],
-                    ).all()
+                    rows = conn.execute(self._sql.insert_artifacts, [
+                        {"namespace": cs.namespace, "name": cs.name, "created_at": now,
+                         "updated_at": now} for cs in chunk]).all()
                     for cs, row in zip(chunk, rows, strict=True):
                         ids[id(cs)] = row.id
-            except IntegrityError:
-                # Another process created one of them between our check and insert.
-                names = ", ".join(f"{cs.namespace}/{cs.name}" for cs in to_create[:3])
-                raise ArtifactExistsError(f"artifact already exists: {names}") from None
+        except IntegrityError:
+            # The unique (namespace, name) constraint decided: name who is there.
+            taken = defaultdict(list)
+            for cs in to_create:
+                taken[cs.namespace].append(cs.name)
+            clash = sorted(self._find_ids(conn, taken)) or [("?", "?")]
+            ns, name = clash[0]
+            raise ArtifactExistsError(
+                f"artifact {name!r} already exists in namespace {ns!r}") from None
         return ids
 
-    def _delete_artifacts(self, conn: Connection, artifact_ids: list[int]) -> None:
-        # Children first: SQLite enforces ON DELETE CASCADE only with the pragma on,
-        # and explicit deletes keep the order obvious on both databases.
-        for chunk in _chunks(artifact_ids):
-            conn.execute(delete(M).where(M.c.artifact_id.in_(chunk)))
-            conn.execute(delete(F).where(F.c.artifact_id.in_(chunk)))
-            conn.execute(delete(A).where(A.c.id.in_(chunk)))
+    def _find_ids(self, conn: Connection, names_by_ns: dict[str, list[str]]
+                  ) -> dict[tuple[str, str], int]:
+        found: dict[tuple[str, str], int] = {}
+        for ns, names in names_by_ns.items():
+            for chunk in _chunks(names):
+                for row in conn.execute(self._sql.find_ids, {"ns": ns, "names": list(chunk)}):
+                    found[(ns, row.name)] = row.id
+        return found
 
-    def _touch(self, conn: Connection, artifact_ids: list[int], now: Any) -> None:
-        for chunk in _chunks(artifact_ids):
-            conn.execute(update(A).where(A.c.id.in_(chunk)).values(updated_at=now))
-
-    def _write_files(self, conn: Connection, ids: dict[int, int], live: list[Changeset],
-                     now: Any) -> None:
-        rows = [{"artifact_id": ids[id(cs)], "name": name, "size": f.size,
-                 "checksum": f.checksum, "encoding": f.encoding, "created_at": now,
-                 "updated_at": now}
-                for cs in live for name, f in cs.writes.items()]
-        if rows:
-            stmt = self._insert(F)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[F.c.artifact_id, F.c.name],
-                set_={"size": stmt.excluded.size, "checksum": stmt.excluded.checksum,
-                      "encoding": stmt.excluded.encoding, "updated_at": stmt.excluded.updated_at},
-            )
-            conn.execute(stmt, rows)
+    def _write_rows(self, conn: Connection, ids: dict[int, int], live: list[Changeset],
+                    now: Any) -> None:
+        sql = self._sql
+        files = [{"artifact_id": ids[id(cs)], "name": name, "size": f.size,
+                  "checksum": f.checksum, "encoding": f.encoding, "created_at": now,
+                  "updated_at": now}
+                 for cs in live for name, f in cs.writes.items()]
+        if files:
+            conn.execute(sql.upsert_files, files)
         removes = [{"a": ids[id(cs)], "n": name} for cs in live for name in cs.removes]
         if removes:
-            conn.execute(delete(F).where(and_(F.c.artifact_id == bindparam("a"),
-                                              F.c.name == bindparam("n"))), removes)
-
-    def _write_meta(self, conn: Connection, ids: dict[int, int], live: list[Changeset]) -> None:
-        rows = [{"artifact_id": ids[id(cs)], "key": k, "value": v}
+            conn.execute(sql.remove_files, removes)
+        meta = [{"artifact_id": ids[id(cs)], "key": k, "value": v}
                 for cs in live for k, v in cs.meta_set.items()]
-        if rows:
-            stmt = self._insert(M)
-            stmt = stmt.on_conflict_do_update(index_elements=[M.c.artifact_id, M.c.key],
-                                              set_={"value": stmt.excluded.value})
-            conn.execute(stmt, rows)
-        dels = [{"a": ids[id(cs)], "k": k} for cs in live for k in cs.meta_del]
-        if dels:
-            conn.execute(delete(M).where(and_(M.c.artifact_id == bindparam("a"),
-                                              M.c.key == bindparam("k"))), dels)
+        if meta:
+            conn.execute(sql.upsert_meta, meta)
+        meta_dels = [{"a": ids[id(cs)], "k": k} for cs in live for k in cs.meta_del]
+        if meta_dels:
+            conn.execute(sql.delete_meta, meta_dels)
 
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
         for chunk in _chunks(artifact_ids):
-            for artifact_id, key, value in conn.execute(
-                    select(M.c.artifact_id, M.c.key, M.c.value).where(
-                        M.c.artifact_id.in_(chunk))):
+            for artifact_id, key, value in conn.execute(self._sql.read_metas,
+                                                        {"ids": list(chunk)}):
                 metas[artifact_id][key] = value
         return metas
 
     def _write_journal(self, conn: Connection, ids: dict[int, int],
-                       changesets: Sequence[Changeset]) -> dict[int, int]:
+                       changesets: Sequence[Changeset], now: Any) -> dict[int, int]:
         """Journal the changesets whose storage change is more than a metadata rewrite.
 
         A lost ``.artifact.json`` rewrite is repaired from the catalog by
@@ -336,12 +374,9 @@ class Catalog:
         needing = [cs for cs in changesets if cs.writes or cs.removes or cs.delete]
         if not needing:
             return {}
-        now = utcnow()
-        rows = conn.execute(
-            J.insert().returning(J.c.id, sort_by_parameter_order=True),
-            [{"namespace": cs.namespace, "name": cs.name, "created_at": now,
-              "payload": json.dumps(journal_payload(cs))} for cs in needing],
-        ).all()
+        rows = conn.execute(self._sql.insert_journal, [
+            {"namespace": cs.namespace, "name": cs.name, "created_at": now,
+             "payload": json.dumps(journal_payload(cs))} for cs in needing]).all()
         return {id(cs): row.id for cs, row in zip(needing, rows, strict=True)}
 
 

@@ -82,6 +82,9 @@ def lock_key(namespace: str, name: str) -> int:
 
 
 _thread_locks: dict[str, threading.Lock] = {}
+_PG_LOCK = text("SELECT pg_advisory_lock(:c, k) FROM "
+                "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS keys")
+_PG_UNLOCK = text("SELECT pg_advisory_unlock(:c, k) FROM unnest(CAST(:keys AS integer[])) AS k")
 
 
 @contextlib.contextmanager
@@ -94,17 +97,15 @@ def artifact_lock(conn: Connection, keys: Iterable[int]) -> Iterator[None]:
     """
     ordered = sorted(set(keys))
     if conn.dialect.name == "postgresql":
-        for key in ordered:
-            conn.execute(text("SELECT pg_advisory_lock(:c, :k)"), {"c": PG_LOCK_CLASS, "k": key})
+        # One round trip for any number of keys, taken in ascending order.
+        conn.execute(_PG_LOCK, {"c": PG_LOCK_CLASS, "keys": ordered})
         conn.commit()  # session locks outlive this; the caller begins its own transaction
         try:
             yield
         finally:
             if conn.in_transaction():
                 conn.rollback()
-            for key in reversed(ordered):
-                conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"),
-                             {"c": PG_LOCK_CLASS, "k": key})
+            conn.execute(_PG_UNLOCK, {"c": PG_LOCK_CLASS, "keys": ordered})
             conn.commit()
         return
     with database_file_lock(conn.engine.url):

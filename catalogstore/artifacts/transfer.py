@@ -1,0 +1,254 @@
+"""Copying local files and folders into artifacts and back out, streamed in chunks.
+
+Uploads go through :meth:`ArtifactFile.open` (``"wb"``), so each file is staged,
+hashed while it streams and committed with its size and checksum like any other
+write; a folder is uploaded inside one ``artifact.transaction()``, so it lands
+whole or not at all. Downloads write to a temporary file beside the destination,
+check the bytes against the checksum the catalog recorded, and rename it into
+place, so a failed download leaves no partial file.
+
+Progress is reported through an fsspec :class:`~fsspec.callbacks.Callback`
+(``set_size`` with the total number of bytes, then ``relative_update`` per
+chunk). Without one, a rich progress bar is drawn on stderr when stderr is a
+terminal and the transfer is large, and nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from fsspec.callbacks import Callback, NoOpCallback
+
+from catalogstore.artifacts.artifact import Artifact, ArtifactFile
+from catalogstore.errors import InvalidNameError, LocalPathError, StorageError
+from catalogstore.names import validate_file_name
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from catalogstore.record import FileRecord
+
+CHUNK_SIZE = 4 << 20
+"""Bytes read and written per step: large enough for object stores, small for memory."""
+PROGRESS_MIN_BYTES = 8 << 20
+"""Smaller transfers end before a progress bar is worth drawing."""
+
+
+class RichProgressCallback(Callback):
+    """An fsspec callback that draws a rich progress bar on stderr.
+
+    The bar appears on the first ``set_size`` of at least ``min_bytes`` and is
+    removed by :meth:`close`.
+    """
+
+    def __init__(self, description: str, min_bytes: int = PROGRESS_MIN_BYTES) -> None:
+        super().__init__()
+        self._description = description
+        self._min_bytes = min_bytes
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
+        if self._progress is None:
+            if self.size is None or self.size < self._min_bytes:
+                return
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=self.size)
+        self._progress.update(self._task, total=self.size, completed=self.value)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+@contextlib.contextmanager
+def _progress(callback: Callback | None, description: str) -> Iterator[Callback]:
+    """``callback`` as given, or the terminal's progress bar (closed at the end)."""
+    if callback is not None:
+        yield callback
+        return
+    default: Callback = RichProgressCallback(description) if sys.stderr.isatty() \
+        else NoOpCallback()
+    with default:
+        yield default
+
+
+def _local_error(path: Path, doing: str, exc: OSError) -> LocalPathError:
+    return LocalPathError(f"cannot {doing} {str(path)!r}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def _local_errors(path: Path, doing: str) -> Iterator[None]:
+    """Translate failures of the local filesystem into :class:`LocalPathError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise _local_error(path, doing, exc) from exc
+
+
+def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
+          local_src: Path | None = None, local_dst: Path | None = None,
+          hasher: Any = None) -> None:
+    """Stream ``src`` into ``dst`` chunk by chunk; the local side's errors are translated."""
+    while True:
+        try:
+            chunk = src.read(CHUNK_SIZE)
+        except OSError as exc:
+            if local_src is None:
+                raise
+            raise _local_error(local_src, "read", exc) from exc
+        if not chunk:
+            return
+        if hasher is not None:
+            hasher.update(chunk)
+        try:
+            dst.write(chunk)
+        except OSError as exc:
+            if local_dst is None:
+                raise
+            raise _local_error(local_dst, "write", exc) from exc
+        callback.relative_update(len(chunk))
+
+
+# -- upload -------------------------------------------------------------------
+
+
+def _folder_entries(folder: Path) -> list[tuple[Path, str, int]]:
+    """(path, file name, size) of the files directly in ``folder``, all checked first."""
+    entries = []
+    with _local_errors(folder, "list"):
+        listing = sorted(os.scandir(folder), key=lambda e: e.name)
+        for entry in listing:
+            if entry.is_dir():
+                raise InvalidNameError(
+                    f"cannot upload folder {str(folder)!r}: it has a sub-folder {entry.name!r}, "
+                    "and artifact files are flat; upload its files separately")
+            if not entry.is_file():
+                raise InvalidNameError(
+                    f"cannot upload {entry.path!r}: not a regular file")
+            entries.append((Path(entry.path), _checked_name(entry.name, entry.path),
+                            entry.stat().st_size))
+    return entries
+
+
+def _checked_name(name: str, source: str, hint: str = "") -> str:
+    try:
+        return validate_file_name(name)
+    except InvalidNameError as exc:
+        raise InvalidNameError(f"cannot upload {source!r}: {exc}{hint}") from None
+
+
+def _upload_file(artifact: Artifact, path: Path, name: str, callback: Callback) -> ArtifactFile:
+    file = ArtifactFile(artifact, name)
+    with _local_errors(path, "read"):
+        src = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    with src, file.open("wb") as dst:
+        _copy(src, dst, callback, local_src=path)
+    return file
+
+
+def upload(artifact: Artifact, path: str | os.PathLike[str], name: str | None = None, *,
+           callback: Callback | None = None) -> list[ArtifactFile]:
+    """Copy a local file, or every file directly in a local folder, into ``artifact``.
+
+    See :meth:`Artifact.upload <catalogstore.artifacts.Artifact.upload>`.
+    """
+    source = Path(path)
+    with _local_errors(source, "read"):
+        is_dir = source.is_dir()
+        size = None if is_dir else source.stat().st_size
+    if not is_dir:
+        target = _checked_name(name if name is not None else source.name, str(source),
+                               "" if name is not None else "; upload it under another name")
+        with _progress(callback, f"upload {target}") as cb:
+            cb.set_size(size)
+            return [_upload_file(artifact, source, target, cb)]
+    if name is not None:
+        raise InvalidNameError(f"cannot upload folder {str(source)!r} under the name "
+                               f"{name!r}: a folder's files keep their own names")
+    entries = _folder_entries(source)
+    with _progress(callback, f"upload {source.name}") as cb, artifact.transaction():
+        cb.set_size(sum(size for _, _, size in entries))
+        return [_upload_file(artifact, file_path, file_name, cb)
+                for file_path, file_name, _ in entries]
+
+
+# -- download -----------------------------------------------------------------
+
+
+def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
+                   callback: Callback) -> Path:
+    algorithm, _, expected = record.checksum.partition(":")
+    hasher = hashlib.new(algorithm)
+    # A hidden, unique name beside the destination: the rename is atomic on one filesystem.
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    with _local_errors(dest, "write"):
+        dst = open(tmp, "wb")  # noqa: SIM115 (closed by the with below)
+    try:
+        with dst, file.open("rb") as src:
+            _copy(src, dst, callback, local_dst=dest, hasher=hasher)
+        if hasher.hexdigest() != expected:
+            raise StorageError(
+                f"{file.uri} does not match the checksum the catalog recorded for it (the "
+                "storage changed behind the catalog); check it with `catalogstore verify`")
+        with _local_errors(dest, "write"):
+            os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return dest
+
+
+def download_file(file: ArtifactFile, dest: str | os.PathLike[str], *,
+                  callback: Callback | None = None) -> Path:
+    """Copy ``file`` to ``dest`` (or into ``dest`` when it is a folder).
+
+    See :meth:`ArtifactFile.download <catalogstore.artifacts.ArtifactFile.download>`.
+    """
+    target = Path(dest)
+    if target.is_dir():
+        target = target / file.name
+    record = file.info
+    with _progress(callback, f"download {file.name}") as cb:
+        cb.set_size(record.size)
+        return _download_file(file, record, target, cb)
+
+
+def download(artifact: Artifact, dest: str | os.PathLike[str], *,
+             callback: Callback | None = None) -> list[Path]:
+    """Copy every file of ``artifact`` into the folder ``dest``.
+
+    See :meth:`Artifact.download <catalogstore.artifacts.Artifact.download>`.
+    """
+    folder = Path(dest)
+    with _local_errors(folder, "create folder"):
+        folder.mkdir(parents=True, exist_ok=True)
+    # One catalog read for every file's size and checksum (pending writes included).
+    records = sorted(artifact._file_records().items())
+    with _progress(callback, f"download {artifact.name}") as cb:
+        cb.set_size(sum(record.size for _, record in records))
+        return [_download_file(ArtifactFile(artifact, name), record, folder / name, cb)
+                for name, record in records]

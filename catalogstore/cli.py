@@ -1,0 +1,370 @@
+"""The ``catalogstore`` command line: schema, listing, copying and the demo.
+
+Configuration comes from the ``CATALOGSTORE_*`` variables (see
+:mod:`catalogstore.settings`); with none set, everything lives in an embedded
+store under ``./.catalogstore/``. Every failure ends as one ``error: ...`` line
+on stderr with exit code 1 (2 for a usage error), never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.filesize import decimal as human_size
+from rich.table import Column, Table
+from rich.text import Text
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+import catalogstore
+from catalogstore.artifacts import Artifact, get_artifact, list_artifacts
+from catalogstore.catalog.engine import make_engine
+from catalogstore.catalog.migrate import current_revision, head_revision, upgrade
+from catalogstore.errors import CatalogError, CatalogStoreError
+from catalogstore.names import validate_file_name, validate_name
+from catalogstore.settings import get_settings, redact_url
+from catalogstore.workspace import get_workspace
+
+SCHEME = "cs://"
+"""Prefix of artifact references in ``cp``: ``cs://NAMESPACE/NAME[/FILE]``."""
+
+
+class _OneLineErrors(TyperGroup):
+    """Ends every failure as one ``error: ...`` line on stderr and an exit code."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        # Always exits with the code, as click's standalone mode would, but formats
+        # the failures itself.
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except TyperException as exc:  # usage errors, with their exit code 2
+            code = _fail(exc.format_message(), exc.exit_code)
+        except typer.Abort:
+            code = _fail("aborted", 1)
+        except (CatalogStoreError, OSError) as exc:
+            code = _fail(str(exc), 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    return code
+
+
+app = typer.Typer(
+    cls=_OneLineErrors, invoke_without_command=True, add_completion=False,
+    rich_markup_mode="markdown",
+    # Rich tracebacks would print local variables, credentials among them.
+    pretty_exceptions_enable=False,
+    help="Artifacts (files plus metadata) on any fsspec storage, indexed by a SQL catalog. "
+         "Configured by the CATALOGSTORE_CATALOG_URL, CATALOGSTORE_STORAGE_URL, "
+         "CATALOGSTORE_STORAGE_OPTIONS and CATALOGSTORE_NAMESPACE variables; by default "
+         "everything lives under ./.catalogstore/.",
+)
+db_app = typer.Typer(invoke_without_command=True,
+                     help="The catalog database's schema (alembic).")
+app.add_typer(db_app, name="db")
+
+
+def _help_without_command(ctx: typer.Context) -> None:
+    # Help on stdout and exit 0, where typer's no_args_is_help would make it an error.
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"catalogstore {catalogstore.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(ctx: typer.Context, version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    _help_without_command(ctx)
+
+
+@db_app.callback()
+def _db(ctx: typer.Context) -> None:
+    _help_without_command(ctx)
+
+
+def _console() -> Console:
+    # Created per call so that it writes to the sys.stdout in force (tests swap it).
+    return Console(highlight=False)
+
+
+def _when(moment: datetime | None) -> str:
+    """An ISO timestamp in UTC (SQLite hands back naive datetimes that are UTC)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- db ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[tuple[Engine, str]]:
+    """An engine on the configured catalog and its URL without password."""
+    url = get_settings().catalog_url
+    shown = redact_url(url)
+    engine = make_engine(url)
+    try:
+        yield engine, shown
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise CatalogError(f"catalog {shown}: {reason}") from exc
+    finally:
+        engine.dispose()
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return current_revision(conn)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the catalog's schema to this catalogstore's revision."""
+    with _database() as (engine, shown):
+        before = _revision(engine)
+        upgrade(engine)
+        after = _revision(engine)
+    if before == after:
+        typer.echo(f"catalog {shown}: already at revision {after}")
+    else:
+        typer.echo(f"catalog {shown}: upgraded from {before or 'an empty database'} "
+                   f"to revision {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the catalog database and the one this code needs."""
+    with _database() as (engine, shown):
+        current = _revision(engine)
+    head = head_revision()
+    state = "up to date" if current == head else "behind: run `catalogstore db upgrade`"
+    typer.echo(f"catalog:  {shown}")
+    typer.echo(f"database: {current or 'no schema'}")
+    typer.echo(f"code:     {head} ({state})")
+
+
+# -- ls and show ----------------------------------------------------------------------
+
+
+def _parse_where(pairs: list[str] | None) -> dict[str, str]:
+    where = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--where")
+        where[key] = value
+    return where
+
+
+def _listing(artifacts: list[Artifact]) -> list[dict[str, Any]]:
+    """One JSON-ready row per artifact, file counts and sizes from one catalog query."""
+    records = [a.record for a in artifacts]
+    totals = get_workspace().catalog.file_totals([r.id for r in records])
+    return [{"namespace": r.namespace, "name": r.name,
+             "files": totals.get(r.id, (0, 0))[0], "size": totals.get(r.id, (0, 0))[1],
+             "metadata": r.metadata, "created_at": _when(r.created_at),
+             "updated_at": _when(r.updated_at)} for r in records]
+
+
+def _print_listing(rows: list[dict[str, Any]], empty: str) -> None:
+    if not rows:
+        typer.echo(empty)
+        return
+    # Identity columns never wrap; metadata shows one KEY=VALUE per line, cut to fit.
+    table = Table(Column("namespace", no_wrap=True), Column("name", no_wrap=True),
+                  Column("files", justify="right"),
+                  Column("size", justify="right", no_wrap=True),
+                  Column("metadata", overflow="ellipsis"),
+                  Column("updated (UTC)", no_wrap=True))
+    for row in rows:
+        meta = "\n".join(f"{k}={v}" for k, v in sorted(row["metadata"].items()))
+        table.add_row(row["namespace"], row["name"], str(row["files"]),
+                      human_size(row["size"]), Text(meta),
+                      row["updated_at"][:16].replace("T", " "))
+    _console().print(table)
+
+
+@app.command("ls")
+def ls(
+    namespace: Annotated[str, typer.Argument(
+        metavar="NAMESPACE",
+        help="Namespace to list (default: CATALOGSTORE_NAMESPACE or 'default').")] = "",
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", "-w", metavar="KEY=VALUE",
+        help="Keep artifacts whose metadata has KEY equal to VALUE (repeatable).")] = None,
+    all_namespaces: Annotated[bool, typer.Option(
+        "--all-namespaces", "-A", help="List every namespace.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List artifacts with their file count, total size and metadata (reads the catalog only)."""
+    if namespace and all_namespaces:
+        raise typer.BadParameter("give a NAMESPACE or --all-namespaces, not both")
+    conditions = _parse_where(where)
+    rows = _listing(list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces))
+    if as_json:
+        _print_json(rows)
+        return
+    scope = "any namespace" if all_namespaces else \
+        f"namespace {catalogstore.current_namespace(namespace)!r}"
+    matching = " matching " + ", ".join(f"{k}={v}" for k, v in conditions.items()) \
+        if conditions else ""
+    _print_listing(rows, f"no artifacts in {scope}{matching}")
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """``NAMESPACE/NAME`` (or ``NAME`` in the current namespace) as (namespace, name)."""
+    namespace, _, name = ref.rpartition("/")
+    return namespace, name
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(
+        metavar="NAMESPACE/NAME", help="The artifact (a bare NAME is in the current "
+        "namespace).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Show an artifact: identity, timestamps, metadata, and files with size and checksum."""
+    namespace, name = _split_ref(ref)
+    artifact = get_artifact(name, namespace)
+    record = artifact.record
+    files = get_workspace().catalog.list_files(record.id)
+    info = {
+        "namespace": record.namespace, "name": record.name,
+        "uri": artifact.uri,
+        "created_at": _when(record.created_at), "updated_at": _when(record.updated_at),
+        "metadata": record.metadata,
+        "files": [{"name": f.name, "size": f.size, "checksum": f.checksum,
+                   "updated_at": _when(f.updated_at)} for f in files],
+    }
+    if as_json:
+        _print_json(info)
+        return
+    console = _console()
+    head = Table.grid(padding=(0, 2))
+    for key in ("namespace", "name", "uri", "created_at", "updated_at"):
+        head.add_row(key.replace("_at", ""), Text(info[key]))
+    console.print(head)
+    meta = Table("key", "value", title="metadata", title_justify="left")
+    for key, value in sorted(record.metadata.items()):
+        meta.add_row(Text(key), Text(value))
+    console.print(meta if record.metadata else "metadata: none")
+    table = Table("file", "size", "checksum", title="files", title_justify="left")
+    table.columns[1].justify = "right"
+    for f in files:
+        table.add_row(f.name, human_size(f.size), f.checksum)
+    console.print(table if files else "files: none")
+
+
+# -- cp ------------------------------------------------------------------------------
+
+
+def _parse_remote(ref: str) -> tuple[str, str, str | None] | None:
+    """``cs://NAMESPACE/NAME[/FILE]`` as (namespace, name, file), or ``None`` if local."""
+    if not ref.startswith(SCHEME):
+        return None
+    parts = ref[len(SCHEME):].split("/")
+    if len(parts) not in (2, 3):
+        raise typer.BadParameter(f"{ref!r} is not {SCHEME}NAMESPACE/NAME or "
+                                 f"{SCHEME}NAMESPACE/NAME/FILE")
+    namespace = validate_name(parts[0], "namespace")
+    name = validate_name(parts[1])
+    return namespace, name, validate_file_name(parts[2]) if len(parts) == 3 else None
+
+
+@app.command("cp")
+def cp(
+    src: Annotated[str, typer.Argument(
+        metavar="SRC", help="Local path or cs:// reference to copy from.")],
+    dst: Annotated[str, typer.Argument(
+        metavar="DST", help="Local path or cs:// reference to copy to.")],
+) -> None:
+    """Copy local files into an artifact, or an artifact's files out to local paths.
+
+    One side is a local path, the other an artifact reference: cs://NAMESPACE/NAME
+    (the whole artifact) or cs://NAMESPACE/NAME/FILE (one of its files).
+
+    Local to artifact: a file is stored under its own name (or FILE); a folder's
+    files (no sub-folders) are stored in one transaction, all or none. The artifact
+    is created when missing. Artifact to local: cs://NAMESPACE/NAME copies every file
+    into the folder DST (created when missing); cs://NAMESPACE/NAME/FILE copies one
+    file to DST, or into DST when it is a folder. Files stream in chunks and are
+    checked against their checksums; a progress bar shows on a terminal.
+    """
+    source, target = _parse_remote(src), _parse_remote(dst)
+    if target is not None and source is None:
+        _upload(src, *target)
+    elif source is not None and target is None:
+        _download(*source, dst)
+    else:
+        raise typer.BadParameter(f"one of SRC and DST must be a local path and the other a "
+                                 f"{SCHEME}NAMESPACE/NAME[/FILE] reference")
+
+
+def _upload(src: str, namespace: str, name: str, file_name: str | None) -> None:
+    # One transaction with the creation: a refused upload leaves no empty artifact behind.
+    with catalogstore.transaction():
+        files = get_artifact(name, namespace, create=True).upload(src, file_name)
+    total = sum(f.size for f in files)
+    typer.echo(f"copied {len(files)} file(s), {human_size(total)}, to "
+               f"{SCHEME}{namespace}/{name}")
+
+
+def _download(namespace: str, name: str, file_name: str | None, dst: str) -> None:
+    artifact = get_artifact(name, namespace)
+    if file_name is None:
+        paths = artifact.download(dst)
+    else:
+        paths = [artifact.get_file(file_name).download(dst)]
+    total = sum(p.stat().st_size for p in paths)
+    typer.echo(f"copied {len(paths)} file(s), {human_size(total)}, to {dst}")
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the seed's Artifacts stages on the configured store, then list the catalog.
+
+    Needs no configuration: by default it uses an embedded SQLite catalog and a
+    storage folder under ./.catalogstore/. It writes in the 'demo' namespace and
+    keeps the metadata example's artifact.
+    """
+    from catalogstore.demo import run_artifact_stages
+
+    settings = get_settings()
+    typer.echo(f"catalog: {redact_url(settings.catalog_url)}")
+    typer.echo(f"storage: {redact_url(settings.storage_url)}")
+    run_artifact_stages(typer.echo)
+    typer.echo("the catalog now holds:")
+    _print_listing(_listing(list_artifacts(all_namespaces=True)), "no artifacts")
+
+
+def main() -> None:
+    """Entry point of the ``catalogstore`` console script."""
+    app()

@@ -1,0 +1,212 @@
+"""The ``catalogstore`` command line, in process and as the installed console script."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import catalogstore
+from catalogstore.artifacts import artifact_exists, get_artifact, new_artifact
+from catalogstore.catalog.migrate import head_revision
+from catalogstore.cli import app
+
+SCRIPT = Path(sys.executable).parent / "catalogstore"
+runner = CliRunner()
+
+
+def run(*args: str, code: int = 0):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def error_line(stderr: str) -> str:
+    """The only line of ``stderr``, which must be an ``error:`` line."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def script(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           code: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script with only ``env`` as its CATALOGSTORE_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
+    result = subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**clean, **(env or {})},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture
+def filled(local_stack):
+    """Three artifacts in two namespaces, with files and metadata."""
+    a = new_artifact("alpha")
+    a.new_file("weights.bin", content=b"\x00" * 1500)
+    a.new_file("readme", content="hello")
+    a.update_meta({"model": "xgb", "note": "[b]x[/b]"})
+    new_artifact("beta")["model"] = "lgbm"
+    with catalogstore.namespace("other"):
+        new_artifact("gamma")
+    return local_stack
+
+
+# -- in process -------------------------------------------------------------------
+
+
+def test_ls_with_nothing(local_stack):
+    assert "no artifacts in namespace 'default'" in run("ls").stdout
+    assert json.loads(run("ls", "--json").stdout) == []
+    assert json.loads(run("ls", "--all-namespaces", "--json").stdout) == []
+    assert "matching model=x" in run("ls", "--where", "model=x").stdout
+
+
+def test_ls_lists_files_sizes_and_metadata(filled):
+    rows = json.loads(run("ls", "--json").stdout)
+    assert [(r["namespace"], r["name"], r["files"], r["size"]) for r in rows] == [
+        ("default", "alpha", 2, 1505), ("default", "beta", 0, 0)]
+    assert rows[0]["metadata"] == {"model": "xgb", "note": "[b]x[/b]"}
+    assert rows[0]["updated_at"].endswith("+00:00")
+    only = json.loads(run("ls", "-w", "model=xgb", "--json").stdout)
+    assert [r["name"] for r in only] == ["alpha"]
+    assert json.loads(run("ls", "--where", "model=xgb", "--where", "note=x", "--json")
+                      .stdout) == []
+    everywhere = json.loads(run("ls", "-A", "--json").stdout)
+    assert [(r["namespace"], r["name"]) for r in everywhere] == [
+        ("default", "alpha"), ("default", "beta"), ("other", "gamma")]
+    assert [r["name"] for r in json.loads(run("ls", "other", "--json").stdout)] == ["gamma"]
+    table = run("ls").stdout
+    for text in ("alpha", "beta", "1.5 kB", "model=xgb", "[b]x[/b]"):
+        assert text in table
+    assert "gamma" not in table
+
+
+def test_show(filled):
+    info = json.loads(run("show", "default/alpha", "--json").stdout)
+    assert (info["namespace"], info["name"]) == ("default", "alpha")
+    assert info["uri"].endswith("/artifacts/default/alpha")
+    assert info["metadata"] == {"model": "xgb", "note": "[b]x[/b]"}
+    assert [(f["name"], f["size"], f["checksum"]) for f in info["files"]] == [
+        ("readme", 5, "sha256:" + hashlib.sha256(b"hello").hexdigest()),
+        ("weights.bin", 1500, "sha256:" + hashlib.sha256(b"\x00" * 1500).hexdigest())]
+    text = run("show", "alpha").stdout  # a bare name is in the current namespace
+    for part in ("alpha", "weights.bin", "readme", "sha256:", "model", "xgb"):
+        assert part in text
+    empty = run("show", "other/gamma").stdout
+    assert "metadata: none" in empty and "files: none" in empty
+
+
+def test_errors_are_one_line(filled):
+    assert "does not exist" in error_line(run("show", "default/missing", code=1).stderr)
+    assert "invalid artifact name" in error_line(run("show", "default/..", code=1).stderr)
+    error_line(run("ls", "--where", "novalue", code=2).stderr)
+    error_line(run("ls", "--bogus", code=2).stderr)
+    error_line(run("ls", "other", "--all-namespaces", code=2).stderr)
+    error_line(run("cp", "a", "b", code=2).stderr)
+    error_line(run("cp", "cs://a/b", "cs://c/d", code=2).stderr)
+    error_line(run("cp", "a", "cs://only-one", code=2).stderr)
+    error_line(run("cp", "a", "cs://ns/bad..name", code=1).stderr)
+
+
+def test_cp_round_trip(local_stack, tmp_path):
+    data = os.urandom(3_000_000)
+    (tmp_path / "model.bin").write_bytes(data)
+    out = run("cp", str(tmp_path / "model.bin"), "cs://team/model").stdout
+    assert "copied 1 file(s)" in out and "cs://team/model" in out
+    assert get_artifact("model", "team").get_file("model.bin").read() == data
+    run("cp", str(tmp_path / "model.bin"), "cs://team/model/renamed.bin")
+    assert [f.name for f in get_artifact("model", "team")] == ["model.bin", "renamed.bin"]
+
+    run("cp", "cs://team/model/renamed.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data
+    run("cp", "cs://team/model", str(tmp_path / "all"))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["model.bin", "renamed.bin"]
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "b.txt").write_text("b")
+    assert "copied 2 file(s)" in run("cp", str(folder), "cs://team/set").stdout
+    assert [f.name for f in get_artifact("set", "team")] == ["a.txt", "b.txt"]
+    (folder / "sub").mkdir()
+    line = error_line(run("cp", str(folder), "cs://team/other", code=1).stderr)
+    assert "sub-folder 'sub'" in line
+    assert not artifact_exists("other", "team"), "a refused upload creates no artifact"
+    assert "has no file 'zzz'" in error_line(run("cp", "cs://team/set/zzz", "x", code=1).stderr)
+
+
+def test_db_commands(local_stack):
+    head = head_revision()
+    current = run("db", "current").stdout
+    assert "database: no schema" in current and "behind" in current
+    assert f"upgraded from an empty database to revision {head}" in run("db", "upgrade").stdout
+    current = run("db", "current").stdout
+    assert f"database: {head}" in current and "up to date" in current
+    assert f"already at revision {head}" in run("db", "upgrade").stdout
+    assert "upgrade" in run("db").stdout  # help for the group
+
+
+def test_version_and_help(local_stack):
+    assert run("--version").stdout.strip() == f"catalogstore {catalogstore.__version__}"
+    assert "cs://NAMESPACE/NAME/FILE" in run("cp", "--help").stdout
+    assert "demo" in run().stdout
+
+
+def test_passwords_are_never_shown(monkeypatch):
+    monkeypatch.setenv("CATALOGSTORE_CATALOG_URL",
+                       "postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nothing")
+    for args in (["db", "current"], ["db", "upgrade"], ["ls"]):
+        result = run(*args, code=1)
+        line = error_line(result.stderr)
+        assert "s3cret-pw" not in result.stdout + result.stderr
+        assert "someone:***@127.0.0.1" in line
+
+
+# -- the installed console script ---------------------------------------------------
+
+
+def test_demo_in_an_empty_directory(tmp_path):
+    first = script("demo", cwd=tmp_path)
+    assert "Hello, World!" in first.stdout
+    assert "my_new_artifact" in first.stdout
+    assert (tmp_path / ".catalogstore" / "catalog.db").is_file()
+    again = script("demo", cwd=tmp_path)  # runs again on what the first run left
+    assert "removing demo/my_new_artifact" in again.stdout
+    rows = json.loads(script("ls", "--all-namespaces", "--json", cwd=tmp_path).stdout)
+    assert [(r["namespace"], r["name"], r["metadata"]) for r in rows] == [
+        ("demo", "my_new_artifact", {"created_by": "my_username",
+                                     "creation_date": "2023-05-26"})]
+
+
+def test_console_script_on_each_stack(stack, tmp_path):
+    env = stack.environ()
+    data = os.urandom(1_000_000)
+    (tmp_path / "data.bin").write_bytes(data)
+    script("cp", str(tmp_path / "data.bin"), "cs://team/model", cwd=tmp_path, env=env)
+    rows = json.loads(script("ls", "team", "--json", cwd=tmp_path, env=env).stdout)
+    assert [(r["name"], r["files"], r["size"]) for r in rows] == [("model", 1, len(data))]
+    info = json.loads(script("show", "team/model", "--json", cwd=tmp_path, env=env).stdout)
+    assert info["files"][0]["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    script("cp", "cs://team/model", str(tmp_path / "out"), cwd=tmp_path, env=env)
+    assert (tmp_path / "out" / "data.bin").read_bytes() == data
+    failed = script("show", "team/missing", cwd=tmp_path, env=env, code=1)
+    assert failed.stdout == ""
+    assert "artifact 'missing' does not exist" in error_line(failed.stderr)
+
+
+def test_db_upgrade_of_an_empty_postgres_schema(pg_url, tmp_path):
+    env = {"CATALOGSTORE_CATALOG_URL": pg_url}
+    head = head_revision()
+    assert "database: no schema" in script("db", "current", cwd=tmp_path, env=env).stdout
+    refused = script("ls", cwd=tmp_path, env=env, code=1)
+    assert "catalogstore db upgrade" in error_line(refused.stderr)
+    upgraded = script("db", "upgrade", cwd=tmp_path, env=env).stdout
+    assert f"upgraded from an empty database to revision {head}" in upgraded
+    assert json.loads(script("ls", "--json", cwd=tmp_path, env=env).stdout) == []
