@@ -71,3 +71,25 @@ class StorageError(CatalogStoreError, OSError):
 
 class LocalPathError(CatalogStoreError, OSError):
     """A local file or folder of an upload or download is missing or unreadable/unwritable."""
+
+
+class ObjectNotFoundError(NotFoundError, KeyError):
+    """No object under that key (in cluster memory or the object store)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class SerializationError(CatalogStoreError, TypeError):
+    """A value could not be serialized or deserialized; the message names the key and type."""
+
+
+class ObjectTooLargeError(CatalogStoreError, ValueError):
+    """A value is larger than the cluster memory backend's size limit.
+
+    The object store catches it to fall back to artifacts.
+    """
+
+
+class BackendUnavailableError(CatalogStoreError, ImportError):
+    """A cluster memory backend is not installed or its runtime is not running."""

@@ -44,14 +44,20 @@ def _refuse(what: str, value: object, why: str) -> InvalidNameError:
     return InvalidNameError(f"invalid {what} {value!r}: {why}")
 
 
-def validate_name(value: object, what: str = "artifact name") -> str:
-    """Return ``value`` if it is a valid artifact name or namespace, else raise."""
+def _check_str(value: object, what: str, longest: int) -> str:
+    """``value`` if it is a non-empty ``str`` of at most ``longest`` characters."""
     if not isinstance(value, str):
         raise _refuse(what, value, f"must be a str, not {type(value).__name__}")
     if not value:
         raise _refuse(what, value, "must not be empty")
-    if len(value) > MAX_NAME:
-        raise _refuse(what, value[:40] + "...", f"longer than {MAX_NAME} characters")
+    if len(value) > longest:
+        raise _refuse(what, value[:40] + "...", f"longer than {longest} characters")
+    return value
+
+
+def validate_name(value: object, what: str = "artifact name") -> str:
+    """Return ``value`` if it is a valid artifact name or namespace, else raise."""
+    value = _check_str(value, what, MAX_NAME)
     if ".." in value or not _NAME.fullmatch(value):
         raise _refuse(
             what, value,
@@ -64,12 +70,7 @@ def validate_name(value: object, what: str = "artifact name") -> str:
 def validate_file_name(value: object) -> str:
     """Return ``value`` if it is a valid file name inside an artifact, else raise."""
     what = "file name"
-    if not isinstance(value, str):
-        raise _refuse(what, value, f"must be a str, not {type(value).__name__}")
-    if not value:
-        raise _refuse(what, value, "must not be empty")
-    if len(value) > MAX_FILE_NAME:
-        raise _refuse(what, value[:40] + "...", f"longer than {MAX_FILE_NAME} characters")
+    value = _check_str(value, what, MAX_FILE_NAME)
     if value == METADATA_FILENAME:
         raise _refuse(what, value, "reserved for the artifact's metadata")
     if ".." in value or value == "." or not _FILE_NAME.fullmatch(value):

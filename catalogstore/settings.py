@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     """Keyword arguments of the fsspec filesystem (JSON object in the environment)."""
     namespace: str = "default"
     """Namespace used when a call names none."""
+    memory_backend: str = "auto"
+    """Cluster memory backend: ``auto`` (from where the code runs), ``local``, ``ray``, ``dask``."""
+    memory_max_object_bytes: Annotated[int | None, NoDecode] = Field(default=None, gt=0)
+    """Largest object a cluster memory backend takes (``None``: the backend's own limit)."""
 
     @field_validator("catalog_url")
     @classmethod
@@ -105,12 +109,26 @@ class Settings(BaseSettings):
         validate_name(value, "namespace")
         return value
 
+    @field_validator("memory_max_object_bytes", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("memory_backend")
+    @classmethod
+    def _check_memory_backend(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+            raise ValueError("must be 'auto' or the name of a backend such as local, ray, dask")
+        return value
+
     def __repr_args__(self) -> Iterator[tuple[str, Any]]:
         # Credentials must never reach logs or tracebacks (DESIGN: secrets).
         yield "catalog_url", redact_url(self.catalog_url)
         yield "storage_url", redact_url(self.storage_url)
         yield "storage_options", redact_options(self.storage_options)
         yield "namespace", self.namespace
+        yield "memory_backend", self.memory_backend
+        yield "memory_max_object_bytes", self.memory_max_object_bytes
 
     def to_environ(self) -> dict[str, str]:
         """The ``CATALOGSTORE_*`` variables that reproduce these settings in a child process."""
@@ -119,6 +137,9 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}STORAGE_URL": self.storage_url,
             f"{ENV_PREFIX}STORAGE_OPTIONS": json.dumps(self.storage_options),
             f"{ENV_PREFIX}NAMESPACE": self.namespace,
+            f"{ENV_PREFIX}MEMORY_BACKEND": self.memory_backend,
+            f"{ENV_PREFIX}MEMORY_MAX_OBJECT_BYTES": "" if self.memory_max_object_bytes is None
+            else str(self.memory_max_object_bytes),
         }
 
 

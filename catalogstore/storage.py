@@ -26,13 +26,32 @@ from catalogstore.errors import StorageError
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.settings import redact_options, redact_url
 
-CHECKSUM_ALGORITHM = "sha256"
+CHECKSUM_ALGORITHM = "xxh128"
+"""XXH3-128: detects corruption at ~10 GB/s, so hashing never slows a stream down
+(SHA-256 runs at ~1.7 GB/s here, slower than writing to disk). Tampering is a
+different threat, answered by signing (not by this checksum)."""
 # Chunks at least this large are hashed on a helper thread while the next write
 # proceeds; hashlib and file writes both release the GIL.
 _ASYNC_HASH_MIN = 1 << 20
 _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 _hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="catalogstore-hash")
+
+
+def new_hasher(algorithm: str = CHECKSUM_ALGORITHM) -> Any:
+    """A hash object for a checksum's algorithm (``xxh128``, or any of :mod:`hashlib`)."""
+    if algorithm == "xxh128":
+        import xxhash
+
+        return xxhash.xxh3_128()
+    return hashlib.new(algorithm)
+
+
+def checksum_bytes(data: bytes) -> str:
+    """The checksum catalogstore records for ``data`` (``<algorithm>:<hex>``)."""
+    hasher = new_hasher()
+    hasher.update(data)
+    return f"{CHECKSUM_ALGORITHM}:{hasher.hexdigest()}"
 
 
 class StagedWriter(io.BufferedIOBase):
@@ -49,7 +68,7 @@ class StagedWriter(io.BufferedIOBase):
         self.path = store.new_staging_path()
         self._encoding = encoding
         self._on_close = on_close
-        self._hash = hashlib.new(CHECKSUM_ALGORITHM)
+        self._hash = new_hasher()
         self._pending: concurrent.futures.Future[None] | None = None
         self._size = 0
         self._file: IO[bytes] = store.open_raw(self.path, "wb")
@@ -169,16 +188,6 @@ class FileStore:
         with self.open_raw(path, "rb") as f:
             return f.read()
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace ``path`` with ``data`` so that no reader sees a partial file."""
-        if self.is_local:
-            tmp = self.new_staging_path()
-            with self.open_raw(tmp, "wb") as f:
-                f.write(data)
-            self.move(tmp, path)
-        else:
-            self.fs.pipe_file(self.full_path(path), data)
-
     def move(self, src: str, dst: str) -> None:
         """Move ``src`` over ``dst`` (atomic on local disk)."""
         if self.is_local:
@@ -249,4 +258,18 @@ class FileStore:
         return result[0]
 
     def write_metadata(self, artifact_path: str, content: bytes) -> None:
-        self.write_atomic(f"{artifact_path}/{METADATA_FILENAME}", content)
+        """Replace an artifact's ``.artifact.json`` with ``content``.
+
+        Object stores replace it atomically (one PUT). On local disk it is
+        rewritten in place, as Flowdapt does: creating a new file (for a rename
+        over it) costs ten times a rewrite on ext4, and this runs on every
+        metadata commit. Writers hold the artifact's lock, Flowdapt reads an
+        empty file as ``{}``, and the catalog, not this mirror, is what
+        catalogstore reads.
+        """
+        path = f"{artifact_path}/{METADATA_FILENAME}"
+        if self.is_local:
+            with self.open_raw(path, "wb") as f:
+                f.write(content)
+        else:
+            self.fs.pipe_file(self.full_path(path), content)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import catalogstore
 from catalogstore.artifacts import artifact_exists, get_artifact, new_artifact
 from catalogstore.catalog.migrate import head_revision
 from catalogstore.cli import app
+from catalogstore.storage import checksum_bytes
 
 SCRIPT = Path(sys.executable).parent / "catalogstore"
 runner = CliRunner()
@@ -94,10 +94,10 @@ def test_show(filled):
     assert info["uri"].endswith("/artifacts/default/alpha")
     assert info["metadata"] == {"model": "xgb", "note": "[b]x[/b]"}
     assert [(f["name"], f["size"], f["checksum"]) for f in info["files"]] == [
-        ("readme", 5, "sha256:" + hashlib.sha256(b"hello").hexdigest()),
-        ("weights.bin", 1500, "sha256:" + hashlib.sha256(b"\x00" * 1500).hexdigest())]
+        ("readme", 5, checksum_bytes(b"hello")),
+        ("weights.bin", 1500, checksum_bytes(b"\x00" * 1500))]
     text = run("show", "alpha").stdout  # a bare name is in the current namespace
-    for part in ("alpha", "weights.bin", "readme", "sha256:", "model", "xgb"):
+    for part in ("alpha", "weights.bin", "readme", "xxh128:", "model", "xgb"):
         assert part in text
     empty = run("show", "other/gamma").stdout
     assert "metadata: none" in empty and "files: none" in empty
@@ -193,7 +193,7 @@ def test_console_script_on_each_stack(stack, tmp_path):
     rows = json.loads(script("ls", "team", "--json", cwd=tmp_path, env=env).stdout)
     assert [(r["name"], r["files"], r["size"]) for r in rows] == [("model", 1, len(data))]
     info = json.loads(script("show", "team/model", "--json", cwd=tmp_path, env=env).stdout)
-    assert info["files"][0]["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert info["files"][0]["checksum"] == checksum_bytes(data)
     script("cp", "cs://team/model", str(tmp_path / "out"), cwd=tmp_path, env=env)
     assert (tmp_path / "out" / "data.bin").read_bytes() == data
     failed = script("show", "team/missing", cwd=tmp_path, env=env, code=1)

@@ -11,8 +11,9 @@ import pytest
 
 # Runs in a fresh interpreter so its peak RSS measures only this workload.
 CHILD = """
-import hashlib, resource
+import resource
 from catalogstore.artifacts import new_artifact
+from catalogstore.storage import CHECKSUM_ALGORITHM, new_hasher
 
 size, chunk = {size}, 4 << 20
 block = bytes(range(256)) * (chunk // 256)
@@ -20,19 +21,19 @@ artifact = new_artifact("big")
 file = artifact.get_file("blob", create=True)
 import catalogstore.workspace  # loaded before the baseline, like any real workload
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-digest = hashlib.sha256()
+digest = new_hasher()
 with file.open("wb") as out:
     for _ in range(size // chunk):
         out.write(block)
         digest.update(block)
 after_write = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-check = hashlib.sha256()
+check = new_hasher()
 with file.open("rb") as inp:
     while data := inp.read(chunk):
         check.update(data)
 after_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 assert file.size == size, file.size
-assert file.checksum == "sha256:" + digest.hexdigest()
+assert file.checksum == f"{{CHECKSUM_ALGORITHM}}:{{digest.hexdigest()}}"
 assert check.hexdigest() == digest.hexdigest()
 print((after_write - base) // 1024, (after_read - base) // 1024)
 """

@@ -42,6 +42,7 @@ from venv_cache import (
 
 import catalogstore
 from catalogstore.artifacts import list_artifacts, new_artifact
+from catalogstore.catalog import migrate
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.migrate import alembic_config, head_revision, upgrade
 from catalogstore.errors import SchemaVersionError
@@ -132,6 +133,8 @@ def test_single_head_and_single_base():
     assert len(script.get_heads()) == 1
     assert len(script.get_bases()) == 1
     assert script.get_current_head() == head_revision()
+    # The constant that lets an up-to-date catalog open without importing alembic.
+    assert head_revision() == migrate.SCHEMA_HEAD
 
 
 def test_upgrade_head_builds_the_public_schema(engine, empty_db):

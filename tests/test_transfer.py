@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
@@ -11,10 +10,11 @@ from fsspec.callbacks import Callback
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.artifacts.transfer import CHUNK_SIZE, RichProgressCallback
 from catalogstore.errors import InvalidNameError, LocalPathError, StorageError
+from catalogstore.storage import checksum_bytes
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def checksum(data: bytes) -> str:
+    return checksum_bytes(data)
 
 
 class Recorder(Callback):
@@ -85,7 +85,7 @@ def test_file_round_trip_streams_and_records_checksum(stack, tmp_path):
     assert sum(recorder.updates) == len(data)
     assert max(recorder.updates) <= CHUNK_SIZE, "the file must stream in chunks"
     again = get_artifact("weights").get_file("model.bin")
-    assert again.size == len(data) and again.checksum == sha256(data)
+    assert again.size == len(data) and again.checksum == checksum(data)
 
     recorder = Recorder()
     out = again.download(tmp_path / "copy.bin", callback=recorder)
@@ -120,7 +120,7 @@ def test_folder_round_trip(stack, folder, tmp_path):
     assert sum(recorder.updates) == recorder.sizes[0]
     stored = {f.name: f for f in get_artifact("dataset").list_files()}
     assert {name: (f.size, f.checksum) for name, f in stored.items()} == {
-        name: (len(data), sha256(data)) for name, data in contents.items()}
+        name: (len(data), checksum(data)) for name, data in contents.items()}
     assert storage_listing(stack, artifact) == set(contents)
 
     recorder = Recorder()

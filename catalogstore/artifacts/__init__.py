@@ -61,8 +61,10 @@ def new_artifact(name: str, namespace: str = "") -> Artifact:
     batch = current_batch(workspace)
     if batch is not None:
         cs = batch.changeset(ns, name)
-        if workspace.catalog.get_artifact(ns, name) is not None or cs.create:
-            raise ArtifactExistsError(f"artifact {name!r} already exists in namespace {ns!r}")
+        if cs.create:
+            raise ArtifactExistsError(f"artifact {name!r} is already created in this transaction")
+        # An artifact that exists in the catalog makes the batch's commit fail as a whole
+        # (the unique constraint decides, so concurrent creators cannot both win).
         cs.create = True
         return Artifact(workspace, None, namespace=ns, name=name)
     artifact = Artifact(workspace, None, namespace=ns, name=name)

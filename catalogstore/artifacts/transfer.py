@@ -16,7 +16,6 @@ terminal and the transfer is large, and nothing otherwise.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import uuid
@@ -29,6 +28,7 @@ from fsspec.callbacks import Callback, NoOpCallback
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.errors import InvalidNameError, LocalPathError, StorageError
 from catalogstore.names import validate_file_name
+from catalogstore.storage import new_hasher
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -201,7 +201,7 @@ def upload(artifact: Artifact, path: str | os.PathLike[str], name: str | None = 
 def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
                    callback: Callback) -> Path:
     algorithm, _, expected = record.checksum.partition(":")
-    hasher = hashlib.new(algorithm)
+    hasher = new_hasher(algorithm)
     # A hidden, unique name beside the destination: the rename is atomic on one filesystem.
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     with _local_errors(dest, "write"):

@@ -76,7 +76,7 @@ class FileRow(Base):
     name: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str] = mapped_column(String(80))
-    """``sha256:<hex>`` of the bytes in storage."""
+    """``<algorithm>:<hex>`` of the bytes in storage (``xxh128:`` when written)."""
     encoding: Mapped[str | None] = mapped_column(String(32))
     """Set (``utf-8``) when the file was written as ``str``, so ``read()`` returns ``str``."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
