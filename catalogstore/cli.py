@@ -73,6 +73,9 @@ app = typer.Typer(
 db_app = typer.Typer(invoke_without_command=True,
                      help="The catalog database's schema (alembic).")
 app.add_typer(db_app, name="db")
+memory_app = typer.Typer(invoke_without_command=True,
+                         help="Cluster memory: what it holds, and freeing it.")
+app.add_typer(memory_app, name="memory")
 
 
 def _help_without_command(ctx: typer.Context) -> None:
@@ -97,6 +100,11 @@ def _root(ctx: typer.Context, version: Annotated[bool, typer.Option(
 
 @db_app.callback()
 def _db(ctx: typer.Context) -> None:
+    _help_without_command(ctx)
+
+
+@memory_app.callback()
+def _memory(ctx: typer.Context) -> None:
     _help_without_command(ctx)
 
 
@@ -165,6 +173,116 @@ def db_current() -> None:
     typer.echo(f"catalog:  {shown}")
     typer.echo(f"database: {current or 'no schema'}")
     typer.echo(f"code:     {head} ({state})")
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+def _memory_rows(session: str | None, namespace: str, sizes: dict[str, int]) -> list[dict]:
+    return [{"session": session, "namespace": namespace, "key": key, "size": size}
+            for key, size in sorted(sizes.items())]
+
+
+_MemoryNamespace = Annotated[str, typer.Option(
+    "--namespace", "-n", help="Namespace (default: the current one).")]
+
+
+def _session_row(info: Any) -> dict[str, Any]:
+    return {"session": info.name, "owner_pid": info.owner_pid, "alive": info.alive,
+            "free_pool_bytes": info.free_bytes, "free_pool_files": info.free_files}
+
+
+@memory_app.command("ls")
+def memory_ls(
+    namespace: _MemoryNamespace = "",
+    all_sessions: Annotated[bool, typer.Option(
+        "--all-sessions", help="Every session of the local backend on this machine "
+        "(yours), every namespace.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """List the objects in cluster memory with their sizes.
+
+    The backend is the one a stage would get here (CATALOGSTORE_MEMORY_BACKEND or
+    detected). For the local backend this is the session of CATALOGSTORE_MEMORY_SESSION,
+    else of this shell's process group; the free pool is memory released by deletes
+    and kept for reuse.
+    """
+    from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
+    from catalogstore.cluster_memory._local import LocalMemory
+
+    backend = resolve_backend()
+    if all_sessions and backend != "local":
+        raise typer.BadParameter(f"--all-sessions is for the local backend only, not {backend}")
+    scope = catalogstore.current_namespace(namespace)
+    sessions = []
+    if all_sessions:
+        infos = LocalMemory.sessions()
+        rows = [row for info in infos for ns, sizes in info.objects.items()
+                if not namespace or ns == scope for row in _memory_rows(info.name, ns, sizes)]
+        sessions = [_session_row(info) for info in infos]
+    else:
+        memory = get_cluster_memory(backend, namespace=scope)
+        local = memory if isinstance(memory, LocalMemory) else None
+        rows = _memory_rows(local.session if local else None, scope, memory.sizes())
+        if local:
+            sessions = [_session_row(local.info())]
+    if as_json:
+        listing: dict[str, Any] = {"backend": backend, "objects": rows}
+        if backend == "local":
+            listing["sessions"] = sessions
+        _print_json(listing)
+        return
+    if not rows:
+        where = "any session" if all_sessions else f"namespace {scope!r}" + (
+            f" of session {sessions[0]['session']!r}" if sessions else "")
+        typer.echo(f"no objects in {where} ({backend} cluster memory)")
+    else:
+        table = Table(*(Column(c, no_wrap=True) for c in ("session", "namespace", "key")),
+                      Column("size", justify="right", no_wrap=True))
+        for row in rows:
+            table.add_row(Text(row["session"] or "-"), Text(row["namespace"]),
+                          Text(row["key"]), human_size(row["size"]))
+        _console().print(table)
+    for s in sessions:
+        state = "" if s["alive"] else ", stale: its owner is gone"
+        typer.echo(f"session {s['session']}: free pool: {human_size(s['free_pool_bytes'])} in "
+                   f"{s['free_pool_files']} file(s){state}")
+
+
+@memory_app.command("clear")
+def memory_clear(
+    namespace: _MemoryNamespace = "",
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Instead: free the local sessions whose owning process is gone "
+        "(killed drivers).")] = False,
+) -> None:
+    """Remove every object of a namespace from cluster memory, or free stale sessions.
+
+    For the local backend, clearing also gives the session's free pool back.
+    """
+    from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
+    from catalogstore.cluster_memory._local import LocalMemory
+
+    if stale:
+        if namespace:
+            raise typer.BadParameter("give --namespace or --stale, not both")
+        freed = LocalMemory.clear_stale()
+        for info, size in freed:
+            typer.echo(f"freed session {info.name} (owner pid {info.owner_pid} is gone): "
+                       f"{human_size(size)}")
+        typer.echo(f"{len(freed)} stale session(s) freed" if freed else "no stale sessions")
+        return
+    backend = resolve_backend()
+    scope = catalogstore.current_namespace(namespace)
+    memory = get_cluster_memory(backend, namespace=scope)
+    sizes = memory.sizes()
+    memory.clear()
+    where = f"namespace {scope!r} of the {backend} cluster memory"
+    if isinstance(memory, LocalMemory):
+        pool = memory.release_pool()
+        where += f" (session {memory.session}; {human_size(pool)} of free pool released)"
+    typer.echo(f"cleared {len(sizes)} object(s), {human_size(sum(sizes.values()))}, "
+               f"from {where}")
 
 
 # -- ls and show ----------------------------------------------------------------------

@@ -93,3 +93,7 @@ class ObjectTooLargeError(CatalogStoreError, ValueError):
 
 class BackendUnavailableError(CatalogStoreError, ImportError):
     """A cluster memory backend is not installed or its runtime is not running."""
+
+
+class CorruptArtifactError(CatalogStoreError):
+    """Stored bytes do not match the checksum the catalog recorded for them."""

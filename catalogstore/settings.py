@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     """Cluster memory backend: ``auto`` (from where the code runs), ``local``, ``ray``, ``dask``."""
     memory_max_object_bytes: Annotated[int | None, NoDecode] = Field(default=None, gt=0)
     """Largest object a cluster memory backend takes (``None``: the backend's own limit)."""
+    object_store_strategy: Literal["fallback", "artifact", "cluster_memory"] = "fallback"
+    """Where the object store puts values when a call does not say (see ``Strategy``)."""
 
     @field_validator("catalog_url")
     @classmethod
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
         yield "namespace", self.namespace
         yield "memory_backend", self.memory_backend
         yield "memory_max_object_bytes", self.memory_max_object_bytes
+        yield "object_store_strategy", self.object_store_strategy
 
     def to_environ(self) -> dict[str, str]:
         """The ``CATALOGSTORE_*`` variables that reproduce these settings in a child process."""
@@ -140,6 +143,7 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}MEMORY_BACKEND": self.memory_backend,
             f"{ENV_PREFIX}MEMORY_MAX_OBJECT_BYTES": "" if self.memory_max_object_bytes is None
             else str(self.memory_max_object_bytes),
+            f"{ENV_PREFIX}OBJECT_STORE_STRATEGY": self.object_store_strategy,
         }
 
 

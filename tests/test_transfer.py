@@ -9,7 +9,7 @@ from fsspec.callbacks import Callback
 
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.artifacts.transfer import CHUNK_SIZE, RichProgressCallback
-from catalogstore.errors import InvalidNameError, LocalPathError, StorageError
+from catalogstore.errors import CorruptArtifactError, InvalidNameError, LocalPathError
 from catalogstore.storage import checksum_bytes
 
 
@@ -184,7 +184,7 @@ def test_failed_download_leaves_no_partial_file(stack, tmp_path):
     (tmp_path / "out").mkdir()
     dest = tmp_path / "out" / "f"
     dest.write_bytes(b"previous download")
-    with pytest.raises(StorageError, match="checksum"):
+    with pytest.raises(CorruptArtifactError, match="checksum"):
         file.download(dest)
     assert dest.read_bytes() == b"previous download"
     assert [p.name for p in dest.parent.iterdir()] == ["f"], "no temporary file is left"

@@ -22,6 +22,7 @@ from catalogstore.errors import (
     AlreadyExistsError,
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
+    CorruptArtifactError,
     MetadataKeyError,
     TransactionError,
 )
@@ -42,6 +43,23 @@ if TYPE_CHECKING:
     from catalogstore.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
+
+
+def verify_checksum(data: bytes, checksum: str, where: str) -> None:
+    """Raise :class:`CorruptArtifactError` unless ``data`` has the recorded ``checksum``."""
+    from catalogstore.storage import new_hasher
+
+    algorithm, _, expected = checksum.partition(":")
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    if hasher.hexdigest() != expected:
+        raise checksum_mismatch(where, checksum)
+
+
+def checksum_mismatch(where: str, checksum: str) -> CorruptArtifactError:
+    return CorruptArtifactError(
+        f"{where} does not match the checksum the catalog recorded for it ({checksum}); "
+        "the storage changed behind the catalog: check it with `catalogstore verify`")
 
 
 class _TextWriter(io.TextIOWrapper):
@@ -100,11 +118,20 @@ class ArtifactFile:
     def checksum(self) -> str:
         return self.info.checksum
 
-    def read(self) -> str | bytes:
-        """The whole content: ``str`` if it was written as ``str``, else ``bytes``."""
+    def read(self, *, verify: bool = False) -> str | bytes:
+        """The whole content: ``str`` if it was written as ``str``, else ``bytes``.
+
+        Parameters
+        ----------
+        verify
+            Check the bytes against the checksum the catalog recorded, raising
+            :class:`~catalogstore.errors.CorruptArtifactError` when they differ.
+        """
         info = self.info
         with self._artifact._open_for_read(self._name) as f:
             data = f.read()
+        if verify:
+            verify_checksum(data, info.checksum, self.uri)
         return data.decode(info.encoding) if info.encoding else data
 
     def write(self, data: str | bytes | bytearray | memoryview) -> None:

@@ -25,8 +25,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fsspec.callbacks import Callback, NoOpCallback
 
-from catalogstore.artifacts.artifact import Artifact, ArtifactFile
-from catalogstore.errors import InvalidNameError, LocalPathError, StorageError
+from catalogstore.artifacts.artifact import Artifact, ArtifactFile, checksum_mismatch
+from catalogstore.errors import InvalidNameError, LocalPathError
 from catalogstore.names import validate_file_name
 from catalogstore.storage import new_hasher
 
@@ -210,9 +210,7 @@ def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
         with dst, file.open("rb") as src:
             _copy(src, dst, callback, local_dst=dest, hasher=hasher)
         if hasher.hexdigest() != expected:
-            raise StorageError(
-                f"{file.uri} does not match the checksum the catalog recorded for it (the "
-                "storage changed behind the catalog); check it with `catalogstore verify`")
+            raise checksum_mismatch(file.uri, record.checksum)
         with _local_errors(dest, "write"):
             os.replace(tmp, dest)
     except BaseException:

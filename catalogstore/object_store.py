@@ -1,0 +1,319 @@
+"""The object store: ``put``/``get``/``delete``/``exists`` of any Python object by key.
+
+Values go to cluster memory when it can take them, and to artifacts otherwise
+(the ``fallback`` strategy), so a stage hands objects to the next one as fast as
+the executor allows while anything too large or not shareable still persists.
+
+An object stored as an artifact is laid out like every other artifact: one file
+(``object`` for pickle and cloudpickle, which is Flowdapt's layout, so Flowdapt's
+own ``get(..., strategy="artifact")`` reads it; ``object.npy``,
+``object.parquet``, ``object.json`` for the other formats) and metadata naming
+the serializer (``value_type=object``, ``serializer``, ``serializer_version``,
+``python_type``), so ``get`` needs no hint. ``get`` checks the bytes against the
+checksum in the catalog before decoding them, and unpickles only objects that
+the store itself wrote with a pickle serializer.
+
+Examples
+--------
+>>> from catalogstore.object_store import put, get, delete     # doctest: +SKIP
+>>> put("my_dataframe", df)                                     # doctest: +SKIP
+>>> get("my_dataframe").shape                                   # doctest: +SKIP
+(10, 100)
+>>> delete("my_dataframe")                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from catalogstore.context import current_namespace
+from catalogstore.errors import (
+    ArtifactExistsError,
+    ArtifactNotFoundError,
+    BackendUnavailableError,
+    CorruptArtifactError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    SerializationError,
+)
+from catalogstore.names import validate_name
+
+if TYPE_CHECKING:
+    from catalogstore.artifacts import Artifact
+    from catalogstore.cluster_memory import ClusterMemory
+    from catalogstore.serializers import Serializer
+
+__all__ = ["Strategy", "delete", "exists", "get", "put"]
+
+logger = logging.getLogger(__name__)
+
+VALUE_TYPE = "object"
+"""``value_type`` of object artifacts (Flowdapt's marker)."""
+_MISSING: Any = object()
+# A reader can meet a file whose replacement is committed but not yet moved in
+# (a few milliseconds): it retries before calling the bytes corrupt.
+_READ_ATTEMPTS = 4
+
+
+class Strategy(str, Enum):
+    """Where the object store keeps a value."""
+
+    FALLBACK = "fallback"
+    """Cluster memory when it can take the value, else an artifact; ``get`` looks in
+    cluster memory first, then in artifacts."""
+    ARTIFACT = "artifact"
+    """Only artifacts (persistent)."""
+    CLUSTER_MEMORY = "cluster_memory"
+    """Only cluster memory (never touches artifacts)."""
+
+
+def _strategy(strategy: Strategy | str | None, artifact_only: bool) -> Strategy:
+    if artifact_only:
+        return Strategy.ARTIFACT
+    if strategy is None:
+        from catalogstore.settings import get_settings
+
+        strategy = get_settings().object_store_strategy
+    return Strategy(strategy)
+
+
+def _memory(backend: str | None, namespace: str) -> ClusterMemory:
+    from catalogstore.cluster_memory import get_cluster_memory
+
+    return get_cluster_memory(backend, namespace=namespace)
+
+
+# -- put --------------------------------------------------------------------------
+
+
+def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = False,
+        strategy: Strategy | str | None = None, serializer: str | None = None,
+        backend: str | None = None) -> None:
+    """Store ``value`` under ``key``, replacing what was there.
+
+    Parameters
+    ----------
+    namespace
+        Default: the current namespace.
+    artifact_only
+        Store it as an artifact only (the same as ``strategy="artifact"``).
+    strategy
+        ``fallback`` (default, or ``CATALOGSTORE_OBJECT_STORE_STRATEGY``),
+        ``artifact`` or ``cluster_memory``.
+    serializer
+        Name of the serializer of the artifact path (default: chosen by type).
+    backend
+        Cluster memory backend (default: chosen from where the code runs).
+
+    Raises
+    ------
+    SerializationError
+        when no serializer can store the value.
+    ObjectTooLargeError, BackendUnavailableError
+        with ``strategy="cluster_memory"``, when cluster memory cannot take it.
+    """
+    ns = current_namespace(namespace)
+    validate_name(key, "key")
+    chosen = _strategy(strategy, artifact_only)
+    if chosen is not Strategy.ARTIFACT:
+        memory = None
+        try:
+            memory = _memory(backend, ns)
+            memory.put(key, value)
+            return
+        except (ObjectTooLargeError, SerializationError, BackendUnavailableError) as exc:
+            if chosen is Strategy.CLUSTER_MEMORY:
+                raise
+            logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
+            if memory is not None:
+                memory.delete(key)  # an older value there would hide the new one
+    _put_artifact(ns, key, value, serializer)
+
+
+def _put_artifact(namespace: str, key: str, value: Any, serializer: str | None) -> None:
+    from catalogstore.batch import transaction
+    from catalogstore.serializers import get_serializer, serializer_for
+
+    chosen = get_serializer(serializer) if serializer else serializer_for(value)
+    if not chosen.accepts(value):
+        raise SerializationError(f"the {chosen.name} serializer cannot store {key!r} "
+                                 f"({_type_name(value)})")
+    for attempt in range(2):
+        try:
+            with transaction():
+                artifact = _object_artifact(namespace, key, create=True)
+                _write_object(artifact, key, value, chosen, auto=serializer is None)
+            return
+        except ArtifactExistsError:
+            if attempt:  # created by a concurrent put twice in a row: give up
+                raise
+
+
+def _object_artifact(namespace: str, key: str, *, create: bool = False) -> Artifact:
+    from catalogstore.artifacts import get_artifact, new_artifact
+
+    try:
+        return get_artifact(key, namespace)
+    except ArtifactNotFoundError:
+        if not create:
+            raise
+        return new_artifact(key, namespace)
+
+
+def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
+                  auto: bool) -> None:
+    """Replace the artifact's content with ``value`` (inside the caller's transaction)."""
+    from catalogstore.artifacts import ArtifactFile
+    from catalogstore.serializers import dump_checked, get_serializer
+
+    try:
+        with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
+            dump_checked(chosen, value, stream, key)
+    except SerializationError:
+        if not (auto and chosen.name == "pickle"):
+            raise
+        # Lambdas, closures, classes defined in __main__: what cloudpickle is for.
+        chosen = get_serializer("cloudpickle")
+        with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
+            dump_checked(chosen, value, stream, key)
+    for old in artifact.list_files():
+        if old.name != chosen.file_name:
+            old.remove()
+    meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
+            "serializer_version": str(chosen.version), "python_type": _type_name(value)}
+    for stale in set(artifact.metadata) - set(meta):
+        artifact.del_meta(stale)
+    artifact.update_meta(meta)
+
+
+def _type_name(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+# -- get --------------------------------------------------------------------------
+
+
+def get(key: str, *, namespace: str = "", artifact_only: bool = False,
+        strategy: Strategy | str | None = None, serializer: str | None = None,
+        backend: str | None = None, default: Any = _MISSING) -> Any:
+    """The value stored under ``key``.
+
+    Parameters
+    ----------
+    serializer
+        Decode an artifact with this serializer instead of the one recorded in its
+        metadata: needed (and an explicit statement of trust) for objects the store
+        did not write, such as Flowdapt's.
+    default
+        Returned when there is no such key, instead of raising.
+
+    Raises
+    ------
+    ObjectNotFoundError
+        (a ``KeyError``) when no tier the strategy reads holds ``key``.
+    CorruptArtifactError
+        when the artifact's bytes do not match the catalog's checksum.
+    """
+    ns = current_namespace(namespace)
+    validate_name(key, "key")
+    chosen = _strategy(strategy, artifact_only)
+    try:
+        if chosen is not Strategy.ARTIFACT:
+            try:
+                return _memory(backend, ns).get(key)
+            except (ObjectNotFoundError, BackendUnavailableError) as exc:
+                if chosen is Strategy.CLUSTER_MEMORY:
+                    raise
+                logger.debug("object store: %s/%s not in cluster memory (%s); reading "
+                             "artifacts", ns, key, exc)
+        return _get_artifact(ns, key, serializer)
+    except ObjectNotFoundError:
+        if default is _MISSING:
+            raise
+        return default
+
+
+def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
+    from catalogstore.serializers import get_serializer
+
+    try:
+        artifact = _object_artifact(namespace, key)
+    except ArtifactNotFoundError:
+        raise ObjectNotFoundError(
+            f"no object {key!r} in namespace {namespace!r}") from None
+    meta = artifact.metadata
+    name = serializer or meta.get("serializer")
+    if name is None:
+        what = ("an object written by another tool (Flowdapt?)"
+                if meta.get("value_type") == VALUE_TYPE else "not an object of the store")
+        raise SerializationError(
+            f"artifact {namespace}/{key} is {what}: it names no serializer, so it is not "
+            "decoded; pass serializer='cloudpickle' (or another) to trust and read it")
+    chosen = get_serializer(name)
+    data = _read_verified(artifact, chosen.file_name)
+    try:
+        return chosen.load(io.BytesIO(data))
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot decode {namespace}/{key} with {chosen.name}: {type(exc).__name__}: "
+            f"{exc}") from exc
+
+
+def _read_verified(artifact: Artifact, file_name: str) -> bytes:
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            data = artifact.get_file(file_name).read(verify=True)
+            return data if isinstance(data, bytes) else data.encode()
+        except CorruptArtifactError:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.005 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+# -- delete, exists ------------------------------------------------------------------
+
+
+def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
+           strategy: Strategy | str | None = None, backend: str | None = None) -> None:
+    """Remove ``key``: from every tier with the default strategy, else from the chosen one.
+
+    Deleting a key that does not exist is not an error and creates nothing.
+    """
+    ns = current_namespace(namespace)
+    validate_name(key, "key")
+    chosen = _strategy(strategy, artifact_only)
+    if chosen is not Strategy.ARTIFACT:
+        try:
+            _memory(backend, ns).delete(key)
+        except BackendUnavailableError:
+            if chosen is Strategy.CLUSTER_MEMORY:
+                raise
+    if chosen is not Strategy.CLUSTER_MEMORY:
+        with contextlib.suppress(ArtifactNotFoundError):
+            _object_artifact(ns, key).delete()
+
+
+def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
+           strategy: Strategy | str | None = None, backend: str | None = None) -> bool:
+    """Whether a tier the strategy reads holds ``key``."""
+    ns = current_namespace(namespace)
+    validate_name(key, "key")
+    chosen = _strategy(strategy, artifact_only)
+    if chosen is not Strategy.ARTIFACT:
+        try:
+            if _memory(backend, ns).exists(key):
+                return True
+        except BackendUnavailableError:
+            if chosen is Strategy.CLUSTER_MEMORY:
+                raise
+    if chosen is Strategy.CLUSTER_MEMORY:
+        return False
+    from catalogstore.artifacts import artifact_exists
+
+    return artifact_exists(key, ns)

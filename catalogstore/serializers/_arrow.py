@@ -1,0 +1,51 @@
+"""pandas DataFrames and Arrow tables as Parquet, which most data tools read directly."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from catalogstore.serializers.base import Serializer
+
+
+class ParquetSerializer(Serializer):
+    """A pandas DataFrame as Parquet (pyarrow), index and dtypes kept in its schema.
+
+    DataFrames whose column names are not all strings go to pickle instead:
+    Parquet would turn the names into strings.
+    """
+
+    name = "parquet"
+    file_name = "object.parquet"
+    types = ("pandas.DataFrame",)
+
+    def accepts(self, value: Any) -> bool:
+        return all(isinstance(column, str) for column in value.columns)
+
+    def dump(self, value: Any, stream: IO[bytes]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(value, preserve_index=True), stream)
+
+    def load(self, stream: IO[bytes]) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(stream).to_pandas()
+
+
+class ArrowSerializer(Serializer):
+    """A pyarrow Table as Parquet, read back as a Table."""
+
+    name = "arrow"
+    file_name = "object.parquet"
+    types = ("pyarrow.Table",)
+
+    def dump(self, value: Any, stream: IO[bytes]) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(value, stream)
+
+    def load(self, stream: IO[bytes]) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(stream)
