@@ -110,7 +110,9 @@ def _memory(ctx: typer.Context) -> None:
 
 def _console() -> Console:
     # Created per call so that it writes to the sys.stdout in force (tests swap it).
-    return Console(highlight=False)
+    # Piped output has no width to fit: give tables room instead of rich's 80 columns.
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=120)
 
 
 def _when(moment: datetime | None) -> str:
@@ -308,18 +310,25 @@ def _listing(artifacts: list[Artifact]) -> list[dict[str, Any]]:
              "updated_at": _when(r.updated_at)} for r in records]
 
 
+_META_LINES = 4
+"""Metadata pairs shown per artifact in a listing table."""
+
+
 def _print_listing(rows: list[dict[str, Any]], empty: str) -> None:
     if not rows:
         typer.echo(empty)
         return
     # Identity columns never wrap; metadata shows one KEY=VALUE per line, cut to fit.
     table = Table(Column("namespace", no_wrap=True), Column("name", no_wrap=True),
-                  Column("files", justify="right"),
+                  Column("files", justify="right", no_wrap=True),
                   Column("size", justify="right", no_wrap=True),
-                  Column("metadata", overflow="ellipsis"),
+                  Column("metadata", overflow="ellipsis", min_width=16),
                   Column("updated (UTC)", no_wrap=True))
     for row in rows:
-        meta = "\n".join(f"{k}={v}" for k, v in sorted(row["metadata"].items()))
+        pairs = [f"{k}={v}" for k, v in sorted(row["metadata"].items())]
+        if len(pairs) > _META_LINES:  # `show` has them all
+            pairs[_META_LINES - 1:] = [f"... {len(pairs) - _META_LINES + 1} more"]
+        meta = "\n".join(pairs)
         table.add_row(row["namespace"], row["name"], str(row["files"]),
                       human_size(row["size"]), Text(meta),
                       row["updated_at"][:16].replace("T", " "))
@@ -466,21 +475,43 @@ def _download(namespace: str, name: str, file_name: str | None, dst: str) -> Non
 
 
 @app.command("demo")
-def demo() -> None:
-    """Run the seed's Artifacts stages on the configured store, then list the catalog.
+def demo(
+    executor: Annotated[str, typer.Option(
+        "--executor", "-e", help="Where the stages run: local (processes), ray or dask.",
+    )] = "local",
+) -> None:
+    """Run the seed's workflow, each stage in its own worker process, then show the catalog.
 
-    Needs no configuration: by default it uses an embedded SQLite catalog and a
-    storage folder under ./.catalogstore/. It writes in the 'demo' namespace and
-    keeps the metadata example's artifact.
+    Prepare a DataFrame, use it in a second stage, clear it in a third (the
+    Object Store example), then the Artifacts stages. Needs no configuration:
+    by default everything lives under ./.catalogstore/. It writes in the 'demo'
+    namespace and leaves a run record there.
     """
     from catalogstore.demo import run_artifact_stages
+    from catalogstore.demo_workflow import run_workflow
 
     settings = get_settings()
     typer.echo(f"catalog: {redact_url(settings.catalog_url)}")
     typer.echo(f"storage: {redact_url(settings.storage_url)}")
+    reports, _ = run_workflow(executor, typer.echo)
+    table = Table("stage", "process", "time", "cluster memory", "artifacts",
+                  title=f"where {DEMO_KEY!r} was after each stage", title_justify="left")
+    for report in reports:
+        table.add_row(report["stage"], str(report["pid"]),
+                      f"{report['seconds'] * 1000:.1f} ms",
+                      _stored(report["memory_bytes"], report["backend"]),
+                      _stored(report["artifact_bytes"], "catalog"))
+    _console().print(table)
     run_artifact_stages(typer.echo)
     typer.echo("the catalog now holds:")
     _print_listing(_listing(list_artifacts(all_namespaces=True)), "no artifacts")
+
+
+DEMO_KEY = "my_dataframe"
+
+
+def _stored(size: int | None, where: str) -> str:
+    return "-" if size is None else f"{human_size(size)} ({where})"
 
 
 def main() -> None:

@@ -174,15 +174,28 @@ def test_passwords_are_never_shown(monkeypatch):
 
 def test_demo_in_an_empty_directory(tmp_path):
     first = script("demo", cwd=tmp_path)
+    for stage in ("prepare_dataframe", "use_dataframe", "clear_memory"):
+        assert f"stage {stage}: pid" in first.stdout
+    assert "where 'my_dataframe' was after each stage" in first.stdout
     assert "Hello, World!" in first.stdout
     assert "my_new_artifact" in first.stdout
     assert (tmp_path / ".catalogstore" / "catalog.db").is_file()
     again = script("demo", cwd=tmp_path)  # runs again on what the first run left
     assert "removing demo/my_new_artifact" in again.stdout
     rows = json.loads(script("ls", "--all-namespaces", "--json", cwd=tmp_path).stdout)
-    assert [(r["namespace"], r["name"], r["metadata"]) for r in rows] == [
+    runs = [r for r in rows if r["name"].startswith("run-")]
+    assert [(r["namespace"], r["name"], r["metadata"]) for r in rows if r not in runs] == [
         ("demo", "my_new_artifact", {"created_by": "my_username",
                                      "creation_date": "2023-05-26"})]
+    # One run record per run, with each stage's process, timing and sizes.
+    assert len(runs) == 2 and all(r["metadata"]["executor"] == "local" for r in runs)
+    meta = runs[0]["metadata"]
+    pids = {meta[f"stage.{s}.pid"] for s in ("prepare_dataframe", "use_dataframe",
+                                              "clear_memory")}
+    assert len(pids) == 3  # every stage ran in a process of its own
+    assert int(meta["stage.prepare_dataframe.memory_bytes"]) > 0
+    assert int(meta["stage.prepare_dataframe.artifact_bytes"]) > 0
+    assert meta["stage.clear_memory.artifact_bytes"] == "0"
 
 
 def test_console_script_on_each_stack(stack, tmp_path):
