@@ -13,7 +13,7 @@ import sys
 
 from _common import BENCH_DIR
 
-BENCHMARKS = ["import", "create", "stream", "listing"]
+BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask"]
 
 
 def run(name: str, options: list[str]) -> tuple[list[str], int]:

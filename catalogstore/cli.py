@@ -187,6 +187,9 @@ def _memory_rows(session: str | None, namespace: str, sizes: dict[str, int]) -> 
 
 _MemoryNamespace = Annotated[str, typer.Option(
     "--namespace", "-n", help="Namespace (default: the current one).")]
+_MemoryBackend = Annotated[str, typer.Option(
+    "--backend", "-b", help="local, ray or dask (default: CATALOGSTORE_MEMORY_BACKEND, "
+    "else the one detected here).")]
 
 
 def _session_row(info: Any) -> dict[str, Any]:
@@ -197,6 +200,7 @@ def _session_row(info: Any) -> dict[str, Any]:
 @memory_app.command("ls")
 def memory_ls(
     namespace: _MemoryNamespace = "",
+    backend: _MemoryBackend = "",
     all_sessions: Annotated[bool, typer.Option(
         "--all-sessions", help="Every session of the local backend on this machine "
         "(yours), every namespace.")] = False,
@@ -212,7 +216,7 @@ def memory_ls(
     from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
     from catalogstore.cluster_memory._local import LocalMemory
 
-    backend = resolve_backend()
+    backend = resolve_backend(backend or None)
     if all_sessions and backend != "local":
         raise typer.BadParameter(f"--all-sessions is for the local backend only, not {backend}")
     scope = catalogstore.current_namespace(namespace)
@@ -254,6 +258,7 @@ def memory_ls(
 @memory_app.command("clear")
 def memory_clear(
     namespace: _MemoryNamespace = "",
+    backend: _MemoryBackend = "",
     stale: Annotated[bool, typer.Option(
         "--stale", help="Instead: free the local sessions whose owning process is gone "
         "(killed drivers).")] = False,
@@ -274,7 +279,7 @@ def memory_clear(
                        f"{human_size(size)}")
         typer.echo(f"{len(freed)} stale session(s) freed" if freed else "no stale sessions")
         return
-    backend = resolve_backend()
+    backend = resolve_backend(backend or None)
     scope = catalogstore.current_namespace(namespace)
     memory = get_cluster_memory(backend, namespace=scope)
     sizes = memory.sizes()

@@ -400,25 +400,28 @@ def _cli(*args: str, code: int = 0) -> Any:
 
 
 def test_memory_ls_and_clear(memory: LocalMemory) -> None:
+    # --backend: Ray or Dask fixtures of other modules may be running in this process.
     memory.put("small", b"x" * 1000)
     memory.put("big", np.zeros(BIG))
     memory.put("big", np.ones(BIG))  # the old file goes to the pool
     ns = memory.namespace
-    shown = _cli("memory", "ls", "--namespace", ns).stdout
+    shown = _cli("memory", "ls", "--backend", "local", "--namespace", ns).stdout
     assert memory.session in shown and "small" in shown and "big" in shown
     assert "free pool: 8.4 MB in 1 file" in shown
-    listing = json.loads(_cli("memory", "ls", "--namespace", ns, "--json").stdout)
+    listing = json.loads(
+        _cli("memory", "ls", "--backend", "local", "--namespace", ns, "--json").stdout)
     assert listing["backend"] == "local"
     assert {(o["session"], o["namespace"], o["key"]) for o in listing["objects"]} == \
         {(memory.session, ns, "small"), (memory.session, ns, "big")}
     assert listing["sessions"][0]["free_pool_bytes"] == memory.pool_usage()[0]
-    everywhere = json.loads(_cli("memory", "ls", "--all-sessions", "--json").stdout)
+    everywhere = json.loads(
+        _cli("memory", "ls", "--backend", "local", "--all-sessions", "--json").stdout)
     assert (memory.session, ns, "small") in \
         {(o["session"], o["namespace"], o["key"]) for o in everywhere["objects"]}
-    cleared = _cli("memory", "clear", "--namespace", ns).stdout
+    cleared = _cli("memory", "clear", "--backend", "local", "--namespace", ns).stdout
     assert "cleared 2 object(s)" in cleared and ns in cleared
     assert memory.keys() == [] and memory.pool_usage() == (0, 0)
-    assert "no objects" in _cli("memory", "ls", "--namespace", ns).stdout
+    assert "no objects" in _cli("memory", "ls", "--backend", "local", "--namespace", ns).stdout
     error = _cli("memory", "clear", "--stale", "--namespace", ns, code=2).stderr
     assert error.startswith("error: ") and len(error.splitlines()) == 1
 

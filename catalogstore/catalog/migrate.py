@@ -44,9 +44,13 @@ def script_location() -> str:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An alembic configuration; ``connection`` is handed to ``env.py`` when given."""
+    import sys
+
     from alembic.config import Config
 
-    config = Config()
+    # Explicitly: alembic's default is the sys.stdout of the moment alembic was first
+    # imported, which may be a stream that is closed by now (a CLI runner's capture).
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", script_location())
     if connection is not None:
         config.attributes["connection"] = connection

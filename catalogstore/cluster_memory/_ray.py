@@ -1,0 +1,301 @@
+"""The ``ray`` cluster memory backend: objects in Ray's object store, owned by a detached actor.
+
+Why an actor: Ray frees an object when its *owner* (the process that called
+``ray.put``) dies, and ``ray.put(..., _owner=...)`` was removed in Ray 2.56. So
+one detached, named actor (``catalogstore-memory`` in the Ray namespace
+``catalogstore``) performs every ``ray.put`` itself and keeps the references.
+
+Why opaque frames: the caller pickles the value (cloudpickle, protocol 5, the way
+Ray serializes Python objects) into a pickle stream plus out-of-band buffers and
+sends them as NumPy ``uint8`` frames. The actor stores the frames without ever
+unpickling them, so it needs none of the users' code (a detached actor outlives
+the job whose modules it could import) and spends no time in user classes.
+``get`` unpickles the frames that ``ray.get`` maps from the object store, so a
+NumPy array (and pandas/Arrow data) comes back as a read-only, zero-copy view.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from typing import Any
+
+import numpy as np  # a dependency of Ray itself
+import ray
+from ray import cloudpickle
+from ray.actor import ActorHandle
+from ray.exceptions import ObjectLostError, ObjectStoreFullError, RayActorError
+
+from catalogstore.cluster_memory.base import ClusterMemory
+from catalogstore.errors import BackendUnavailableError, ObjectTooLargeError, SerializationError
+
+ACTOR_NAME = "catalogstore-memory"
+"""Name of the detached actor that owns the stored objects."""
+RAY_NAMESPACE = "catalogstore"
+"""Ray namespace of the actor: fixed, so that every job of a cluster finds the same one."""
+INLINE_MAX_BYTES = 64 << 10
+"""Payloads up to this size stay in the actor's memory and travel inside the call's
+reply, one round trip for a get (Ray itself inlines objects under 100 KiB)."""
+_ACTOR_THREADS = 8
+# Ray Serve pins its controller to the head node with this resource: the head
+# node's loss ends the cluster anyway, so the objects live as long as the cluster.
+_HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+Frames = list[Any]
+"""A pickle stream and its out-of-band buffers: NumPy ``uint8`` arrays, or ``bytes``."""
+
+
+class MemoryActor:
+    """Owner of every object of the ray backend: ``(namespace, key) -> frames``.
+
+    Payloads over :data:`INLINE_MAX_BYTES` are held as the reference of an object
+    this actor put into Ray's object store; smaller ones as ``bytes``. Methods run
+    on a few threads so that a large put's copy does not hold up lookups; the lock
+    makes each change of the table atomic.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], tuple[Frames | ray.ObjectRef, int]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, namespace: str, key: str, frames: Frames) -> None:
+        size = sum(frame.nbytes for frame in frames)
+        # The frames map the call's argument object, which Ray frees after the call.
+        stored = [frame.tobytes() for frame in frames] if size <= INLINE_MAX_BYTES \
+            else ray.put(frames)
+        with self._lock:  # the swap is the commit: readers see the old or the new value
+            self._objects[(namespace, key)] = (stored, size)
+
+    def get(self, namespace: str, key: str) -> tuple[Frames | None, ray.ObjectRef | None] | None:
+        """``(frames, None)`` for an inline payload, ``(None, ref)`` else, ``None`` if missing.
+
+        A reference nested in the reply is not resolved by Ray: the caller gets
+        it and maps the object from its own node's object store.
+        """
+        entry = self._objects.get((namespace, key))
+        if entry is None:
+            return None
+        stored = entry[0]
+        return (None, stored) if isinstance(stored, ray.ObjectRef) else (stored, None)
+
+    def delete(self, namespace: str, key: str) -> bool:
+        with self._lock:
+            return self._objects.pop((namespace, key), None) is not None
+
+    def exists(self, namespace: str, key: str) -> bool:
+        return (namespace, key) in self._objects
+
+    def sizes(self, namespace: str) -> dict[str, int]:
+        with self._lock:
+            return {key: size for (ns, key), (_, size) in self._objects.items()
+                    if ns == namespace}
+
+    def clear(self, namespace: str) -> None:
+        with self._lock:
+            for ns_key in [ns_key for ns_key in self._objects if ns_key[0] == namespace]:
+                del self._objects[ns_key]
+
+    def node_id(self) -> str:
+        """The Ray node this actor (and every object over the inline size) lives on."""
+        return ray.get_runtime_context().get_node_id()
+
+
+_RemoteMemoryActor = ray.remote(MemoryActor)
+
+# The actor handle of this process, with the (Ray session, job) it belongs to: a
+# handle is only valid in the connection that obtained it.
+_cached: tuple[tuple[str, str], ActorHandle] | None = None
+_cache_lock = threading.Lock()
+
+
+def _require_ray() -> None:
+    # Checked before every use: Ray's API would otherwise start a new local Ray.
+    if not ray.is_initialized():
+        raise BackendUnavailableError(
+            "the ray cluster memory backend needs a running Ray in this process: call "
+            "ray.init() (or ray.init(address=...) to join a cluster) first, or run the code "
+            "inside a Ray task or actor")
+
+
+def _connection() -> tuple[str, str]:
+    _require_ray()
+    context = ray.get_runtime_context()
+    return context.get_session_name(), context.get_job_id()
+
+
+def memory_actor() -> ActorHandle:
+    """The handle of the memory actor, created on first use in the cluster, cached per process."""
+    global _cached
+    connection = _connection()
+    cached = _cached
+    if cached is not None and cached[0] == connection:
+        return cached[1]
+    with _cache_lock:
+        if _cached is None or _cached[0] != connection:
+            options: dict[str, Any] = {
+                "name": ACTOR_NAME, "namespace": RAY_NAMESPACE, "get_if_exists": True,
+                "lifetime": "detached", "num_cpus": 0, "max_concurrency": _ACTOR_THREADS,
+                # Restarted after a crash (empty: what it owned died with it), so the
+                # name always leads to a live actor.
+                "max_restarts": -1, "enable_task_events": False,
+            }
+            if _HEAD_NODE_RESOURCE in ray.cluster_resources():
+                options["resources"] = {_HEAD_NODE_RESOURCE: 0.001}
+            _cached = connection, _RemoteMemoryActor.options(**options).remote()
+        return _cached[1]
+
+
+def _forget(actor: ActorHandle) -> None:
+    global _cached
+    with _cache_lock:
+        if _cached is not None and _cached[1] is actor:
+            _cached = None
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _serialize(key: str, value: Any) -> Frames:
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception as exc:  # pickling runs arbitrary __reduce__ code: any error is possible
+        raise SerializationError(
+            f"cannot store {key!r} in the ray cluster memory: its value of type "
+            f"{_type_name(value)} cannot be pickled ({exc})") from exc
+    # uint8 views (no copy) travel out of band through Ray's own serializer.
+    return [np.frombuffer(stream, dtype=np.uint8),
+            *(np.frombuffer(buffer.raw(), dtype=np.uint8) for buffer in buffers)]
+
+
+class RayMemory(ClusterMemory):
+    """Cluster memory in Ray's object store, shared by every driver, task and actor of a cluster.
+
+    Parameters
+    ----------
+    namespace, max_object_bytes
+        See :class:`~catalogstore.cluster_memory.ClusterMemory`. The size checked
+        against the limit is the pickled size of the value (stream and buffers).
+
+    Raises
+    ------
+    BackendUnavailableError
+        When Ray is not initialised in this process (call ``ray.init()`` first, or
+        run inside a Ray task or actor).
+
+    Notes
+    -----
+    **Where objects live.** Every object is owned by one detached actor,
+    ``catalogstore-memory`` (Ray namespace ``catalogstore``), placed on the head
+    node and created by the first call in the cluster. Values whose pickled size
+    is over 64 KiB are objects in Ray's object store of the head node; a get on
+    another node has Ray copy them to that node's store once, and every get maps
+    them zero-copy (NumPy arrays come back read-only). Smaller values are kept in
+    the actor's memory and returned with the lookup's reply. A get costs one call
+    to the actor (the lookup) plus Ray's ``ray.get``; a put pickles the value, sends
+    it to the actor (Ray copies it into the object store as the call's argument)
+    and the actor puts it with ``ray.put`` (a second copy: the object must be the
+    actor's, see the lifetime). When its store is full, Ray spills objects to disk
+    or allocates new ones on disk; only when Ray refuses a value
+    (``ObjectStoreFullError``) does ``put`` raise
+    :class:`~catalogstore.errors.ObjectTooLargeError`, like a value over the size
+    limit.
+
+    **Lifetime.**
+
+    - *The task, actor or process that put an object*: the object survives it,
+      since the memory actor owns it (a later task on any node gets it, even
+      after the putting worker process exited).
+    - *The driver (Ray job)*: the actor is detached, so objects survive the driver
+      that put them as long as the cluster runs: a driver that joins a running
+      cluster (``ray start --head`` then ``ray.init(address=...)``) and exits
+      leaves its objects to the next driver. A driver that started a local
+      cluster itself with ``ray.init()`` stops that cluster on ``ray.shutdown()``
+      or exit, and the objects end with it.
+    - *The cluster*: objects end with it (``ray stop``, head node lost). They also
+      end when the memory actor dies (``ray.kill``, a crash of its process): Ray
+      restarts it empty, and gets raise ``KeyError``.
+    - Within that, an object lives until it is replaced, deleted or its namespace
+      cleared; a process still holding a zero-copy view keeps that memory mapped
+      until it drops the view.
+    """
+
+    name = "ray"
+    supports_zero_copy = True
+    is_distributed = True
+
+    def __init__(self, namespace: str = "", max_object_bytes: int | None = None) -> None:
+        _require_ray()
+        super().__init__(namespace, max_object_bytes)
+
+    @classmethod
+    def is_available(cls) -> bool:
+        # True on a connected driver and inside every task and actor.
+        return ray.is_initialized()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The actor handle is per process (looked up again there); the settings travel.
+        return type(self), (self._namespace, self.max_object_bytes)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """Run a method of the memory actor and wait for its result.
+
+        A call that finds the actor dead (killed, or its node lost) is retried once,
+        with a handle looked up again: the name leads to the restarted actor, or to
+        a new one.
+        """
+        error: RayActorError | None = None
+        for _attempt in range(2):
+            actor = memory_actor()
+            try:
+                return ray.get(getattr(actor, method).remote(*args))
+            except RayActorError as exc:
+                _forget(actor)
+                error = exc
+        raise BackendUnavailableError(
+            f"the ray cluster memory actor {ACTOR_NAME!r} (namespace {RAY_NAMESPACE!r}) "
+            f"cannot be reached: {error}") from error
+
+    def _put(self, namespace: str, key: str, value: Any) -> None:
+        frames = _serialize(key, value)
+        self._check_size(key, sum(frame.nbytes for frame in frames))
+        try:
+            self._call("put", namespace, key, frames)
+        except ObjectStoreFullError as exc:
+            raise ObjectTooLargeError(
+                f"{key!r} does not fit in Ray's object store ({exc.__class__.__name__}); "
+                "free objects or start Ray with a larger object_store_memory") from exc
+
+    def _get(self, namespace: str, key: str) -> Any:
+        reply = self._call("get", namespace, key)
+        if reply is None:
+            raise self._missing(namespace, key)
+        frames, ref = reply
+        if ref is not None:
+            try:
+                frames = ray.get(ref)
+            except ObjectLostError as exc:  # the actor died after answering
+                raise self._missing(namespace, key) from exc
+        try:
+            return pickle.loads(frames[0], buffers=frames[1:])
+        except Exception as exc:  # unpickling runs arbitrary code: any error is possible
+            raise SerializationError(
+                f"cannot load {key!r} from the ray cluster memory: {exc} (is the module of "
+                "its class importable in this process?)") from exc
+
+    def _delete(self, namespace: str, key: str) -> bool:
+        return self._call("delete", namespace, key)
+
+    def _exists(self, namespace: str, key: str) -> bool:
+        return self._call("exists", namespace, key)
+
+    def _keys(self, namespace: str) -> list[str]:
+        return list(self._call("sizes", namespace))
+
+    def _sizes(self, namespace: str) -> dict[str, int]:
+        return self._call("sizes", namespace)
+
+    def _clear(self, namespace: str) -> None:
+        self._call("clear", namespace)
