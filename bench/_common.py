@@ -191,8 +191,11 @@ def scratch_dir(parent: str | None = None) -> Iterator[Path]:
 @contextlib.contextmanager
 def temp_store(parent: str | None = None, *, storage_url: str | None = None,
                storage_options: dict[str, Any] | None = None,
-               namespace: str = "bench") -> Iterator[Store]:
-    """A SQLite catalog in a scratch folder, and storage there too unless ``storage_url``."""
+               namespace: str = "bench", **settings: Any) -> Iterator[Store]:
+    """A SQLite catalog in a scratch folder, and storage there too unless ``storage_url``.
+
+    ``settings``: further fields of the configuration (``memory_backend="local"``).
+    """
     import catalogstore
     from catalogstore.settings import reset_configuration
     from catalogstore.workspace import close_workspaces, get_workspace
@@ -201,7 +204,7 @@ def temp_store(parent: str | None = None, *, storage_url: str | None = None,
         settings = catalogstore.configure(
             catalog_url=f"sqlite:///{tmp / 'catalog.db'}",
             storage_url=storage_url or str(tmp / "storage"),
-            storage_options=storage_options or {}, namespace=namespace)
+            storage_options=storage_options or {}, namespace=namespace, **settings)
         try:
             yield Store(get_workspace(settings), tmp)
         finally:

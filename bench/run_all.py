@@ -13,7 +13,8 @@ import sys
 
 from _common import BENCH_DIR
 
-BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask"]
+BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask",
+              "object_store"]
 
 
 def run(name: str, options: list[str]) -> tuple[list[str], int]:

@@ -25,7 +25,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import time
 from enum import Enum
@@ -257,7 +256,7 @@ def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
     chosen = get_serializer(name)
     data = _read_verified(artifact, chosen.file_name)
     try:
-        return chosen.load(io.BytesIO(data))
+        return chosen.loads(data)
     except Exception as exc:
         raise SerializationError(
             f"cannot decode {namespace}/{key} with {chosen.name}: {type(exc).__name__}: "

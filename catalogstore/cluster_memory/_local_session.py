@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -59,6 +60,7 @@ _exit_hooks: set[tuple[int, str]] = set()
 _lock = threading.Lock()
 
 
+@functools.cache  # asked on every get_cluster_memory(); the answer does not change
 def default_root() -> Path:
     """The per-user folder of all sessions: on ``/dev/shm`` (tmpfs), else the temp folder."""
     shm = Path("/dev/shm")
@@ -182,6 +184,10 @@ def implied_owner(name: str) -> dict[str, Any] | None:
     match = _PG_SESSION.fullmatch(name)
     if match is None:
         return None  # named by the user: lives until cleared
+    if match[2] == "0":
+        # The group leader was not visible (another pid namespace, or gone already):
+        # nobody can tell when this session ends, so it lives until cleared.
+        return None
     return owner_record(int(match[1]), match[2])
 
 

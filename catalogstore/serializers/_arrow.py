@@ -32,6 +32,9 @@ class ParquetSerializer(Serializer):
 
         return pq.read_table(stream).to_pandas()
 
+    def loads(self, data: bytes) -> Any:
+        return _read_buffer(data).to_pandas()
+
 
 class ArrowSerializer(Serializer):
     """A pyarrow Table as Parquet, read back as a Table."""
@@ -49,3 +52,15 @@ class ArrowSerializer(Serializer):
         import pyarrow.parquet as pq
 
         return pq.read_table(stream)
+
+    def loads(self, data: bytes) -> Any:
+        return _read_buffer(data)
+
+
+def _read_buffer(data: bytes) -> Any:
+    """The Parquet table in ``data``, read in place: pyarrow reading a Python stream
+    would copy every column chunk out of it first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))

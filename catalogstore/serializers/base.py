@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from typing import IO, Any, ClassVar
 
@@ -49,6 +50,14 @@ class Serializer(ABC):
     @abstractmethod
     def load(self, stream: IO[bytes]) -> Any:
         """Read a value written by :meth:`dump` from ``stream``."""
+
+    def loads(self, data: bytes) -> Any:
+        """Read a value from the whole of what :meth:`dump` wrote (how the object store reads).
+
+        By default :meth:`load` from a ``BytesIO``; a serializer that can decode
+        the bytes in place (without the copy a stream read makes) overrides it.
+        """
+        return self.load(io.BytesIO(data))
 
     def accepts(self, value: Any) -> bool:
         """Whether this serializer can write ``value`` (checked before anything is written)."""
