@@ -124,13 +124,19 @@ def _ray() -> Iterator[Callable[[str], dict[str, Any]]]:
 
     from catalogstore.settings import get_settings
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": get_settings().to_environ()})
+    # address="local": a Ray of the demo's own, even where RAY_ADDRESS names a cluster
+    # (joining it with num_cpus fails); a Ray this process runs already is used as is.
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(max_calls=1)(run_stage)  # a fresh worker process per stage
+        # A fresh worker process per stage, with this process's configuration.
+        remote = ray.remote(max_calls=1, runtime_env={
+            "env_vars": get_settings().to_environ()})(run_stage)
         yield lambda name: ray.get(remote.remote(name))
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 @contextlib.contextmanager
@@ -182,6 +188,7 @@ def run_workflow(executor: str = "local",
     for report in reports:
         prefix = f"stage.{report['stage']}"
         meta.update({f"{prefix}.seconds": report["seconds"], f"{prefix}.pid": report["pid"],
+                     f"{prefix}.backend": report["backend"],
                      f"{prefix}.memory_bytes": report["memory_bytes"] or 0,
                      f"{prefix}.artifact_bytes": report["artifact_bytes"] or 0})
     new_artifact(record, DEMO_NAMESPACE).update_meta(meta)

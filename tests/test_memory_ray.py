@@ -30,21 +30,7 @@ from catalogstore.errors import SerializationError
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SUBPROCESS_TIMEOUT = 300
-
-
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[Any]:
-    """A local Ray for the whole test session, small enough for a 2-core machine."""
-    started = not ray.is_initialized()
-    if started:
-        # Workers import the functions the tests send them from this folder. (Not
-        # JobConfig(code_search_path): a job with it exports no class definitions,
-        # so other jobs could not get a handle to the actor it created.)
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=1 << 30,
-                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})
-    yield ray
-    if started:
-        ray.shutdown()
+pytest_plugins = ["executors"]  # ray_session: one Ray for the whole test session
 
 
 def new_namespace() -> str:
