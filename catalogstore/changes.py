@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,9 @@ class StagedFile:
     size: int
     checksum: str
     encoding: str | None
+    modified: datetime | None = None
+    """When the bytes last changed, if not at the commit: ``reindex`` records the
+    storage's modification time, so that a later run can trust an unchanged file."""
 
 
 @dataclass

@@ -29,7 +29,7 @@ import catalogstore
 from catalogstore.artifacts import Artifact, get_artifact, list_artifacts
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.migrate import current_revision, head_revision, upgrade
-from catalogstore.errors import CatalogError, CatalogStoreError
+from catalogstore.errors import CatalogError, CatalogStoreError, QueryError
 from catalogstore.names import validate_file_name, validate_name
 from catalogstore.settings import get_settings, redact_url
 from catalogstore.workspace import get_workspace
@@ -350,20 +350,31 @@ def ls(
         help="Keep artifacts whose metadata has KEY equal to VALUE (repeatable).")] = None,
     all_namespaces: Annotated[bool, typer.Option(
         "--all-namespaces", "-A", help="List every namespace.")] = False,
+    filter: Annotated[str | None, typer.Option(
+        "--filter", "-f", metavar="FILTER",
+        help="Keep artifacts matching FILTER, in the language of `catalogstore query`.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="At most N artifacts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List artifacts with their file count, total size and metadata (reads the catalog only)."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give a NAMESPACE or --all-namespaces, not both")
     conditions = _parse_where(where)
-    rows = _listing(list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces))
+    try:
+        artifacts = list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces,
+                                   filter=filter, limit=limit)
+    except QueryError as exc:
+        raise QueryError(f"invalid --filter: {exc.summary}") from None
+    rows = _listing(artifacts)
     if as_json:
         _print_json(rows)
         return
     scope = "any namespace" if all_namespaces else \
         f"namespace {catalogstore.current_namespace(namespace)!r}"
-    matching = " matching " + ", ".join(f"{k}={v}" for k, v in conditions.items()) \
-        if conditions else ""
+    matching = " matching " + ", ".join([f"{k}={v}" for k, v in conditions.items()]
+                                        + ([filter] if filter else [])) \
+        if conditions or filter else ""
     _print_listing(rows, f"no artifacts in {scope}{matching}")
 
 
@@ -522,3 +533,7 @@ def _stored(size: int | None, where: str) -> str:
 def main() -> None:
     """Entry point of the ``catalogstore`` console script."""
     app()
+
+
+import catalogstore._cli_query  # noqa: E402  (query)
+from catalogstore import _cli_maintenance  # noqa: E402, F401  (reindex, verify, gc)

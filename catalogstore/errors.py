@@ -53,6 +53,14 @@ class ArtifactExistsError(AlreadyExistsError):
     """An artifact of that name exists already in that namespace."""
 
 
+class NameCollisionError(AlreadyExistsError):
+    """A new name differs only by letter case from an existing one of the same place.
+
+    On a case-insensitive filesystem (macOS, Windows, many object store
+    gateways) the two would be one folder, so the second spelling is refused.
+    """
+
+
 class TransactionError(CatalogStoreError):
     """A transaction was used wrongly (closed, nested across artifacts, ...)."""
 
@@ -97,3 +105,40 @@ class BackendUnavailableError(CatalogStoreError, ImportError):
 
 class CorruptArtifactError(CatalogStoreError):
     """Stored bytes do not match the checksum the catalog recorded for them."""
+
+
+class SignatureError(CorruptArtifactError):
+    """A pickled object is unsigned, or its signature does not match its bytes.
+
+    Raised before any byte is unpickled, when a signing key is configured.
+    """
+
+
+class QueryError(CatalogStoreError, ValueError):
+    """A search filter, ordering or page cursor is malformed (nothing was run).
+
+    ``str()`` shows the filter with a caret under the problem; :attr:`summary` says the
+    same on one line (for the command line).
+    """
+
+    def __init__(self, reason: str, text: str | None = None, position: int | None = None
+                 ) -> None:
+        self.reason = reason
+        self.text = text
+        self.position = position
+        super().__init__(reason, text, position)
+
+    @property
+    def summary(self) -> str:
+        """The message on one line: the reason, the column and the filter."""
+        if self.text is None or self.position is None:
+            return self.reason
+        return f"{self.reason} (column {self.position + 1} of {self.text!r})"
+
+    def __str__(self) -> str:
+        if self.text is None or self.position is None:
+            return self.reason
+        # One character per character, so the caret stays under the problem.
+        shown = self.text.translate({ord(c): " " for c in "\t\r\n"})
+        return (f"{self.reason} (column {self.position + 1})\n"
+                f"    {shown}\n    {' ' * self.position}^")

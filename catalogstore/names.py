@@ -4,7 +4,11 @@ Names are whitelisted, not blacklisted: everything that could mean a path
 (``/``, ``\\``, ``..``), a URL (``:``, ``%``, ``#``, ``?``), a control character
 or a Unicode look-alike is outside the allowed set, so no spelling of a name can
 reach outside its artifact folder, and two distinct names never land in one
-folder on a case-sensitive filesystem.
+folder on a case-sensitive filesystem. Being ASCII, no two allowed names
+normalise alike (NFC/NFD, fullwidth or Cyrillic look-alikes are all refused);
+names that differ only by case are refused by the catalog when the second
+spelling is created (:mod:`catalogstore.catalog.collisions`), since a
+case-insensitive filesystem would give them one folder.
 
 - **Artifact names and namespaces**: ASCII letters, digits, ``_``, ``-`` and
   ``.``; start with a letter or digit; at most 128 characters; no ``..``.
@@ -111,5 +115,10 @@ def meta_value_to_str(key: str, value: Any) -> str:
 
 
 def artifact_dir(namespace: str, name: str) -> str:
-    """Path of an artifact's folder relative to the storage root."""
-    return f"{ARTIFACTS_DIR}/{namespace}/{name}"
+    """Path of an artifact's folder relative to the storage root.
+
+    Checked here too, not only where users pass names in: names also come back
+    from the catalog, and a row edited by hand must not steer a write or a
+    delete outside the storage root.
+    """
+    return f"{ARTIFACTS_DIR}/{validate_name(namespace, 'namespace')}/{validate_name(name)}"

@@ -11,7 +11,9 @@ own ``get(..., strategy="artifact")`` reads it; ``object.npy``,
 the serializer (``value_type=object``, ``serializer``, ``serializer_version``,
 ``python_type``), so ``get`` needs no hint. ``get`` checks the bytes against the
 checksum in the catalog before decoding them, and unpickles only objects that
-the store itself wrote with a pickle serializer.
+the store itself wrote with a pickle serializer. With a signing key configured,
+pickled objects are also signed and checked before unpickling (see
+:mod:`catalogstore.integrity`).
 
 Examples
 --------
@@ -35,14 +37,23 @@ from catalogstore.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     BackendUnavailableError,
-    CorruptArtifactError,
     ObjectNotFoundError,
     ObjectTooLargeError,
     SerializationError,
+    SignatureError,
+)
+from catalogstore.integrity import (
+    SIGNATURE_KEY,
+    SigningWriter,
+    new_signer,
+    signature_of,
+    verify_signature,
 )
 from catalogstore.names import validate_name
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from catalogstore.artifacts import Artifact
     from catalogstore.cluster_memory import ClusterMemory
     from catalogstore.serializers import Serializer
@@ -54,8 +65,8 @@ logger = logging.getLogger(__name__)
 VALUE_TYPE = "object"
 """``value_type`` of object artifacts (Flowdapt's marker)."""
 _MISSING: Any = object()
-# A reader can meet a file whose replacement is committed but not yet moved in
-# (a few milliseconds): it retries before calling the bytes corrupt.
+# A reader can meet an object whose metadata and file belong to two puts (a few
+# milliseconds): it reads them again before calling the signature wrong.
 _READ_ATTEMPTS = 4
 
 
@@ -167,27 +178,47 @@ def _object_artifact(namespace: str, key: str, *, create: bool = False) -> Artif
 def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
                   auto: bool) -> None:
     """Replace the artifact's content with ``value`` (inside the caller's transaction)."""
-    from catalogstore.artifacts import ArtifactFile
-    from catalogstore.serializers import dump_checked, get_serializer
+    from catalogstore.serializers import get_serializer
 
     try:
-        with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
-            dump_checked(chosen, value, stream, key)
+        signature = _dump(artifact, key, value, chosen)
     except SerializationError:
         if not (auto and chosen.name == "pickle"):
             raise
         # Lambdas, closures, classes defined in __main__: what cloudpickle is for.
         chosen = get_serializer("cloudpickle")
-        with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
-            dump_checked(chosen, value, stream, key)
+        signature = _dump(artifact, key, value, chosen)
     for old in artifact.list_files():
         if old.name != chosen.file_name:
             old.remove()
     meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
             "serializer_version": str(chosen.version), "python_type": _type_name(value)}
+    if signature is not None:
+        meta[SIGNATURE_KEY] = signature
     for stale in set(artifact.metadata) - set(meta):
         artifact.del_meta(stale)
     artifact.update_meta(meta)
+
+
+def _dump(artifact: Artifact, key: str, value: Any, chosen: Serializer) -> str | None:
+    """Write the object's file; its signature when one is due (a pickle and a key set)."""
+    from catalogstore.artifacts import ArtifactFile
+    from catalogstore.serializers import dump_checked
+
+    signing_key = _signing_key()
+    with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
+        if signing_key is None or not chosen.executes_code:
+            dump_checked(chosen, value, stream, key)
+            return None
+        mac = new_signer(signing_key, artifact.namespace, key, chosen.name)
+        dump_checked(chosen, value, SigningWriter(stream, mac), key)
+    return signature_of(mac)
+
+
+def _signing_key() -> SecretStr | None:
+    from catalogstore.settings import get_settings
+
+    return get_settings().signing_key
 
 
 def _type_name(value: Any) -> str:
@@ -207,7 +238,8 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
     serializer
         Decode an artifact with this serializer instead of the one recorded in its
         metadata: needed (and an explicit statement of trust) for objects the store
-        did not write, such as Flowdapt's.
+        did not write, such as Flowdapt's. A signing key outranks that trust: with
+        one set, an unsigned pickle is refused whatever the serializer named.
     default
         Returned when there is no such key, instead of raising.
 
@@ -217,6 +249,9 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         (a ``KeyError``) when no tier the strategy reads holds ``key``.
     CorruptArtifactError
         when the artifact's bytes do not match the catalog's checksum.
+    SignatureError
+        (a ``CorruptArtifactError``) when a signing key is set and a pickled object is
+        unsigned or does not match its signature; nothing was unpickled.
     """
     ns = current_namespace(namespace)
     validate_name(key, "key")
@@ -238,23 +273,34 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
 
 
 def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
-    from catalogstore.serializers import get_serializer
-
     try:
         artifact = _object_artifact(namespace, key)
     except ArtifactNotFoundError:
         raise ObjectNotFoundError(
             f"no object {key!r} in namespace {namespace!r}") from None
-    meta = artifact.metadata
-    name = serializer or meta.get("serializer")
-    if name is None:
-        what = ("an object written by another tool (Flowdapt?)"
-                if meta.get("value_type") == VALUE_TYPE else "not an object of the store")
-        raise SerializationError(
-            f"artifact {namespace}/{key} is {what}: it names no serializer, so it is not "
-            "decoded; pass serializer='cloudpickle' (or another) to trust and read it")
-    chosen = get_serializer(name)
-    data = _read_verified(artifact, chosen.file_name)
+    signing_key = _signing_key()
+    for attempt in range(_READ_ATTEMPTS):
+        meta = artifact.metadata
+        chosen = _decoder(namespace, key, meta, serializer)
+        data = _read_verified(artifact, chosen.file_name)
+        if signing_key is None or not chosen.executes_code:
+            break
+        try:
+            # Signed with the serializer that wrote it, whichever one reads it now.
+            verify_signature(signing_key, namespace, key, meta.get("serializer", chosen.name),
+                             data, meta.get(SIGNATURE_KEY))
+            break
+        except SignatureError:
+            # A put that committed between the metadata and the bytes looks like this
+            # for a moment; tampering does not go away.
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.005 * 2 ** attempt)
+            try:
+                artifact.refresh()
+            except ArtifactNotFoundError:
+                raise ObjectNotFoundError(
+                    f"no object {key!r} in namespace {namespace!r}") from None
     try:
         return chosen.loads(data)
     except Exception as exc:
@@ -263,16 +309,25 @@ def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
             f"{exc}") from exc
 
 
+def _decoder(namespace: str, key: str, meta: dict[str, str],
+             serializer: str | None) -> Serializer:
+    """The serializer that reads the object: the one asked for, else the one recorded."""
+    from catalogstore.serializers import get_serializer
+
+    name = serializer or meta.get("serializer")
+    if name is None:
+        what = ("an object written by another tool (Flowdapt?)"
+                if meta.get("value_type") == VALUE_TYPE else "not an object of the store")
+        raise SerializationError(
+            f"artifact {namespace}/{key} is {what}: it names no serializer, so it is not "
+            "decoded; pass serializer='cloudpickle' (or another) to trust and read it")
+    return get_serializer(name)
+
+
 def _read_verified(artifact: Artifact, file_name: str) -> bytes:
-    for attempt in range(_READ_ATTEMPTS):
-        try:
-            data = artifact.get_file(file_name).read(verify=True)
-            return data if isinstance(data, bytes) else data.encode()
-        except CorruptArtifactError:
-            if attempt == _READ_ATTEMPTS - 1:
-                raise
-            time.sleep(0.005 * 2 ** attempt)
-    raise AssertionError("unreachable")
+    # read(verify=True) waits out a concurrent commit of the file itself.
+    data = artifact.get_file(file_name).read(verify=True)
+    return data if isinstance(data, bytes) else data.encode()
 
 
 # -- delete, exists ------------------------------------------------------------------

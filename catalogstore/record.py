@@ -8,12 +8,19 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from catalogstore.errors import InvalidMetadataError
 from catalogstore.names import meta_value_to_str, validate_meta_key
+
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+"""What a metadata value must look like, in full, to count as a number: a decimal
+number with an optional exponent (``42``, ``-0.5``, ``1e-05``, ``.5``, ``007``), ASCII
+digits only, no spaces, no ``nan``, ``inf`` or ``1_000``."""
 
 
 @dataclass(frozen=True)
@@ -60,3 +67,17 @@ def metadata_from_json(content: bytes | str) -> dict[str, str]:
             f".artifact.json must hold a JSON object, not {type(data).__name__}"
         )
     return {validate_meta_key(k): meta_value_to_str(k, v) for k, v in data.items()}
+
+
+def value_number(value: str) -> float | None:
+    """The number a metadata value stands for, or ``None`` when it is not one.
+
+    The catalog stores it beside the text (``artifact_metadata.number``), so numeric
+    comparisons and their index work alike on SQLite and PostgreSQL and never cast
+    text in SQL (a cast of a non-numeric value would raise on PostgreSQL). Values
+    beyond the range of a double (``1e999``) are not numbers.
+    """
+    if not NUMBER.fullmatch(value):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

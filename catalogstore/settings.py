@@ -9,13 +9,16 @@ environment. Below the public API, settings are passed explicitly.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from catalogstore.errors import ConfigurationError
@@ -24,6 +27,8 @@ from catalogstore.names import validate_name
 ENV_PREFIX = "CATALOGSTORE_"
 DEFAULT_HOME = ".catalogstore"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+MIN_SIGNING_KEY_BYTES = 16
+"""Shorter keys could be guessed from a signature, which ``.artifact.json`` shows to anyone."""
 # Keys of storage options whose values are credentials and are never shown.
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|credential|key", re.IGNORECASE)
 
@@ -60,6 +65,12 @@ class Settings(BaseSettings):
     """Largest object a cluster memory backend takes (``None``: the backend's own limit)."""
     object_store_strategy: Literal["fallback", "artifact", "cluster_memory"] = "fallback"
     """Where the object store puts values when a call does not say (see ``Strategy``)."""
+    signing_key: SecretStr | None = None
+    """Key of the HMAC-SHA256 signatures of pickled objects (see :mod:`catalogstore.integrity`).
+
+    When set, the object store signs every object it pickles and refuses to unpickle
+    one that is unsigned or whose signature does not match. Never shown.
+    """
 
     @field_validator("catalog_url")
     @classmethod
@@ -116,6 +127,19 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("signing_key", mode="before")
+    @classmethod
+    def _check_signing_key(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw):
+            return None
+        if not isinstance(raw, str) or len(raw.encode()) < MIN_SIGNING_KEY_BYTES:
+            # The message must not quote the value: it is a secret, even a bad one.
+            raise ValueError(f"must be a string of at least {MIN_SIGNING_KEY_BYTES} bytes "
+                             "(e.g. the output of `python -c 'import secrets; "
+                             "print(secrets.token_hex(32))'`)")
+        return value
+
     @field_validator("memory_backend")
     @classmethod
     def _check_memory_backend(cls, value: str) -> str:
@@ -132,6 +156,7 @@ class Settings(BaseSettings):
         yield "memory_backend", self.memory_backend
         yield "memory_max_object_bytes", self.memory_max_object_bytes
         yield "object_store_strategy", self.object_store_strategy
+        yield "signing_key", None if self.signing_key is None else "***"
 
     def to_environ(self) -> dict[str, str]:
         """The ``CATALOGSTORE_*`` variables that reproduce these settings in a child process."""
@@ -144,6 +169,10 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}MEMORY_MAX_OBJECT_BYTES": "" if self.memory_max_object_bytes is None
             else str(self.memory_max_object_bytes),
             f"{ENV_PREFIX}OBJECT_STORE_STRATEGY": self.object_store_strategy,
+            # Workers must verify (and sign) with the same key; the environment of a
+            # process is only readable by its user.
+            f"{ENV_PREFIX}SIGNING_KEY": "" if self.signing_key is None
+            else self.signing_key.get_secret_value(),
         }
 
 
@@ -161,6 +190,17 @@ def redact_options(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def credential_values(options: dict[str, Any]) -> list[str]:
+    """The values :func:`redact_options` hides, wherever they are nested."""
+    found: list[str] = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            found += credential_values(value)
+        elif isinstance(value, str) and _SECRET_KEY.search(str(key)):
+            found.append(value)
+    return found
+
+
 def _field_env_name(loc: tuple[Any, ...]) -> str:
     return f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else "settings"
 
@@ -174,7 +214,7 @@ def load_settings(**overrides: Any) -> Settings:
         naming the first setting that is malformed.
     """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = _field_env_name(err["loc"])
@@ -182,6 +222,67 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(f"{name}: {msg}") from None
     except SettingsError as exc:
         raise ConfigurationError(str(exc)) from None
+    hide_in_logs(*_secrets_of(settings))
+    return settings
+
+
+# -- secrets in logs -------------------------------------------------------------------
+
+MIN_HIDDEN_LENGTH = 4
+"""Shorter values are not hidden in logs: they would blank out ordinary words."""
+_hidden: frozenset[str] = frozenset()
+_hidden_lock = threading.Lock()
+_base_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def hide_in_logs(*values: str | None) -> None:
+    """Show ``values`` as ``***`` in every log record made in this process from now on.
+
+    catalogstore's own messages never contain credentials; this covers the
+    libraries below it, such as botocore, whose DEBUG log prints request headers
+    that hold the access key. It installs a log record factory (once), so it
+    works whatever handlers the application has.
+    """
+    global _hidden, _base_factory
+    new = {v for v in values if isinstance(v, str) and len(v) >= MIN_HIDDEN_LENGTH}
+    if new <= _hidden:
+        return
+    with _hidden_lock:
+        _hidden = frozenset(_hidden | new)
+        if _base_factory is None:
+            _base_factory = logging.getLogRecordFactory()
+            logging.setLogRecordFactory(_hiding_factory)
+
+
+def _hiding_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    assert _base_factory is not None
+    record = _base_factory(*args, **kwargs)
+    hidden = _hidden
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is for its handler to report
+        return record
+    if any(secret in message for secret in hidden):
+        # Longest first, so that a secret containing another is replaced whole.
+        for secret in sorted(hidden, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        record.msg, record.args = message, None
+    return record
+
+
+def _secrets_of(settings: Settings) -> list[str | None]:
+    """The credentials in ``settings``: URL passwords, credential-like options, the key."""
+    found: list[str | None] = [*_password(settings.catalog_url),
+                               *_password(settings.storage_url)]
+    if settings.signing_key is not None:
+        found.append(settings.signing_key.get_secret_value())
+    return [*found, *credential_values(settings.storage_options)]
+
+
+def _password(url: str) -> list[str]:
+    """A URL's password as written and as decoded (a driver may log either)."""
+    match = re.search(r"://[^/@:]*:([^/@]*)@", url)
+    return [match.group(1), unquote(match.group(1))] if match else []
 
 
 _configured: Settings | None = None
@@ -192,9 +293,9 @@ def configure(**values: Any) -> Settings:
     """Set the configuration of this process and of the processes it starts.
 
     Accepts the fields of :class:`Settings` (``catalog_url``, ``storage_url``,
-    ``storage_options``, ``namespace``); fields not given keep their current
-    value. The result is exported as ``CATALOGSTORE_*`` variables, which worker
-    processes inherit.
+    ``storage_options``, ``namespace``, ``signing_key``, ...); fields not given
+    keep their current value. The result is exported as ``CATALOGSTORE_*``
+    variables, which worker processes inherit.
     """
     global _configured
     current = get_settings().model_dump()

@@ -24,7 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 from catalogstore.changes import StagedFile
 from catalogstore.errors import StorageError
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
-from catalogstore.settings import redact_options, redact_url
+from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
 
 CHECKSUM_ALGORITHM = "xxh128"
 """XXH3-128: detects corruption at ~10 GB/s, so hashing never slows a stream down
@@ -150,6 +150,7 @@ class FileStore:
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.options = options or {}
+        hide_in_logs(*credential_values(self.options))
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **self.options)
         except (ValueError, ImportError, TypeError) as exc:
@@ -185,6 +186,13 @@ class FileStore:
         return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
 
     def read_bytes(self, path: str) -> bytes:
+        """The whole content of ``path``, as it was at one moment.
+
+        On an object store this is one GET: a stream would check the object's
+        ETag on every block and fail if a writer replaced it between two blocks.
+        """
+        if not self.is_local:
+            return self.fs.cat_file(self.full_path(path))  # type: ignore[no-any-return]
         with self.open_raw(path, "rb") as f:
             return f.read()
 
@@ -258,18 +266,22 @@ class FileStore:
         return result[0]
 
     def write_metadata(self, artifact_path: str, content: bytes) -> None:
-        """Replace an artifact's ``.artifact.json`` with ``content``.
+        """Replace an artifact's ``.artifact.json`` with ``content``, whole.
 
-        Object stores replace it atomically (one PUT). On local disk it is
-        rewritten in place, as Flowdapt does: creating a new file (for a rename
-        over it) costs ten times a rewrite on ext4, and this runs on every
-        metadata commit. Writers hold the artifact's lock, Flowdapt reads an
-        empty file as ``{}``, and the catalog, not this mirror, is what
-        catalogstore reads.
+        Object stores replace it atomically (one PUT); on local disk a new file
+        is written in the staging area and renamed over it. A rewrite in place
+        would show readers (Flowdapt reads this file as the metadata) an empty
+        file for a moment after every commit.
         """
         path = f"{artifact_path}/{METADATA_FILENAME}"
         if self.is_local:
-            with self.open_raw(path, "wb") as f:
-                f.write(content)
+            tmp = self.new_staging_path()
+            try:
+                with self.open_raw(tmp, "wb") as f:
+                    f.write(content)
+                self.move(tmp, path)
+            except BaseException:
+                self.remove_quietly(tmp)
+                raise
         else:
             self.fs.pipe_file(self.full_path(path), content)

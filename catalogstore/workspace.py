@@ -39,13 +39,18 @@ _REMOTE_CONCURRENCY = 16
 
 
 class Workspace:
-    """The catalog and the file store of one configuration."""
+    """The catalog and the file store of one configuration.
 
-    def __init__(self, settings: Settings) -> None:
+    ``recover=False`` leaves the journal as it is, for ``verify`` and ``reindex``
+    (which report what a crash left, and never write to storage on their own).
+    """
+
+    def __init__(self, settings: Settings, *, recover: bool = True) -> None:
         self.settings = settings
         self.catalog = Catalog(settings.catalog_url)
         self.files = FileStore(settings.storage_url, settings.storage_options)
-        self.recover()
+        if recover:
+            self.recover()
 
     def __repr__(self) -> str:
         return f"Workspace({self.catalog!r}, {self.files!r})"

@@ -13,7 +13,9 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, overload
 
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.batch import current_batch
@@ -28,10 +30,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Artifact",
     "ArtifactFile",
+    "Page",
     "artifact_exists",
     "get_artifact",
     "list_artifacts",
     "new_artifact",
+    "query_artifacts",
 ]
 
 
@@ -107,7 +111,8 @@ def artifact_exists(name: str, namespace: str = "") -> bool:
 
 
 def list_artifacts(namespace: str = "", *, where: dict[str, str] | None = None,
-                   all_namespaces: bool = False) -> list[Artifact]:
+                   all_namespaces: bool = False, filter: str | None = None,
+                   order_by: str | None = None, limit: int | None = None) -> list[Artifact]:
     """The artifacts of ``namespace``, by name, read from the catalog only.
 
     Parameters
@@ -116,10 +121,111 @@ def list_artifacts(namespace: str = "", *, where: dict[str, str] | None = None,
         Keep the artifacts whose metadata has each of these key/value pairs.
     all_namespaces
         List every namespace instead of one.
+    filter
+        Keep the artifacts that match this filter, e.g. ``"meta.accuracy > 0.9"``
+        (the language of :mod:`catalogstore.query`), besides ``where``.
+    order_by
+        A built-in field or ``meta.KEY``, with ``-`` before or ``desc`` after it
+        (default: by namespace, then name).
+    limit
+        At most this many artifacts (the first page; :func:`query_artifacts` pages on).
+
+    Raises
+    ------
+    QueryError
+        (a ``ValueError``) for a malformed filter or ordering.
     """
     workspace = get_workspace()
     ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
     for key in where or {}:
         validate_meta_key(key)
-    return [Artifact(workspace, record, namespace=record.namespace, name=record.name)
-            for record in workspace.catalog.list_artifacts(ns, where)]
+    if filter is None and order_by is None and limit is None:
+        return [Artifact(workspace, record, namespace=record.namespace, name=record.name)
+                for record in workspace.catalog.list_artifacts(ns, where)]
+    return list(_search(workspace, filter, where=where, namespaces="*" if ns is None else [ns],
+                        order_by=order_by, limit=limit, after=None))
+
+
+@dataclass(frozen=True)
+class Page(Sequence[Artifact]):
+    """One page of a search: its artifacts, and the cursor of the next page.
+
+    A sequence of :class:`Artifact`; ``next`` is ``None`` on the last page.
+    """
+
+    artifacts: list[Artifact] = field(default_factory=list)
+    next: str | None = None
+
+    @overload
+    def __getitem__(self, index: int) -> Artifact: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Artifact]: ...
+
+    def __getitem__(self, index: int | slice) -> Artifact | list[Artifact]:
+        return self.artifacts[index]
+
+    def __len__(self) -> int:
+        return len(self.artifacts)
+
+    def __iter__(self) -> Iterator[Artifact]:
+        return iter(self.artifacts)
+
+
+def query_artifacts(filter: str | None = None, *, namespaces: str | Iterable[str] = "*",
+                    order_by: str | None = None, limit: int | None = None,
+                    after: str | None = None) -> Page:
+    """Search the catalog (never the storage) for the artifacts that match ``filter``.
+
+    Parameters
+    ----------
+    filter
+        For example ``"meta.model = 'xgb' AND meta.accuracy > 0.9"``; ``None``
+        matches every artifact. The language is described in :mod:`catalogstore.query`.
+    namespaces
+        ``"*"`` (every namespace), a namespace, a glob pattern of them
+        (``"team-*"``: ``*`` any run of characters, ``?`` one), or a list of those.
+    order_by
+        A built-in field (``name``, ``namespace``, ``created_at``, ``updated_at``,
+        ``files``, ``size``) or ``meta.KEY``, with ``-`` before or ``desc`` after it
+        for descending order; default: by namespace, then name.
+    limit
+        The page size; ``None`` returns every match in one page.
+    after
+        The ``next`` cursor of the previous page (with the same ``order_by``).
+
+    Returns
+    -------
+    Page
+        The artifacts, and the cursor of the next page (``None`` on the last page).
+        Pages are keyset pages: artifacts created while paging neither shift them
+        nor show up twice.
+
+    Raises
+    ------
+    QueryError
+        (a ``ValueError``) for a malformed filter, ordering, pattern, limit or cursor,
+        pointing at the problem.
+
+    Examples
+    --------
+    >>> page = query_artifacts("meta.accuracy > 0.9", order_by="-created_at",
+    ...                        limit=50)                                    # doctest: +SKIP
+    >>> more = query_artifacts("meta.accuracy > 0.9", order_by="-created_at",
+    ...                        limit=50, after=page.next)                   # doctest: +SKIP
+    """
+    return _search(get_workspace(), filter, where=None, namespaces=namespaces,
+                   order_by=order_by, limit=limit, after=after)
+
+
+def _search(workspace: Workspace, filter: str | None, *, where: dict[str, str] | None,
+            namespaces: str | Iterable[str], order_by: str | None, limit: int | None,
+            after: str | None) -> Page:
+    from catalogstore.catalog.search import compile_search
+
+    search = compile_search(filter, dialect=workspace.catalog.engine.dialect.name,
+                            where=where, namespaces=namespaces, order_by=order_by,
+                            limit=limit, after=after)
+    records, cursor = workspace.catalog.search(search)
+    return Page([Artifact(workspace, record, namespace=record.namespace, name=record.name)
+                 for record in records], cursor)

@@ -22,10 +22,10 @@ from catalogstore.errors import (
     AlreadyExistsError,
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
-    CorruptArtifactError,
     MetadataKeyError,
     TransactionError,
 )
+from catalogstore.integrity import checksum_matches, verify_checksum
 from catalogstore.names import (
     artifact_dir,
     meta_value_to_str,
@@ -43,23 +43,6 @@ if TYPE_CHECKING:
     from catalogstore.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
-
-
-def verify_checksum(data: bytes, checksum: str, where: str) -> None:
-    """Raise :class:`CorruptArtifactError` unless ``data`` has the recorded ``checksum``."""
-    from catalogstore.storage import new_hasher
-
-    algorithm, _, expected = checksum.partition(":")
-    hasher = new_hasher(algorithm)
-    hasher.update(data)
-    if hasher.hexdigest() != expected:
-        raise checksum_mismatch(where, checksum)
-
-
-def checksum_mismatch(where: str, checksum: str) -> CorruptArtifactError:
-    return CorruptArtifactError(
-        f"{where} does not match the checksum the catalog recorded for it ({checksum}); "
-        "the storage changed behind the catalog: check it with `catalogstore verify`")
 
 
 class _TextWriter(io.TextIOWrapper):
@@ -121,18 +104,35 @@ class ArtifactFile:
     def read(self, *, verify: bool = False) -> str | bytes:
         """The whole content: ``str`` if it was written as ``str``, else ``bytes``.
 
+        Without ``verify``, a read that meets a commit of the file may return the
+        content it replaces: the catalog commits first, the bytes follow.
+
         Parameters
         ----------
         verify
-            Check the bytes against the checksum the catalog recorded, raising
-            :class:`~catalogstore.errors.CorruptArtifactError` when they differ.
+            Return only bytes that match the checksum the catalog recorded, as
+            committed at one moment; raise
+            :class:`~catalogstore.errors.CorruptArtifactError` when the storage
+            holds other bytes.
         """
         info = self.info
-        with self._artifact._open_for_read(self._name) as f:
-            data = f.read()
-        if verify:
-            verify_checksum(data, info.checksum, self.uri)
+        data = self._read_bytes()
+        if verify and not checksum_matches(data, info.checksum):
+            # Met a commit: its row is in, its bytes are not (or the reverse). Once
+            # more with a fresh row, then under the artifact's lock, which a writer
+            # holds from its commit until the bytes are in place.
+            info, data = self.info, self._read_bytes()
+            if not checksum_matches(data, info.checksum):
+                with self._artifact._ws.catalog.locked([Changeset(
+                        self._artifact.namespace, self._artifact.name)]):
+                    info, data = self.info, self._read_bytes()
+                verify_checksum(data, info.checksum, self.uri)
         return data.decode(info.encoding) if info.encoding else data
+
+    def _read_bytes(self) -> bytes:
+        artifact = self._artifact
+        with artifact._ws.storage_errors(f"read {artifact.namespace}/{artifact.name}/{self._name}"):
+            return artifact._ws.files.read_bytes(artifact._storage_path(self._name))
 
     def write(self, data: str | bytes | bytearray | memoryview) -> None:
         """Replace the content; ``str`` is stored as UTF-8 and read back as ``str``."""
@@ -285,6 +285,7 @@ class Artifact:
         self._sync()
         if self._deleted:
             raise self._not_found()
+        artifact_dir(self._namespace, self._name)  # refuses a name from a hand-edited row
         cs = self._pending()
         if cs is not None:
             release_staged(self._ws, fn(cs))
@@ -390,7 +391,9 @@ class Artifact:
         self._sync()
         if self._record is None:
             return {}
-        return {f.name: f for f in self._ws.catalog.list_files(self._record.id)}
+        # validate_file_name: a catalog row edited by hand must not steer a read, a
+        # removal or a download outside the artifact's folder.
+        return {validate_file_name(f.name): f for f in self._ws.catalog.list_files(self._record.id)}
 
     def _file_records(self) -> dict[str, FileRecord]:
         if self._deleted:
@@ -422,13 +425,16 @@ class Artifact:
         return ArtifactFileNotFoundError(
             f"artifact {self._namespace}/{self._name} has no file {name!r}")
 
-    def _open_for_read(self, name: str) -> IO[bytes]:
+    def _storage_path(self, name: str) -> str:
+        """Where the file's current bytes are: staged by the open transaction, or committed."""
         cs = self._pending()
         if cs is not None and name in cs.writes:
-            path = cs.writes[name].path
-        else:
-            self._file_record(name)
-            path = f"{artifact_dir(self._namespace, self._name)}/{name}"
+            return cs.writes[name].path
+        self._file_record(name)
+        return f"{artifact_dir(self._namespace, self._name)}/{name}"
+
+    def _open_for_read(self, name: str) -> IO[bytes]:
+        path = self._storage_path(name)
         with self._ws.storage_errors(f"open {self._namespace}/{self._name}/{name}"):
             return self._ws.files.open_raw(path, "rb")
 
@@ -592,6 +598,9 @@ class Artifact:
         """Delete the artifact with its files and metadata."""
         if self._deleted:
             raise self._not_found()
+        # A name from a hand-edited catalog row is refused before the commit point,
+        # where it would otherwise be journalled and applied to storage.
+        artifact_dir(self._namespace, self._name)
         cs = self._pending()
         if cs is not None:
             if cs.create:

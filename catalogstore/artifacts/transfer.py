@@ -25,8 +25,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fsspec.callbacks import Callback, NoOpCallback
 
-from catalogstore.artifacts.artifact import Artifact, ArtifactFile, checksum_mismatch
+from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.errors import InvalidNameError, LocalPathError
+from catalogstore.integrity import checksum_mismatch
 from catalogstore.names import validate_file_name
 from catalogstore.storage import new_hasher
 

@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from catalogstore.catalog.collisions import check_case_collisions
 from catalogstore.catalog.engine import artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, MetadataRow, utcnow
+from catalogstore.catalog.search import Search
 from catalogstore.changes import Changeset
 from catalogstore.errors import (
     ArtifactExistsError,
@@ -27,7 +29,7 @@ from catalogstore.errors import (
     CatalogError,
     CatalogStoreError,
 )
-from catalogstore.record import ArtifactRecord, FileRecord
+from catalogstore.record import ArtifactRecord, FileRecord, value_number
 from catalogstore.settings import redact_url
 
 A = ArtifactRow.__table__
@@ -85,7 +87,8 @@ class _Statements:
                                                  F.c.name == bindparam("n")))
         upsert_meta = insert(M)
         self.upsert_meta = upsert_meta.on_conflict_do_update(
-            index_elements=[M.c.artifact_id, M.c.key], set_={"value": upsert_meta.excluded.value})
+            index_elements=[M.c.artifact_id, M.c.key],
+            set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number})
         self.delete_meta = delete(M).where(and_(M.c.artifact_id == bindparam("a"),
                                                 M.c.key == bindparam("k")))
         self.read_metas = select(M.c.artifact_id, M.c.key, M.c.value).where(
@@ -206,6 +209,21 @@ class Catalog:
         return [ArtifactRecord(r.id, r.namespace, r.name, r.created_at, r.updated_at,
                                metas.get(r.id, {})) for r in rows]
 
+    def search(self, search: Search) -> tuple[list[ArtifactRecord], str | None]:
+        """Run a compiled search: one page of artifacts with their metadata, and the
+        cursor of the next page (``None`` after the last one)."""
+        with self.errors("search artifacts"), self.engine.connect() as conn:
+            statement = search.statement(conn)
+            if self._is_pg:  # one round trip: the page joined with its metadata
+                return _joined_page(search, conn.execute(search.with_metadata(statement)))
+            # In process, two statements beat a join (and the sort after it).
+            page = conn.execute(statement).all()
+            more = search.limit is not None and len(page) > search.limit
+            page = page[:search.limit] if more else page
+            metas = self._read_metas(conn, [row[0] for row in page])
+        records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metas[r[0]]) for r in page]
+        return records, search.cursor(page[-1]) if more else None
+
     def list_namespaces(self) -> list[tuple[str, int]]:
         """Every namespace with its number of artifacts."""
         with self.errors("list namespaces"), self.engine.connect() as conn:
@@ -256,11 +274,14 @@ class Catalog:
             with artifact_lock(conn, keys):
                 yield conn
 
-    def commit(self, conn: Connection, changesets: Sequence[Changeset]) -> list[Committed]:
+    def commit(self, conn: Connection, changesets: Sequence[Changeset], *,
+               journal: bool = True) -> list[Committed]:
         """Apply ``changesets`` to the catalog in one database transaction.
 
         The commit of this transaction is the commit point of the changes: the
-        journal rows it writes let a crash after it be rolled forward.
+        journal rows it writes let a crash after it be rolled forward. With
+        ``journal=False`` no storage step follows (``reindex`` records what storage
+        already holds), so there is nothing to roll forward and no row is written.
         """
         sql = self._sql
         with self.errors("commit"), conn.begin():
@@ -268,6 +289,8 @@ class Catalog:
                 conn.execute(sql.delete_journal, {"ids": list(chunk)})
             now = utcnow()
             ids = self._resolve_ids(conn, changesets, now)
+            if journal:  # reindex records the folders storage has, even case variants
+                check_case_collisions(conn, changesets, ids)
             live = [cs for cs in changesets if not cs.delete]
             for chunk in _chunks([ids[id(cs)] for cs in changesets if cs.delete]):
                 for stmt in sql.delete_artifacts:
@@ -278,7 +301,8 @@ class Catalog:
             # A new artifact's metadata is exactly what the changeset sets: no read needed.
             metas = self._read_metas(
                 conn, [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
-            journal = self._write_journal(conn, ids, changesets, now)
+            journal_ids = self._write_journal(conn, ids, changesets, now) \
+                if journal else {}
         self._applied_journal = []
         committed = []
         for cs in changesets:
@@ -287,7 +311,7 @@ class Catalog:
             created = ArtifactRecord(artifact_id, cs.namespace, cs.name, now, now,
                                      dict(cs.meta_set)) if cs.create else None
             committed.append(Committed(cs, artifact_id, None if cs.delete else meta,
-                                       journal.get(id(cs)), created))
+                                       journal_ids.get(id(cs)), created))
         return committed
 
     def mark_applied(self, journal_ids: Iterable[int]) -> None:
@@ -349,14 +373,14 @@ class Catalog:
         sql = self._sql
         files = [{"artifact_id": ids[id(cs)], "name": name, "size": f.size,
                   "checksum": f.checksum, "encoding": f.encoding, "created_at": now,
-                  "updated_at": now}
+                  "updated_at": f.modified or now}
                  for cs in live for name, f in cs.writes.items()]
         if files:
             _execute(conn, sql.upsert_files, files)
         removes = [{"a": ids[id(cs)], "n": name} for cs in live for name in cs.removes]
         if removes:
             _execute(conn, sql.remove_files, removes)
-        meta = [{"artifact_id": ids[id(cs)], "key": k, "value": v}
+        meta = [{"artifact_id": ids[id(cs)], "key": k, "value": v, "number": value_number(v)}
                 for cs in live for k, v in cs.meta_set.items()]
         if meta:
             _execute(conn, sql.upsert_meta, meta)
@@ -367,8 +391,9 @@ class Catalog:
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
         for chunk in _chunks(artifact_ids):
+            # .all() fetches in one driver call; iterating the result fetches row by row.
             for artifact_id, key, value in conn.execute(self._sql.read_metas,
-                                                        {"ids": list(chunk)}):
+                                                        {"ids": list(chunk)}).all():
                 metas[artifact_id][key] = value
         return metas
 
@@ -386,6 +411,23 @@ class Catalog:
             {"namespace": cs.namespace, "name": cs.name, "created_at": now,
              "payload": json.dumps(journal_payload(cs))} for cs in needing]).all()
         return {id(cs): row.id for cs, row in zip(needing, rows, strict=True)}
+
+
+def _joined_page(search: Search, rows: Iterable[Any]) -> tuple[list[ArtifactRecord], str | None]:
+    """Records from :meth:`Search.with_metadata` rows: one per metadata pair (one for an
+    artifact without any), artifact by artifact in the page's order: id, namespace,
+    name, created_at, updated_at, the sort keys, key, value."""
+    records: list[ArtifactRecord] = []
+    current, last, meta = None, None, {}
+    for row in rows:  # positions, not names: the hot path
+        if row[0] != current:
+            if search.limit is not None and len(records) == search.limit:
+                return records, search.cursor(last)  # this row is on the next page
+            current, last, meta = row[0], row, {}
+            records.append(ArtifactRecord(row[0], row[1], row[2], row[3], row[4], meta))
+        if row[-2] is not None:
+            meta[row[-2]] = row[-1]
+    return records, None
 
 
 def journal_payload(cs: Changeset) -> dict[str, Any]:

@@ -1,0 +1,61 @@
+"""``catalogstore query``: search the catalog with the filter language of :mod:`catalogstore.query`.
+
+Registered on :data:`catalogstore.cli.app` by importing this module (cli.py does).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from catalogstore.artifacts import query_artifacts
+from catalogstore.cli import _listing, _print_json, _print_listing, app
+from catalogstore.errors import QueryError
+
+
+@app.command("query")
+def query(
+    filter: Annotated[str, typer.Argument(
+        metavar="FILTER",
+        help="e.g. \"meta.model = 'xgb' AND meta.accuracy > 0.9\"; empty: every artifact. "
+             "Fields: meta.KEY (meta.\"odd key\"), name, namespace, created_at, updated_at, "
+             "files, size; operators = != < <= > >= IN LIKE IS [NOT] NULL AND OR NOT.")] = "",
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", metavar="PATTERN",
+        help="Namespace or glob pattern (team-*) to search (repeatable; default: all).")] = None,
+    order_by: Annotated[str | None, typer.Option(
+        "--order-by", "-o", metavar="FIELD",
+        help="name, namespace, created_at, updated_at, files, size or meta.KEY; "
+             "'-FIELD' or 'FIELD desc' for descending (default: namespace, name).")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="At most N artifacts; the next page's cursor is printed.")] = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="CURSOR", help="Continue after the page that printed CURSOR.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help='Print {"artifacts": [...], "next": CURSOR or null}.')] = False,
+) -> None:
+    """Search artifacts by metadata and built-in fields (reads the catalog only).
+
+    Numbers compare numerically (meta.epochs > 9 holds for '10'), quoted values as
+    text; a key the artifact lacks matches only IS NULL. Examples:
+
+        catalogstore query "meta.model = 'xgb' AND meta.accuracy >= 0.9" --order-by=-meta.accuracy
+
+        catalogstore query "name LIKE 'run-%' AND created_at > '2024-05-01'" -n 'team-*' --limit 20
+    """
+    try:
+        page = query_artifacts(filter, namespaces=namespace or "*", order_by=order_by,
+                               limit=limit, after=after)
+    except QueryError as exc:
+        raise QueryError(f"invalid query: {exc.summary}") from None
+    rows = _listing(list(page))
+    if as_json:
+        _print_json({"artifacts": rows, "next": page.next})
+        return
+    scope = "any namespace" if not namespace else "namespace " + " or ".join(
+        repr(n) for n in namespace)
+    _print_listing(rows, f"no artifacts in {scope} match {filter!r}" if filter
+                   else f"no artifacts in {scope}")
+    if page.next is not None:
+        typer.echo(f"more: add --after {page.next}")

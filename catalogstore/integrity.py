@@ -1,0 +1,132 @@
+"""Integrity of stored bytes: checksums against corruption, signatures against tampering.
+
+**Checksums** (``xxh128:<hex>`` in the catalog) tell whether the bytes in
+storage are the bytes that were committed. They are no defence against someone
+who can write the storage *and* the catalog: that person recomputes them.
+
+**Signatures** answer that threat for the one format where it matters most:
+unpickling runs code chosen by whoever wrote the bytes. With a signing key
+configured (``CATALOGSTORE_SIGNING_KEY``, see
+:attr:`catalogstore.settings.Settings.signing_key`), the object store records
+for every object it writes with a serializer that executes code (pickle,
+cloudpickle) an HMAC-SHA256 in the artifact's metadata, as
+``signature=hmac-sha256:<hex>``, and ``get`` checks it before a single byte is
+unpickled, refusing an unsigned object or one whose signature does not match
+with :class:`~catalogstore.errors.SignatureError`. Other formats (npy, Parquet,
+JSON) decode without running code and are not signed.
+
+What is signed: a fixed prefix, the namespace, the object's key and the name
+of the serializer that wrote it, then the file's bytes. So a signed object can
+be neither changed, nor moved under another key, nor recorded as written by
+another serializer (reading it with another one, ``get(..., serializer=...)``,
+is the reader's choice and still checks the signature). The file's
+bytes stay a plain pickle (Flowdapt reads the ``object`` file as one); only the
+metadata gains a key.
+
+Not covered: key rotation (objects signed with another key are refused; read
+them with that key configured and put them again), objects written by other
+tools such as Flowdapt (unsigned, so refused while a key is set), and cluster
+memory (objects there live in per-user ``0700`` folders for one session and
+never meet untrusted writers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from typing import IO, TYPE_CHECKING, Any
+
+from catalogstore.errors import CorruptArtifactError, SignatureError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+SIGNATURE_KEY = "signature"
+"""Metadata key of an object's signature."""
+SIGNATURE_ALGORITHM = "hmac-sha256"
+_DOMAIN = b"catalogstore object signature v1\0"
+
+
+# -- checksums ------------------------------------------------------------------
+
+
+def checksum_matches(data: bytes, checksum: str) -> bool:
+    """Whether ``data`` has the recorded ``checksum`` (``<algorithm>:<hex>``)."""
+    from catalogstore.storage import new_hasher  # fsspec is not imported until needed
+
+    algorithm, _, expected = checksum.partition(":")
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return bool(hasher.hexdigest() == expected)
+
+
+def verify_checksum(data: bytes, checksum: str, where: str) -> None:
+    """Raise :class:`CorruptArtifactError` unless ``data`` has the recorded ``checksum``."""
+    if not checksum_matches(data, checksum):
+        raise checksum_mismatch(where, checksum)
+
+
+def checksum_mismatch(where: str, checksum: str) -> CorruptArtifactError:
+    return CorruptArtifactError(
+        f"{where} does not match the checksum the catalog recorded for it ({checksum}); "
+        "the storage changed behind the catalog: check it with `catalogstore verify`")
+
+
+# -- signatures -----------------------------------------------------------------
+
+
+def new_signer(key: SecretStr, namespace: str, name: str, serializer: str) -> hmac.HMAC:
+    """The HMAC of the object ``namespace/name`` as ``serializer`` writes it; feed it the bytes."""
+    mac = hmac.new(key.get_secret_value().encode(), _DOMAIN, hashlib.sha256)
+    for part in (namespace, name, serializer):
+        mac.update(part.encode() + b"\0")
+    return mac
+
+
+def signature_of(mac: hmac.HMAC) -> str:
+    """The metadata value recording ``mac`` (``hmac-sha256:<hex>``)."""
+    return f"{SIGNATURE_ALGORITHM}:{mac.hexdigest()}"
+
+
+def verify_signature(key: SecretStr, namespace: str, name: str, serializer: str,
+                     data: bytes, recorded: str | None) -> None:
+    """Raise :class:`SignatureError` unless ``recorded`` signs ``data`` under ``key``.
+
+    Call it before ``data`` is decoded: a refused object is never unpickled.
+    """
+    where = f"object {namespace}/{name}"
+    if recorded is None:
+        raise SignatureError(
+            f"{where} is unsigned and a signing key is set, so it is not unpickled; put it "
+            "again with the key set (or read it without CATALOGSTORE_SIGNING_KEY if you "
+            "trust its bytes)")
+    mac = new_signer(key, namespace, name, serializer)
+    mac.update(data)
+    # As bytes: compare_digest refuses str with non-ASCII, which metadata may hold.
+    if not hmac.compare_digest(recorded.encode(), signature_of(mac).encode()):
+        raise SignatureError(
+            f"{where} does not match its signature: its bytes or metadata were changed, or "
+            "it was signed with another key; it is not unpickled (put it again to replace "
+            "it, or check the storage with `catalogstore verify`)")
+
+
+class SigningWriter(io.BufferedIOBase):
+    """A binary stream that feeds what is written through it to an HMAC, then passes it on."""
+
+    def __init__(self, stream: IO[bytes], mac: hmac.HMAC) -> None:
+        super().__init__()
+        self._stream = stream
+        self._mac = mac
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")  # pickle hands over buffers of any item format
+        self._mac.update(view)
+        self._stream.write(view)
+        return view.nbytes
+
+    def flush(self) -> None:
+        self._stream.flush()

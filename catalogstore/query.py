@@ -1,0 +1,504 @@
+"""Search the catalog: a small filter language, compiled to SQL, with ordering and pages.
+
+A filter is a boolean expression over an artifact's metadata and its built-in fields::
+
+    meta.model = 'xgb' AND meta.accuracy > 0.9
+        AND (name LIKE 'run-%' OR namespace IN ('a', 'b')) AND meta.note IS NULL
+
+Grammar (keywords are case-insensitive; ``NOT`` binds tighter than ``AND``, ``AND``
+tighter than ``OR``)::
+
+    filter     := or_expr
+    or_expr    := and_expr ("OR" and_expr)*
+    and_expr   := not_expr ("AND" not_expr)*
+    not_expr   := "NOT" not_expr | "(" or_expr ")" | predicate
+    predicate  := field compare literal
+                | field ["NOT"] "IN" "(" literal ("," literal)* ")"
+                | field ["NOT"] "LIKE" string
+                | field "IS" ["NOT"] "NULL"
+    compare    := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
+    field      := "meta" "." identifier | "meta" "." quoted | "meta" "[" (string|quoted) "]"
+                | "name" | "namespace" | "created_at" | "updated_at" | "files" | "size"
+    literal    := string | number
+    string     := "'" characters "'"        a quote inside is doubled: 'it''s'
+    quoted     := '"' characters '"'        a metadata key: meta."my key", meta."a.b"
+    number     := [+-] digits [. digits] [(e|E) [+-] digits]      (42, -0.5, 1e-05, .5)
+
+Meaning:
+
+- ``meta.KEY`` is the artifact's metadata value under KEY. Compared with a string
+  it compares as text; compared with a number it compares numerically and is true
+  only for values that are numbers (:func:`catalogstore.record.value_number`), so
+  ``meta.epochs > 9`` holds for ``'10'`` and not for ``'ten'`` or ``'9'``, while
+  ``meta.epochs > '9'`` compares text (``'10' < '9'``).
+- A predicate on a key the artifact does not have is false, except
+  ``meta.KEY IS NULL``, which is true exactly then. ``!=``, ``NOT IN`` and ``NOT LIKE``
+  hold for artifacts that have the key with another value; ``NOT`` before a
+  predicate also matches those without the key (``NOT meta.a = 'x'``).
+- ``LIKE``: ``%`` matches any run of characters, ``_`` one character, ``\\`` makes the
+  next one literal; case-sensitive on SQLite and PostgreSQL alike.
+- ``name`` and ``namespace`` are text; ``created_at`` and ``updated_at`` take ISO
+  8601 strings (``'2024-05-01'``, ``'2024-05-01T12:00:00+02:00'``; no offset means
+  UTC); ``files`` (number of files) and ``size`` (total bytes) take numbers.
+- Text compares by the database's collation: by code point on SQLite and on a
+  PostgreSQL database with a C collation.
+
+Every value reaches the database as a bound parameter, so a filter cannot change
+the SQL that runs; a malformed filter raises :class:`~catalogstore.errors.QueryError`
+pointing at the problem.
+
+Ordering and pages: ``order_by`` names one field, a built-in one or ``meta.KEY``,
+optionally with ``-`` before it or ``desc``/``asc`` after it (default: by
+namespace, then name). Ties are broken by the artifact's id (by the name for
+``namespace``). By ``meta.KEY``,
+numbers come first in numeric order, then text values, then artifacts without
+the key, in both directions. Pages are keyset pages: a page's ``next`` cursor is
+the sort key of its last artifact and the next page starts strictly after it, so
+an artifact created between two pages neither shifts the pages nor is returned
+twice; it is on a later page if it sorts after the cursor. (An artifact whose
+sort key changes between pages, e.g. ``updated_at``, moves with it.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from catalogstore.errors import QueryError
+
+BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size")
+"""Fields of every artifact, next to ``meta.KEY``."""
+TEXT_FIELDS = ("name", "namespace")
+TIME_FIELDS = ("created_at", "updated_at")
+COUNT_FIELDS = ("files", "size")
+
+_KEYWORDS = {"and", "or", "not", "in", "like", "is", "null"}
+_COMPARE = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">",
+            ">=": ">="}
+_TOKEN = re.compile(r"""
+      (?P<space>\s+)
+    | (?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+    | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<op><=|>=|!=|<>|==|[=<>(),.\[\]])
+    | (?P<string>')
+    | (?P<quoted>")
+""", re.VERBOSE)
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token: ``kind`` is number, word, op, string, quoted or end."""
+
+    kind: str
+    text: str
+    pos: int
+    value: Any = None
+
+    def describe(self) -> str:
+        if self.kind == "end":
+            return "the end of the filter"
+        if self.kind in ("string", "quoted"):
+            return f"the {'string' if self.kind == 'string' else 'quoted name'} {self.text}"
+        return repr(self.text)
+
+
+def _quoted(text: str, start: int, quote: str) -> tuple[str, int]:
+    """The content of the quoted run at ``start`` (doubled quotes undone) and its end."""
+    pos = start + 1
+    parts = []
+    while True:
+        end = text.find(quote, pos)
+        if end < 0:
+            what = "string" if quote == "'" else "quoted name"
+            raise QueryError(f"unterminated {what}: add the closing {quote}", text, start)
+        parts.append(text[pos:end])
+        if text.startswith(quote, end + 1):  # a doubled quote stands for one
+            parts.append(quote)
+            pos = end + 2
+            continue
+        return "".join(parts), end + 1
+
+
+def tokenize(text: str) -> Iterator[Token]:
+    """The tokens of ``text``, ending with an ``end`` token."""
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise QueryError(f"unexpected character {text[pos]!r}", text, pos)
+        kind = match.lastgroup
+        assert kind is not None
+        if kind in ("string", "quoted"):
+            value, end = _quoted(text, pos, match.group())
+            yield Token(kind, text[pos:end], pos, value)
+            pos = end
+            continue
+        if kind != "space":
+            yield Token(kind, match.group(), pos)
+        pos = match.end()
+    yield Token("end", "", len(text))
+
+
+# -- syntax tree -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """``meta.KEY`` (``name`` is ``"meta"``, ``key`` the key) or a built-in field."""
+
+    name: str
+    key: str | None
+    pos: int
+
+    def __str__(self) -> str:
+        return self.name if self.key is None else f"meta[{self.key!r}]"
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: str | float
+    pos: int
+
+    @property
+    def is_number(self) -> bool:
+        return isinstance(self.value, float)
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """``field op values``; ``op`` is a comparison, ``in``, ``like`` or ``null``.
+
+    ``negated`` is set for ``NOT IN``, ``NOT LIKE`` and ``IS NOT NULL``.
+    """
+
+    field: Field
+    op: str
+    values: tuple[Literal, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # "and" or "or"
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+
+
+Node = Predicate | BoolOp | Not
+
+
+class _Parser:
+    """Recursive descent over the grammar of the module docstring."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = list(tokenize(text))
+        self.at = 0
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.at]
+
+    def fail(self, reason: str, token: Token | None = None) -> QueryError:
+        token = token or self.token
+        return QueryError(f"{reason}, found {token.describe()}", self.text, token.pos)
+
+    def next(self) -> Token:
+        token = self.token
+        self.at += 1
+        return token
+
+    def keyword(self, *words: str) -> bool:
+        """Consume the next token if it is one of the keywords ``words``."""
+        token = self.token
+        if token.kind == "word" and token.text.lower() in words:
+            self.at += 1
+            return True
+        return False
+
+    def op(self, *ops: str) -> bool:
+        if self.token.kind == "op" and self.token.text in ops:
+            self.at += 1
+            return True
+        return False
+
+    def expect_op(self, op: str, after: str) -> None:
+        if not self.op(op):
+            raise self.fail(f"expected {op!r} {after}")
+
+    def parse(self) -> Node:
+        if self.token.kind == "end":
+            raise self.fail("the filter is empty: expected a condition such as meta.KEY = 'value'")
+        node = self.or_expr()
+        if self.token.kind != "end":
+            raise self.fail("expected AND, OR or the end of the filter")
+        return node
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.keyword("or"):
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.not_expr()]
+        while self.keyword("and"):
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def not_expr(self) -> Node:
+        if self.keyword("not"):
+            return Not(self.not_expr())
+        if self.op("("):
+            node = self.or_expr()
+            self.expect_op(")", "to close the parenthesis")
+            return node
+        return self.predicate()
+
+    def field(self) -> Field:
+        token = self.token
+        if token.kind != "word" or token.text.lower() in _KEYWORDS:
+            raise self.fail("expected a field (meta.KEY, " + ", ".join(BUILTIN_FIELDS) + ")")
+        self.at += 1
+        name = token.text.lower()
+        if name != "meta":
+            if name not in BUILTIN_FIELDS:
+                raise QueryError(f"unknown field {token.text!r}: use meta.{token.text} for a "
+                                 f"metadata key, or one of {', '.join(BUILTIN_FIELDS)}",
+                                 self.text, token.pos)
+            return Field(name, None, token.pos)
+        if self.op("["):
+            key_token = self.next()
+            if key_token.kind not in ("string", "quoted"):
+                raise self.fail("expected a quoted key in meta['...']", key_token)
+            self.expect_op("]", "after the key")
+        elif self.op("."):
+            key_token = self.next()
+            if key_token.kind not in ("word", "quoted"):
+                raise self.fail('expected a metadata key after "meta." (quote other keys: '
+                                'meta."my key" or meta[\'a.b\'])', key_token)
+        else:
+            raise self.fail("expected '.' or '[' after meta")
+        key = key_token.value if key_token.kind != "word" else key_token.text
+        if not key:
+            raise QueryError("a metadata key cannot be empty", self.text, key_token.pos)
+        if self.token.kind == "op" and self.token.text == ".":
+            raise self.fail(f"a key with a dot must be quoted, as in meta['{key}.b']")
+        return Field("meta", key, token.pos)
+
+    def literal(self, after: str) -> Literal:
+        token = self.token
+        if token.kind == "string":
+            self.at += 1
+            return Literal(token.value, token.pos)
+        if token.kind == "number":
+            self.at += 1
+            number = float(token.text)
+            if number in (float("inf"), float("-inf")):
+                raise QueryError("number out of range", self.text, token.pos)
+            return Literal(number, token.pos)
+        hint = " (quote text: 'value')" if token.kind == "word" \
+            and token.text.lower() not in _KEYWORDS else ""
+        raise self.fail(f"expected a value after {after}{hint}")
+
+    def predicate(self) -> Predicate:
+        field = self.field()
+        token = self.token
+        if token.kind == "op" and token.text in _COMPARE:
+            self.at += 1
+            return Predicate(field, _COMPARE[token.text], (self.literal(repr(token.text)),))
+        if self.keyword("is"):
+            negated = self.keyword("not")
+            if not self.keyword("null"):
+                raise self.fail("expected NULL after IS" + (" NOT" if negated else ""))
+            return Predicate(field, "null", (), negated)
+        negated = self.keyword("not")
+        if self.keyword("in"):
+            self.expect_op("(", "after IN")
+            values = [self.literal("'('" if not negated else "NOT IN (")]
+            while self.op(","):
+                values.append(self.literal("','"))
+            self.expect_op(")", "to close the IN list")
+            return Predicate(field, "in", tuple(values), negated)
+        if self.keyword("like"):
+            pattern = self.token
+            if pattern.kind != "string":
+                raise self.fail("expected a quoted pattern after LIKE")
+            self.at += 1
+            return Predicate(field, "like", (Literal(pattern.value, pattern.pos),), negated)
+        expected = "IN or LIKE after NOT" if negated else \
+            "an operator (=, !=, <, <=, >, >=, IN, LIKE, IS NULL)"
+        raise self.fail(f"expected {expected} after {field}")
+
+
+def parse(text: str) -> Node:
+    """The syntax tree of the filter ``text``.
+
+    Raises
+    ------
+    QueryError
+        naming the problem and its position in ``text``.
+    """
+    return _Parser(text).parse()
+
+
+def parse_field(text: str) -> Field:
+    """A field alone (``name``, ``meta.accuracy``), as ``order_by`` names it."""
+    parser = _Parser(text)
+    field = parser.field()
+    if parser.token.kind != "end":
+        raise parser.fail("expected only a field")
+    return field
+
+
+def equalities(where: dict[str, str]) -> list[Node]:
+    """``list_artifacts``' ``where`` pairs as text equalities."""
+    return [Predicate(Field("meta", key, 0), "=", (Literal(value, 0),))
+            for key, value in where.items()]
+
+
+# -- checks done before SQL is built --------------------------------------------------
+
+
+def check(node: Node, text: str) -> None:
+    """Refuse values that do not fit their field (a number for ``name``, ...)."""
+    if isinstance(node, BoolOp):
+        for item in node.items:
+            check(item, text)
+        return
+    if isinstance(node, Not):
+        check(node.item, text)
+        return
+    field, op = node.field, node.op
+    if field.name == "meta":
+        if op == "like" and node.values[0].is_number:
+            raise QueryError("LIKE takes a quoted pattern", text, node.values[0].pos)
+        return
+    if op == "null":
+        raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY",
+                         text, field.pos)
+    if op == "like" and field.name not in TEXT_FIELDS:
+        raise QueryError(f"LIKE applies to text fields, not {field.name}", text, field.pos)
+    for literal in node.values:
+        if field.name in COUNT_FIELDS and not literal.is_number:
+            raise QueryError(f"{field.name} is a number: compare it with a number",
+                             text, literal.pos)
+        if field.name in TEXT_FIELDS and literal.is_number:
+            raise QueryError(f"{field.name} is text: quote the value", text, literal.pos)
+        if field.name in TIME_FIELDS:
+            parse_time(literal, text)
+
+
+def parse_time(literal: Literal, text: str) -> datetime:
+    """An ISO 8601 literal as an aware UTC datetime (no offset means UTC)."""
+    if literal.is_number or not isinstance(literal.value, str):
+        raise QueryError("timestamps are quoted ISO 8601 strings, e.g. '2024-05-01T12:00:00Z'",
+                         text, literal.pos)
+    value = literal.value.strip()
+    try:
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        raise QueryError(f"not an ISO 8601 timestamp: {literal.value!r}", text,
+                         literal.pos) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def like_parts(pattern: str, text: str, pos: int) -> list[tuple[str, str]]:
+    """A LIKE pattern as ``("lit", char)``, ``("any", "")`` and ``("one", "")`` parts."""
+    parts: list[tuple[str, str]] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise QueryError("the LIKE pattern ends with an escape '\\'", text, pos)
+            parts.append(("lit", escaped))
+        elif char == "%":
+            parts.append(("any", ""))
+        elif char == "_":
+            parts.append(("one", ""))
+        else:
+            parts.append(("lit", char))
+    return parts
+
+
+def like_prefix(parts: list[tuple[str, str]]) -> str:
+    """The literal characters a LIKE pattern starts with."""
+    prefix = []
+    for kind, char in parts:
+        if kind != "lit":
+            break
+        prefix.append(char)
+    return "".join(prefix)
+
+
+# -- namespaces ------------------------------------------------------------------------
+
+_NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9._*?-]+")
+
+
+def namespace_patterns(namespaces: str | Iterable[str]) -> list[str] | None:
+    """Glob patterns of namespaces (``*`` any run, ``?`` one character); ``None`` for all."""
+    patterns = [namespaces] if isinstance(namespaces, str) else list(namespaces)
+    if not patterns:
+        raise QueryError("namespaces is empty: give '*' for every namespace")
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not _NAMESPACE_PATTERN.fullmatch(pattern):
+            raise QueryError(f"invalid namespace pattern {pattern!r}: namespace characters "
+                             "(letters, digits, '.', '_', '-') and the wildcards * and ?")
+    return None if "*" in patterns else patterns
+
+
+# -- ordering --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """What to sort by: a built-in field or a metadata key, and the direction."""
+
+    field: Field | None  # None: namespace, then name
+    descending: bool = False
+
+    @property
+    def signature(self) -> str:
+        """A stable spelling, kept in cursors so a cursor is not used with another order."""
+        name = "default" if self.field is None else str(self.field)
+        return ("-" if self.descending else "") + name
+
+    @property
+    def indexed(self) -> bool:
+        """Whether an index on ``artifacts`` yields rows in this order."""
+        return self.field is None or self.field.name in ("namespace", "name", *TIME_FIELDS)
+
+
+_DIRECTION = re.compile(r"\s+(asc|desc)\s*$", re.IGNORECASE)
+
+
+def parse_ordering(order_by: str | None) -> Ordering:
+    """``"name"``, ``"-created_at"``, ``"meta.accuracy desc"``, ... (``None``: the default)."""
+    if order_by is None:
+        return Ordering(None)
+    if not isinstance(order_by, str):
+        raise QueryError(f"order_by must be a string such as 'created_at desc', not "
+                         f"{type(order_by).__name__}")
+    spec = order_by.strip()
+    descending = False
+    if spec.startswith("-"):
+        descending, spec = True, spec[1:].lstrip()
+    elif match := _DIRECTION.search(spec):
+        descending, spec = match.group(1).lower() == "desc", spec[:match.start()]
+    if not spec:
+        raise QueryError("order_by names no field", order_by, 0)
+    return Ordering(parse_field(spec), descending)

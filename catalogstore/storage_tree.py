@@ -1,0 +1,278 @@
+"""What the storage tree holds, read with one listing per namespace.
+
+``reindex`` and ``verify`` compare ``artifacts/{namespace}/{name}/{file}`` with
+the catalog. A listing of a whole namespace (``fs.find(..., detail=True)``) gives
+every file with its size and modification time in one call on local disk and in
+a few paginated requests on S3, where a call per artifact would cost a round
+trip each. Entries that break the layout or the naming rules are collected as
+:class:`Broken`, never raised: one bad folder must not hide the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from catalogstore.errors import InvalidMetadataError, InvalidNameError
+from catalogstore.names import (
+    ARTIFACTS_DIR,
+    METADATA_FILENAME,
+    artifact_dir,
+    validate_file_name,
+    validate_name,
+)
+from catalogstore.record import FileRecord, metadata_from_json
+from catalogstore.storage import CHECKSUM_ALGORITHM, FileStore, new_hasher
+
+T = TypeVar("T")
+R = TypeVar("R")
+_READ_CHUNK = 1 << 20
+_WHOLE_READ = 8 << 20  # remote files up to this size are hashed from one GET
+# Requests in flight when reading or hashing many files on an object store,
+# which answers each in milliseconds.
+_REMOTE_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file in storage as the listing shows it."""
+
+    size: int
+    mtime: float | None
+    """Modification time in seconds since the epoch, when the filesystem tells it."""
+
+
+@dataclass
+class StoredArtifact:
+    """An artifact folder: its files (``.artifact.json`` apart) and its metadata file."""
+
+    files: dict[str, Entry] = field(default_factory=dict)
+    metadata: Entry | None = None
+
+
+@dataclass(frozen=True)
+class Broken:
+    """An entry of the storage tree that was skipped, and why."""
+
+    path: str
+    """Path relative to the storage root (folders end with ``/``)."""
+    reason: str
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    # Local disk says "mtime" (a float), s3fs "LastModified" (a datetime); others vary.
+    for key in ("mtime", "LastModified", "last_modified", "modified", "updated"):
+        value = info.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+    return None
+
+
+def forget_cached(store: FileStore, path: str) -> None:
+    """Drop what the filesystem cached about ``path`` and everything below it.
+
+    s3fs answers ``info`` (and so ``open``) from listings cached earlier, and its
+    ``invalidate_cache(path)`` forgets only the path and its parents: a file
+    changed since would be read with a stale ETag and fail.
+    """
+    full = store.full_path(path)
+    store.fs.invalidate_cache(full)
+    cache = getattr(store.fs, "dircache", None)
+    if cache:
+        for key in [k for k in list(cache) if k.startswith(full + "/")]:
+            cache.pop(key, None)
+
+
+def _local_listing(full: str) -> dict[str, dict[str, Any]]:
+    # What fs.find(detail=True) gives, at a third of its cost: fsspec's local find
+    # makes several calls per entry on top of the stat.
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir():
+                    found[rel] = {"type": "directory"}
+                    visit(entry.path, rel + "/")
+                else:
+                    stat = entry.stat()
+                    found[rel] = {"type": "file", "size": stat.st_size, "mtime": stat.st_mtime}
+
+    try:
+        visit(full, "")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return found
+
+
+def _listing(store: FileStore, path: str) -> dict[str, dict[str, Any]]:
+    """Everything below ``path`` (relative to the root) by relative path, folders included."""
+    full = store.full_path(path)
+    if store.is_local:
+        return _local_listing(full)
+    forget_cached(store, path)
+    try:
+        found = store.fs.find(full, withdirs=True, detail=True)
+    except FileNotFoundError:
+        return {}
+    prefix = full.rstrip("/") + "/"
+    return {p[len(prefix):].rstrip("/"): info for p, info in found.items()
+            if p.startswith(prefix) and len(p) > len(prefix)}
+
+
+def list_namespaces(store: FileStore) -> tuple[list[str], list[Broken], bool]:
+    """Namespace folders under ``artifacts/``, what else is there, and whether it exists."""
+    full = store.full_path(ARTIFACTS_DIR)
+    forget_cached(store, ARTIFACTS_DIR)
+    try:
+        entries = store.fs.ls(full, detail=True)
+    except FileNotFoundError:
+        return [], [], False
+    namespaces, broken = [], []
+    for info in entries:
+        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+        where = f"{ARTIFACTS_DIR}/{name}"
+        if info.get("type") != "directory":
+            broken.append(Broken(where, "a file where namespace folders belong"))
+            continue
+        try:
+            namespaces.append(validate_name(name, "namespace"))
+        except InvalidNameError as exc:
+            broken.append(Broken(where + "/", str(exc)))
+    return sorted(namespaces), broken, True
+
+
+def scan(store: FileStore, namespace: str, name: str | None = None
+         ) -> tuple[dict[str, StoredArtifact], list[Broken]]:
+    """The artifact folders of ``namespace`` (only ``name`` when given), by name."""
+    base = artifact_dir(namespace, name) if name else f"{ARTIFACTS_DIR}/{namespace}"
+    artifacts: dict[str, StoredArtifact] = {}
+    broken: list[Broken] = []
+    bad: set[str] = set()  # artifact folders or sub-folders reported already
+    listing = _listing(store, base)
+    if name and (listing or store.exists(base)):  # an empty folder is an artifact too
+        artifacts[name] = StoredArtifact()
+    for rel, info in sorted(listing.items()):
+        parts = [name, *rel.split("/")] if name else rel.split("/")
+        is_dir = info.get("type") == "directory"
+        where = f"{ARTIFACTS_DIR}/{namespace}/{'/'.join(parts[:2])}"
+        if parts[0] in bad:
+            continue
+        if len(parts) == 1:
+            if not is_dir:
+                broken.append(Broken(where, "a file where artifact folders belong"))
+                continue
+            try:
+                validate_name(parts[0])
+            except InvalidNameError as exc:
+                bad.add(parts[0])
+                broken.append(Broken(where + "/", str(exc)))
+                continue
+            artifacts.setdefault(parts[0], StoredArtifact())
+            continue
+        artifact = artifacts.setdefault(parts[0], StoredArtifact())
+        if len(parts) > 2 or is_dir:
+            key = f"{parts[0]}/{parts[1]}"
+            if key not in bad:
+                bad.add(key)
+                broken.append(Broken(where + "/", "a sub-folder inside an artifact (artifacts "
+                                     "hold files only): skipped"))
+            continue
+        entry = Entry(int(info.get("size") or 0), _mtime(info))
+        if parts[1] == METADATA_FILENAME:
+            artifact.metadata = entry
+            continue
+        try:
+            validate_file_name(parts[1])
+        except InvalidNameError as exc:
+            broken.append(Broken(where, f"{exc}: skipped"))
+            continue
+        artifact.files[parts[1]] = entry
+    return artifacts, broken
+
+
+def list_files_with_info(store: FileStore, path: str) -> dict[str, Entry]:
+    """Every file below ``path`` (relative to the root) with its size and mtime."""
+    return {rel: Entry(int(info.get("size") or 0), _mtime(info))
+            for rel, info in _listing(store, path).items() if info.get("type") != "directory"}
+
+
+def file_checksum(store: FileStore, path: str, algorithm: str,
+                  size: int | None = None) -> tuple[str, int]:
+    """``<algorithm>:<hex>`` of the file ``path``, streamed in chunks, and its size.
+
+    The size is what was read, so the two describe the same bytes even when the
+    file changed since it was listed (``size`` is the listed one, a hint).
+    """
+    hasher = new_hasher(algorithm)
+    if not store.is_local and size is not None and size <= _WHOLE_READ:
+        data = store.fs.cat_file(store.full_path(path))  # one request; open() makes two
+        hasher.update(data)
+        return f"{algorithm}:{hasher.hexdigest()}", len(data)
+    read = 0
+    with store.open_raw(path, "rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            hasher.update(chunk)
+            read += len(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}", read
+
+
+Job = tuple[str, str, int]
+"""A file to hash: (path relative to the root, algorithm, listed size)."""
+
+
+def checksum_of(store: FileStore, job: Job) -> tuple[str, int] | Broken:
+    """:func:`file_checksum` of ``job``, or why the file could not be read."""
+    path, algorithm, size = job
+    try:
+        return file_checksum(store, path, algorithm, size)
+    except (OSError, ValueError) as exc:  # ValueError: an algorithm hashlib does not know
+        return Broken(path, f"cannot read it: {exc}")
+
+
+def algorithm_of(row: FileRecord | None) -> str:
+    """The algorithm to hash a file with: the recorded one, so an unchanged file matches."""
+    return row.checksum.partition(":")[0] if row is not None else CHECKSUM_ALGORITHM
+
+
+def read_metadata(store: FileStore, namespace: str, name: str,
+                  found: StoredArtifact) -> dict[str, str] | Broken | None:
+    """The metadata in an artifact's ``.artifact.json`` (``None`` when there is none),
+    or why it is unusable."""
+    path = f"{artifact_dir(namespace, name)}/{METADATA_FILENAME}"
+    if found.metadata is None:
+        return None
+    try:
+        content = store.read_bytes(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return Broken(path, f"cannot read it: {exc}")
+    try:
+        return metadata_from_json(content)
+    except InvalidMetadataError as exc:
+        return Broken(path, str(exc))
+
+
+def parallel(store: FileStore, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``fn`` over ``items``, with requests in flight on remote storage (results in order).
+
+    Local reads are done one by one: a small file is read in microseconds, less
+    than handing it to a thread costs, and a large one is bound by the disk.
+    """
+    if store.is_local or len(items) < 4:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(_REMOTE_WORKERS, thread_name_prefix="catalogstore-scan") as pool:
+        return list(pool.map(fn, items))
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

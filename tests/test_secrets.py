@@ -1,0 +1,158 @@
+"""Secrets never shown: planted credentials appear in no log, repr, exception or CLI output.
+
+Planted: a password in the catalog URL (a PostgreSQL server on a closed port, so
+every call fails and reports it), an access key and a secret key in the storage
+options (an S3 endpoint on a closed port) and the signing key. Everything a user
+or an operator could see is captured and searched for them: log records of
+every logger at DEBUG (botocore prints request headers there, access key
+included, unless catalogstore hides it), exceptions with their whole chain and
+traceback, reprs of the settings, workspace and stores, and the stdout and
+stderr of the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import catalogstore
+from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact
+from catalogstore.catalog.engine import make_engine
+from catalogstore.errors import CatalogError, SignatureError
+from catalogstore.object_store import get, put
+from catalogstore.storage import FileStore, checksum_bytes
+
+PASSWORD = "PLANTED-pw-4a1c"
+ACCESS_KEY = "PLANTEDACCESSKEY93"
+SECRET_KEY = "PLANTED-secret-key-77f2"
+SIGNING_KEY = "PLANTED-signing-key-0e9d41"
+PLANTED = (PASSWORD, ACCESS_KEY, SECRET_KEY, SIGNING_KEY)
+CLI = Path(sys.executable).parent / "catalogstore"
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _shown(exc: BaseException) -> str:
+    """Everything an exception shows: message, repr, and the traceback with its chain."""
+    return "".join(traceback.format_exception(exc)) + repr(exc) + str(exc)
+
+
+def _assert_hidden(*texts: str) -> None:
+    for text in texts:
+        for secret in PLANTED:
+            assert secret not in text, f"{secret} shown in: ...{text[:2000]}"
+
+
+def _storage_options(port: int) -> dict[str, Any]:
+    return {"endpoint_url": f"http://127.0.0.1:{port}", "key": ACCESS_KEY,
+            "secret": SECRET_KEY, "client_kwargs": {"region_name": "us-east-1"},
+            "config_kwargs": {"retries": {"max_attempts": 1}}}
+
+
+def test_catalog_password(closed_port, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    settings = catalogstore.configure(
+        catalog_url=f"postgresql://someone:{PASSWORD}@127.0.0.1:{closed_port}/catalog",
+        storage_url=str(tmp_path / "storage"), signing_key=SIGNING_KEY)
+    shown = [repr(settings), str(settings)]
+    for call in (list_artifacts, lambda: new_artifact("x"), lambda: get_artifact("x"),
+                 lambda: put("k", 1, artifact_only=True)):
+        with pytest.raises(CatalogError, match="could not open") as caught:
+            call()
+        assert "someone:***@" in str(caught.value)
+        shown.append(_shown(caught.value))
+    with pytest.raises(Exception) as caught, make_engine(settings.catalog_url).connect():
+        pass  # below the API: SQLAlchemy's own error
+    shown.append(_shown(caught.value))
+    _assert_hidden(*shown, caplog.text, *(r.getMessage() for r in caplog.records))
+
+
+def test_storage_credentials(closed_port, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    settings = catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
+                                      storage_url="s3://bucket/root",
+                                      storage_options=_storage_options(closed_port))
+    from catalogstore.workspace import get_workspace
+
+    shown = [repr(settings), str(settings), repr(get_workspace()),
+             repr(FileStore(settings.storage_url, settings.storage_options))]
+    # Which error an unreachable store raises is the business of the fault tests;
+    # here it only must not show a credential.
+    for call in (lambda: new_artifact("x"), lambda: put("k", [1], artifact_only=True)):
+        with pytest.raises(Exception) as caught:
+            call()
+        shown.append(_shown(caught.value))
+    # botocore logged the signed request, access key included, but hidden.
+    assert "Credential=***/" in caplog.text
+    _assert_hidden(*shown, caplog.text, *(r.getMessage() for r in caplog.records))
+
+
+def test_signing_key(local_stack, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    settings = catalogstore.configure(signing_key=SIGNING_KEY)
+    put("model", {"w": 1}, artifact_only=True)
+    artifact = get_artifact("model")
+    payload = pickle.dumps({"w": 2})
+    Path(artifact.get_file("object").path).write_bytes(payload)
+    engine = make_engine(local_stack.catalog_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE artifact_files SET checksum = ?, size = ?",
+                             (checksum_bytes(payload), len(payload)))
+    engine.dispose()
+    with pytest.raises(SignatureError) as caught:
+        get("model", artifact_only=True)
+    shown = [_shown(caught.value), repr(settings), str(settings), settings.model_dump_json(),
+             json.dumps(artifact.refresh().metadata)]
+    _assert_hidden(*shown, caplog.text, *(r.getMessage() for r in caplog.records))
+    # By design the key is in the environment, for worker processes to inherit.
+    assert os.environ["CATALOGSTORE_SIGNING_KEY"] == SIGNING_KEY
+
+
+
+
+def test_command_line_output(closed_port, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
+    unreachable_catalog = {
+        **base,
+        "CATALOGSTORE_CATALOG_URL": f"postgresql://someone:{PASSWORD}@127.0.0.1:"
+                                    f"{closed_port}/catalog",
+        "CATALOGSTORE_STORAGE_URL": "s3://bucket/root",
+        "CATALOGSTORE_STORAGE_OPTIONS": json.dumps(_storage_options(closed_port)),
+        "CATALOGSTORE_SIGNING_KEY": SIGNING_KEY,
+    }
+    unreachable_storage = {**unreachable_catalog,
+                           "CATALOGSTORE_CATALOG_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    source = tmp_path / "upload.txt"
+    source.write_text("data")
+    running = {}
+    for name, env, args in [
+        ("ls", unreachable_catalog, ["ls"]),
+        ("db current", unreachable_catalog, ["db", "current"]),
+        ("db upgrade", unreachable_catalog, ["db", "upgrade"]),
+        ("verify", unreachable_catalog, ["verify"]),
+        ("cp to S3", unreachable_storage, ["cp", str(source), "cs://default/x"]),
+        ("verify S3", unreachable_storage, ["verify"]),
+    ]:  # all at once: most of their time is spent waiting for retries
+        running[name] = subprocess.Popen([str(CLI), *args], env=env, cwd=tmp_path, text=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    outputs = {name: proc.communicate(timeout=120)[0] for name, proc in running.items()}
+    assert "someone:***@" in outputs["ls"]  # the database is named, its password is not
+    for name, output in outputs.items():
+        for secret in PLANTED:
+            assert secret not in output, f"catalogstore {name} shows {secret}:\n{output}"
