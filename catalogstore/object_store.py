@@ -345,9 +345,10 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
     if chosen is not Strategy.ARTIFACT:
         try:
             _memory(backend, ns).delete(key)
-        except BackendUnavailableError:
+        except BackendUnavailableError as exc:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise
+            logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
     if chosen is not Strategy.CLUSTER_MEMORY:
         with contextlib.suppress(ArtifactNotFoundError):
             _object_artifact(ns, key).delete()
@@ -363,9 +364,10 @@ def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
         try:
             if _memory(backend, ns).exists(key):
                 return True
-        except BackendUnavailableError:
+        except BackendUnavailableError as exc:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise
+            logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
     if chosen is Strategy.CLUSTER_MEMORY:
         return False
     from catalogstore.artifacts import artifact_exists
