@@ -238,7 +238,7 @@ def test_sizes_are_the_pickled_sizes(memory: RayMemory) -> None:
     memory.put("big", np.zeros(1 << 20, dtype=np.uint8))
     sizes = memory.sizes()
     assert 100 <= sizes["small"] < 400
-    assert 1 << 20 <= sizes["big"] < (1 << 20) + 1000
+    assert (1 << 20) <= sizes["big"] < (1 << 20) + 1000
 
 
 # -- multi-node and the example ----------------------------------------------------

@@ -13,10 +13,6 @@ from catalogstore.errors import CorruptArtifactError, InvalidNameError, LocalPat
 from catalogstore.storage import checksum_bytes
 
 
-def checksum(data: bytes) -> str:
-    return checksum_bytes(data)
-
-
 class Recorder(Callback):
     """Keeps what a transfer reports."""
 
@@ -85,7 +81,7 @@ def test_file_round_trip_streams_and_records_checksum(stack, tmp_path):
     assert sum(recorder.updates) == len(data)
     assert max(recorder.updates) <= CHUNK_SIZE, "the file must stream in chunks"
     again = get_artifact("weights").get_file("model.bin")
-    assert again.size == len(data) and again.checksum == checksum(data)
+    assert again.size == len(data) and again.checksum == checksum_bytes(data)
 
     recorder = Recorder()
     out = again.download(tmp_path / "copy.bin", callback=recorder)
@@ -120,7 +116,7 @@ def test_folder_round_trip(stack, folder, tmp_path):
     assert sum(recorder.updates) == recorder.sizes[0]
     stored = {f.name: f for f in get_artifact("dataset").list_files()}
     assert {name: (f.size, f.checksum) for name, f in stored.items()} == {
-        name: (len(data), checksum(data)) for name, data in contents.items()}
+        name: (len(data), checksum_bytes(data)) for name, data in contents.items()}
     assert storage_listing(stack, artifact) == set(contents)
 
     recorder = Recorder()
