@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from catalogstore.catalog.collisions import check_case_collisions
+from catalogstore.catalog.collisions import check_case_collisions, check_new_namespaces
+from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, MetadataRow, utcnow
@@ -108,11 +109,6 @@ class Committed:
     journal_id: int | None
     created: ArtifactRecord | None = None
     """The new catalog entry, for a changeset that created its artifact."""
-
-
-def _execute(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Any:
-    """Execute ``statement`` for ``rows``; a single row skips executemany's batching work."""
-    return conn.execute(statement, rows[0] if len(rows) == 1 else list(rows))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -286,7 +282,7 @@ class Catalog:
         sql = self._sql
         with self.errors("commit"), conn.begin():
             for chunk in _chunks(self._applied_journal):
-                conn.execute(sql.delete_journal, {"ids": list(chunk)})
+                run(conn, sql.delete_journal, {"ids": list(chunk)})
             now = utcnow()
             ids = self._resolve_ids(conn, changesets, now)
             if journal:  # reindex records the folders storage has, even case variants
@@ -294,15 +290,17 @@ class Catalog:
             live = [cs for cs in changesets if not cs.delete]
             for chunk in _chunks([ids[id(cs)] for cs in changesets if cs.delete]):
                 for stmt in sql.delete_artifacts:
-                    conn.execute(stmt, {"ids": list(chunk)})
+                    run(conn, stmt, {"ids": list(chunk)})
             for chunk in _chunks([ids[id(cs)] for cs in live if not cs.create]):
-                conn.execute(sql.touch, {"ids": list(chunk), "now": now})
+                run(conn, sql.touch, {"ids": list(chunk), "now": now})
             self._write_rows(conn, ids, live, now)
             # A new artifact's metadata is exactly what the changeset sets: no read needed.
             metas = self._read_metas(
                 conn, [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
             journal_ids = self._write_journal(conn, ids, changesets, now) \
                 if journal else {}
+            if journal:  # last: on PostgreSQL it locks the namespaces until the commit
+                check_new_namespaces(conn, changesets)
         self._applied_journal = []
         committed = []
         for cs in changesets:
@@ -343,11 +341,11 @@ class Catalog:
             # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
             with conn.begin_nested() if to_create and self._is_pg else contextlib.nullcontext():
                 for chunk in _chunks(to_create):
-                    rows = _execute(conn, self._sql.insert_artifacts, [
+                    rows = run(conn, self._sql.insert_artifacts, [
                         {"namespace": cs.namespace, "name": cs.name, "created_at": now,
-                         "updated_at": now} for cs in chunk]).all()
+                         "updated_at": now} for cs in chunk])
                     for cs, row in zip(chunk, rows, strict=True):
-                        ids[id(cs)] = row.id
+                        ids[id(cs)] = row[0]
         except IntegrityError:
             # The unique (namespace, name) constraint decided: name who is there.
             taken = defaultdict(list)
@@ -364,8 +362,9 @@ class Catalog:
         found: dict[tuple[str, str], int] = {}
         for ns, names in names_by_ns.items():
             for chunk in _chunks(names):
-                for row in conn.execute(self._sql.find_ids, {"ns": ns, "names": list(chunk)}):
-                    found[(ns, row.name)] = row.id
+                for artifact_id, name in run(conn, self._sql.find_ids,
+                                             {"ns": ns, "names": list(chunk)}):
+                    found[(ns, name)] = artifact_id
         return found
 
     def _write_rows(self, conn: Connection, ids: dict[int, int], live: list[Changeset],
@@ -376,24 +375,23 @@ class Catalog:
                   "updated_at": f.modified or now}
                  for cs in live for name, f in cs.writes.items()]
         if files:
-            _execute(conn, sql.upsert_files, files)
+            run(conn, sql.upsert_files, files)
         removes = [{"a": ids[id(cs)], "n": name} for cs in live for name in cs.removes]
         if removes:
-            _execute(conn, sql.remove_files, removes)
+            run(conn, sql.remove_files, removes)
         meta = [{"artifact_id": ids[id(cs)], "key": k, "value": v, "number": value_number(v)}
                 for cs in live for k, v in cs.meta_set.items()]
         if meta:
-            _execute(conn, sql.upsert_meta, meta)
+            run(conn, sql.upsert_meta, meta)
         meta_dels = [{"a": ids[id(cs)], "k": k} for cs in live for k in cs.meta_del]
         if meta_dels:
-            _execute(conn, sql.delete_meta, meta_dels)
+            run(conn, sql.delete_meta, meta_dels)
 
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
         for chunk in _chunks(artifact_ids):
-            # .all() fetches in one driver call; iterating the result fetches row by row.
-            for artifact_id, key, value in conn.execute(self._sql.read_metas,
-                                                        {"ids": list(chunk)}).all():
+            for artifact_id, key, value in run(conn, self._sql.read_metas,
+                                               {"ids": list(chunk)}):
                 metas[artifact_id][key] = value
         return metas
 
@@ -407,10 +405,10 @@ class Catalog:
         needing = [cs for cs in changesets if cs.writes or cs.removes or cs.delete]
         if not needing:
             return {}
-        rows = _execute(conn, self._sql.insert_journal, [
+        rows = run(conn, self._sql.insert_journal, [
             {"namespace": cs.namespace, "name": cs.name, "created_at": now,
-             "payload": json.dumps(journal_payload(cs))} for cs in needing]).all()
-        return {id(cs): row.id for cs, row in zip(needing, rows, strict=True)}
+             "payload": json.dumps(journal_payload(cs))} for cs in needing])
+        return {id(cs): row[0] for cs, row in zip(needing, rows, strict=True)}
 
 
 def _joined_page(search: Search, rows: Iterable[Any]) -> tuple[list[ArtifactRecord], str | None]:

@@ -11,28 +11,38 @@ refused with :class:`~catalogstore.errors.NameCollisionError`.
 
 The check runs inside the commit's transaction, after the new artifacts are
 inserted, so it sees both the catalog as committed and the rest of the same
-batch. Two
-processes creating case variants at once cannot both pass it: SQLite writers
-are serialised, and PostgreSQL writers of names equal up to case share an
-advisory lock (:func:`~catalogstore.catalog.engine.lock_key`).
+batch. Two processes creating case variants at once cannot both pass it:
 
-Cost: one query per namespace a commit creates artifacts in, and one per
-commit that writes files into existing artifacts; they look rows up by
-namespace and by artifact id (the prefixes of the unique indexes) and filter
-``lower(name)`` on the rows found. A namespace is compared across the whole
-table only when a commit creates its first artifact. An index on
-``lower(name)`` would make a namespace with very many artifacts cheaper still;
-it needs a migration.
+- SQLite writers are serialised (one lock file, then ``BEGIN IMMEDIATE``).
+- On PostgreSQL, writers of artifact names equal up to case share an advisory
+  lock (:func:`~catalogstore.catalog.engine.lock_key`), held from before their
+  transaction. Namespaces are checked last in the transaction
+  (:func:`check_new_namespaces`), under a transaction-level advisory lock on the
+  lower-cased namespace taken by every commit that creates artifacts in it: the
+  check of the second of two racing creators (``Team/a``, ``team/b``) starts
+  after the first one committed, and sees its artifact. The lock is held only
+  from that check to the commit, so creators in one namespace still apply their
+  storage changes in parallel.
+
+Cost: the queries look rows up through the index on (``lower(namespace)``,
+``lower(name)``) (migration ``f919e649af58``), the unique (``namespace``,
+``name``) index and, for files, the unique (``artifact_id``, ``name``) index: one
+query per namespace a commit creates artifacts in, one more for a namespace
+that did not exist before (its first artifact), and one per commit that writes
+files into existing artifacts.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Connection, bindparam, func, literal_column, select, union_all
+from sqlalchemy import Connection, Integer, bindparam, func, select, text
 
+from catalogstore.catalog.direct import run
+from catalogstore.catalog.engine import PG_LOCK_CLASS
 from catalogstore.catalog.models import ArtifactRow, FileRow
 from catalogstore.changes import Changeset
 from catalogstore.errors import NameCollisionError
@@ -43,20 +53,25 @@ F = FileRow.__table__
 # Names checked per statement: two bound parameters each, far below SQLite's limit.
 _CHUNK = 2000
 
-_OTHER = select(A.c.name).where(
-    A.c.namespace == bindparam("ns"),
-    A.c.name.not_in(bindparam("names", expanding=True))).limit(1).subquery()
-# In one round trip: the artifacts of the namespace whose names equal the new
-# ones up to case (the new ones included), and one other artifact if there is
-# one, which tells that the namespace existed before this commit.
-_SAME_NAMES = union_all(
-    select(A.c.name, literal_column("1").label("variant")).where(
-        A.c.namespace == bindparam("ns"),
-        func.lower(A.c.name).in_(bindparam("lowers", expanding=True))),
-    select(_OTHER.c.name, literal_column("0")))
+# The artifacts whose namespace and name equal a namespace and the new names up to
+# case (the new ones included), through the index on (lower(namespace), lower(name)).
+# Those of other spellings of the namespace are left out in Python: with a condition
+# on the namespace itself SQLite would read the namespace's part of the unique index.
+_SAME_NAMES = select(A.c.namespace, A.c.name).where(
+    func.lower(A.c.namespace) == bindparam("lower"),
+    func.lower(A.c.name).in_(bindparam("lowers", expanding=True)))
+# The first names of a namespace, in the order of the unique index: of n + 1 of them,
+# one at least was not created by a commit that created n.
+_FIRST_NAMES = select(A.c.name).where(A.c.namespace == bindparam("ns")).order_by(
+    A.c.name).limit(bindparam("n", type_=Integer))
 _NAMESPACE_VARIANT = select(A.c.namespace).where(
     func.lower(A.c.namespace) == bindparam("lower"),
     A.c.namespace != bindparam("ns")).limit(1)
+# Namespace locks: a lock class of their own, so no key can equal an artifact lock's.
+PG_NAMESPACE_LOCK_CLASS = PG_LOCK_CLASS + 1
+_PG_NAMESPACE_LOCK = text(
+    "SELECT pg_advisory_xact_lock(:c, k) FROM "
+    "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS keys")
 _SAME_FILES = select(F.c.artifact_id, F.c.name).where(
     F.c.artifact_id.in_(bindparam("ids", expanding=True)),
     func.lower(F.c.name).in_(bindparam("lowers", expanding=True)))
@@ -67,7 +82,8 @@ _WHY_FILE = "on a case-insensitive filesystem the two would be one file"
 
 def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
                           ids: dict[int, int]) -> None:
-    """Raise :class:`NameCollisionError` if the commit in progress adds a case variant.
+    """Raise :class:`NameCollisionError` if the commit in progress adds a case variant
+    of an artifact name or of a file name (namespaces: :func:`check_new_namespaces`).
 
     Parameters
     ----------
@@ -79,29 +95,61 @@ def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
     ids
         Artifact ids by ``id(changeset)``.
     """
+    for namespace, names in _created(changesets).items():
+        _check_artifacts(conn, namespace, names)
+    _check_files(conn, [(ids[id(cs)], cs) for cs in changesets if cs.writes and not cs.delete])
+
+
+def check_new_namespaces(conn: Connection, changesets: Sequence[Changeset]) -> None:
+    """Raise :class:`NameCollisionError` if the commit in progress creates the first
+    artifact of a namespace that differs only by case from an existing namespace.
+
+    Call it last in the commit's transaction: on PostgreSQL it takes a lock on
+    each lower-cased namespace the commit creates artifacts in, held until the
+    transaction ends, and only what was committed before the lock was granted is
+    trusted (whether the namespace existed is looked up again under it).
+    """
+    created = _created(changesets)
+    if not created:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_NAMESPACE_LOCK, {"c": PG_NAMESPACE_LOCK_CLASS, "keys": sorted(
+            {namespace_lock_key(ns) for ns in created})})
+    for namespace, names in created.items():
+        if _existed(conn, namespace, names):
+            continue
+        found = run(conn, _NAMESPACE_VARIANT, {"lower": namespace.lower(), "ns": namespace})
+        if found:
+            other = found[0][0]
+            raise NameCollisionError(
+                f"namespace {namespace!r} differs only by case from the existing namespace "
+                f"{other!r} ({_WHY}); use {other!r}")
+
+
+def namespace_lock_key(namespace: str) -> int:
+    """A stable signed 32-bit key for the spellings of ``namespace`` (case ignored)."""
+    digest = hashlib.blake2b(namespace.lower().encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _created(changesets: Sequence[Changeset]) -> dict[str, list[str]]:
+    """The names of the artifacts a commit creates, by namespace."""
     created: dict[str, list[str]] = defaultdict(list)
     for cs in changesets:
         if cs.create:
             created[cs.namespace].append(cs.name)
-    for namespace, names in created.items():
-        if not _check_artifacts(conn, namespace, names):
-            _check_namespace(conn, namespace)
-    _check_files(conn, [(ids[id(cs)], cs) for cs in changesets if cs.writes and not cs.delete])
+    return created
 
 
-def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> bool:
-    """Refuse case variants among new artifact names; whether the namespace existed."""
+def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> None:
+    """Refuse case variants among new artifact names and the namespace's artifacts."""
     new_names = set(names)
-    existed = False
     for chunk in _chunks(sorted(new_names)):
         spellings: dict[str, set[str]] = defaultdict(set)
-        for found, variant in conn.execute(_SAME_NAMES, {
-                "ns": namespace, "names": list(chunk),
-                "lowers": sorted({n.lower() for n in chunk})}):
-            if variant:
+        for found_ns, found in run(conn, _SAME_NAMES, {
+                "lower": namespace.lower(), "lowers": sorted({n.lower() for n in chunk})}):
+            if found_ns == namespace:
                 spellings[found.lower()].add(found)
-            elif found not in new_names:
-                existed = True
         for variants in spellings.values():
             if len(variants) > 1:
                 new = sorted(variants & new_names) or sorted(variants)
@@ -111,17 +159,13 @@ def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> bool
                 raise NameCollisionError(
                     f"artifact {new[0]!r} in namespace {namespace!r} differs only by case "
                     f"from {other} ({_WHY})")
-    return existed
 
 
-def _check_namespace(conn: Connection, namespace: str) -> None:
-    """Refuse a new namespace that is a case variant of an existing one (a table scan)."""
-    other = conn.execute(_NAMESPACE_VARIANT, {"lower": namespace.lower(),
-                                              "ns": namespace}).scalar()
-    if other is not None:
-        raise NameCollisionError(
-            f"namespace {namespace!r} differs only by case from the existing namespace "
-            f"{other!r} ({_WHY}); use {other!r}")
+def _existed(conn: Connection, namespace: str, names: list[str]) -> bool:
+    """Whether ``namespace`` has an artifact other than ``names`` (the new ones)."""
+    new_names = set(names)
+    first = run(conn, _FIRST_NAMES, {"ns": namespace, "n": len(new_names) + 1})
+    return any(name not in new_names for (name,) in first)
 
 
 def _check_files(conn: Connection, written: list[tuple[int, Changeset]]) -> None:
@@ -143,7 +187,7 @@ def _check_files(conn: Connection, written: list[tuple[int, Changeset]]) -> None
              for name in cs.writes]
     for chunk in _chunks(pairs):
         existing: dict[tuple[int, str], set[str]] = defaultdict(set)
-        for artifact_id, found in conn.execute(_SAME_FILES, {
+        for artifact_id, found in run(conn, _SAME_FILES, {
                 "ids": sorted({p[0] for p in chunk}),
                 "lowers": sorted({p[1].lower() for p in chunk})}):
             existing[(artifact_id, found.lower())].add(found)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from catalogstore.errors import CatalogError, ConfigurationError
@@ -54,6 +55,7 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+@functools.lru_cache(maxsize=64)  # asked on every commit, for its lock file
 def sqlite_path(url: URL) -> Path | None:
     """The database file of a SQLite URL (``None`` for an in-memory database)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
@@ -146,10 +148,11 @@ def _setup_sqlite(engine: Engine, busy: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # Straight on the driver: a statement through SQLAlchemy costs more than BEGIN.
         if conn.get_execution_options().get("catalogstore_write", False):
             _begin_immediate(conn, busy)
         else:
-            conn.exec_driver_sql("BEGIN")
+            conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
 
 
 def _begin_immediate(conn: Connection, busy: float) -> None:
@@ -158,14 +161,15 @@ def _begin_immediate(conn: Connection, busy: float) -> None:
     Only the write lock is retried: with it taken, nothing later in the
     transaction (WAL mode) waits for another writer.
     """
-    where = conn.engine.url.render_as_string(hide_password=True)
+    driver = conn.connection.driver_connection
     for attempt in range(1, SQLITE_LOCK_ATTEMPTS + 1):
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
-                raise
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
+            where = conn.engine.url.render_as_string(hide_password=True)
             if attempt == SQLITE_LOCK_ATTEMPTS:
                 raise CatalogError(
                     f"catalog {where}: the database is locked: another program held its "
