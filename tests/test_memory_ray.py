@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from memory_contract import ClusterMemoryContract
 
 from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
 from catalogstore.cluster_memory._ray import ACTOR_NAME, RAY_NAMESPACE, RayMemory
+from catalogstore.cluster_memory._ray_board import Board
 from catalogstore.errors import SerializationError
 
 TESTS = Path(__file__).resolve().parent
@@ -199,10 +201,58 @@ def test_object_survives_the_driver_that_put_it(namespace: str, tmp_path: Path) 
 
 def test_actor_killed_is_replaced_empty(memory: RayMemory) -> None:
     memory.put("k", "v")
-    ray.kill(ray.get_actor(ACTOR_NAME, namespace=RAY_NAMESPACE), no_restart=True)
+    assert memory.get("k") == "v"  # now in this process's read cache too
+    actor = ray.get_actor(ACTOR_NAME, namespace=RAY_NAMESPACE)
+    board = Board.open(Path(ray.get(actor.board.remote())[1]))
+    assert board is not None and board.owner() is not None
+    ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + 30  # ray.kill returns before the process ends
+    while board.owner() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not memory.exists("k")  # what the actor owned died with it
+    with pytest.raises(KeyError):
+        memory.get("k")
     memory.put("k", "again")  # a new actor took the name
     assert memory.get("k") == "again"
+
+
+# -- the read cache ----------------------------------------------------------------
+
+
+def remote_delete(namespace: str, key: str) -> None:
+    RayMemory(namespace=namespace).delete(key)
+
+
+@pytest.mark.parametrize("size", [10, 1_000_000], ids=["inline", "object-store"])
+def test_cached_reads_see_changes_made_by_other_processes(
+        memory: RayMemory, namespace: str, size: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    call = RayMemory._call
+    monkeypatch.setattr(RayMemory, "_call", lambda self, method, *a: (
+        calls.append(method), call(self, method, *a))[1])
+    memory.put("k", np.full(size, 1.0))
+    assert memory.get("k")[0] == 1.0
+    calls.clear()
+    for _ in range(3):  # served by this process, no call to the actor
+        assert memory.get("k")[0] == 1.0
+        assert memory.exists("k")
+    assert calls == []
+    # A task (another process) replaces the key: the next get here sees it.
+    run_task(detected_backend_puts, namespace, "k", np.full(size, 2.0))
+    assert memory.get("k")[0] == 2.0
+    assert calls == ["get"]
+    run_task(remote_delete, namespace, "k")
+    assert not memory.exists("k")
+    with pytest.raises(KeyError):
+        memory.get("k")
+
+
+def test_a_cached_value_is_a_copy_of_what_was_put(memory: RayMemory) -> None:
+    value = np.zeros(100)
+    memory.put("k", value)
+    value[:] = 7  # the caller changes its array after the put
+    assert memory.get("k").sum() == 0
 
 
 # -- zero-copy and data kinds ------------------------------------------------------

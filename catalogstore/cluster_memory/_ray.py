@@ -16,8 +16,10 @@ NumPy array (and pandas/Arrow data) comes back as a read-only, zero-copy view.
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np  # a dependency of Ray itself
@@ -26,6 +28,7 @@ from ray import cloudpickle
 from ray.actor import ActorHandle
 from ray.exceptions import ObjectLostError, ObjectStoreFullError, RayActorError
 
+from catalogstore.cluster_memory._ray_board import Board, board_path, slot
 from catalogstore.cluster_memory.base import ClusterMemory
 from catalogstore.errors import BackendUnavailableError, ObjectTooLargeError, SerializationError
 
@@ -43,6 +46,11 @@ _HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 Frames = list[Any]
 """A pickle stream and its out-of-band buffers: NumPy ``uint8`` arrays, or ``bytes``."""
+Version = tuple[int, int] | None
+"""A key's version: (the memory actor's process id, its board counter); ``None``
+when the actor has no board."""
+Entry = tuple[Frames | None, "ray.ObjectRef | None", Version]
+"""A stored value as a get sees it: inline frames or a reference, and its version."""
 
 
 class MemoryActor:
@@ -57,29 +65,49 @@ class MemoryActor:
     def __init__(self) -> None:
         self._objects: dict[tuple[str, str], tuple[Frames | ray.ObjectRef, int]] = {}
         self._lock = threading.Lock()
+        self._board_path: str | None = None
+        self._board: Board | None = None
+        try:
+            path = board_path(ray.get_runtime_context().get_session_name())
+            self._board, self._board_path = Board(path, owner=True), str(path)
+        except OSError:  # no board: every get asks this actor, which stays correct
+            pass
 
-    def put(self, namespace: str, key: str, frames: Frames) -> None:
+    def _changed(self, namespace: str, key: str) -> Version:
+        """Count a change of the key on the board (under the lock); its new version."""
+        if self._board is None:
+            return None
+        return os.getpid(), self._board.bump(slot(namespace, key))
+
+    def put(self, namespace: str, key: str, frames: Frames) -> Version:
         size = sum(frame.nbytes for frame in frames)
         # The frames map the call's argument object, which Ray frees after the call.
         stored = [frame.tobytes() for frame in frames] if size <= INLINE_MAX_BYTES \
             else ray.put(frames)
         with self._lock:  # the swap is the commit: readers see the old or the new value
             self._objects[(namespace, key)] = (stored, size)
+            return self._changed(namespace, key)
 
-    def get(self, namespace: str, key: str) -> tuple[Frames | None, ray.ObjectRef | None] | None:
-        """``(frames, None)`` for an inline payload, ``(None, ref)`` else, ``None`` if missing.
+    def get(self, namespace: str, key: str) -> Entry | None:
+        """``(frames, None, version)`` for an inline payload, ``(None, ref, version)``
+        else, ``None`` if missing.
 
         A reference nested in the reply is not resolved by Ray: the caller gets
         it and maps the object from its own node's object store.
         """
-        entry = self._objects.get((namespace, key))
+        with self._lock:
+            entry = self._objects.get((namespace, key))
+            version = None if self._board is None else \
+                (os.getpid(), self._board.version(slot(namespace, key)))
         if entry is None:
             return None
         stored = entry[0]
-        return (None, stored) if isinstance(stored, ray.ObjectRef) else (stored, None)
+        return (None, stored, version) if isinstance(stored, ray.ObjectRef) \
+            else (stored, None, version)
 
     def delete(self, namespace: str, key: str) -> bool:
         with self._lock:
+            self._changed(namespace, key)
             return self._objects.pop((namespace, key), None) is not None
 
     def exists(self, namespace: str, key: str) -> bool:
@@ -94,10 +122,15 @@ class MemoryActor:
         with self._lock:
             for ns_key in [ns_key for ns_key in self._objects if ns_key[0] == namespace]:
                 del self._objects[ns_key]
+                self._changed(*ns_key)
 
     def node_id(self) -> str:
         """The Ray node this actor (and every object over the inline size) lives on."""
         return ray.get_runtime_context().get_node_id()
+
+    def board(self) -> tuple[str, str | None]:
+        """This actor's node and the path of its board there (``None``: it has none)."""
+        return self.node_id(), self._board_path
 
 
 _RemoteMemoryActor = ray.remote(MemoryActor)
@@ -152,6 +185,74 @@ def _forget(actor: ActorHandle) -> None:
             _cached = None
 
 
+class ReadCache:
+    """What this process read or put, served again while the actor's board says unchanged.
+
+    Only used on the memory actor's machine (where its board is); elsewhere every
+    get asks the actor. Entries of keys that changed are dropped on the next call
+    that looks at the cache, which releases this process's hold on their objects.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, board: Board | None) -> None:
+        self.board = board
+        self._entries: dict[tuple[str, str], Entry] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, namespace: str, key: str) -> Entry | None:
+        """The entry of the key if it is still current."""
+        entry = self._entries.get((namespace, key))
+        if entry is None or self._current(namespace, key, entry):
+            return entry
+        self.forget(namespace, key)
+        return None
+
+    def remember(self, namespace: str, key: str, entry: Entry) -> None:
+        if self.board is None or entry[2] is None:
+            return
+        with self._lock:
+            for ns_key, old in list(self._entries.items()):
+                if not self._current(*ns_key, old):
+                    del self._entries[ns_key]
+            if len(self._entries) >= self.MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]  # the oldest
+            self._entries[(namespace, key)] = entry
+
+    def forget(self, namespace: str, key: str | None = None) -> None:
+        """Drop the key's entry (every entry of the namespace when ``key`` is ``None``)."""
+        with self._lock:
+            for ns_key in [k for k in self._entries
+                           if k[0] == namespace and key in (None, k[1])]:
+                del self._entries[ns_key]
+
+    def _current(self, namespace: str, key: str, entry: Entry) -> bool:
+        version = entry[2]
+        board = self.board
+        return board is not None and version is not None and board.owner() == version[0] \
+            and board.version(slot(namespace, key)) == version[1]
+
+
+# The read cache of this process, with the actor handle it belongs to.
+_reads: tuple[ActorHandle, ReadCache] | None = None
+
+
+def read_cache() -> ReadCache:
+    """This process's :class:`ReadCache`, with the board of the memory actor if it is on
+    this machine."""
+    global _reads
+    actor = memory_actor()
+    cached = _reads
+    if cached is not None and cached[0] is actor:
+        return cached[1]
+    node, path = ray.get(actor.board.remote())
+    here = ray.get_runtime_context().get_node_id()
+    board = Board.open(Path(path)) if path is not None and node == here else None
+    with _cache_lock:
+        _reads = actor, ReadCache(board)
+        return _reads[1]
+
+
 def _type_name(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -193,8 +294,12 @@ class RayMemory(ClusterMemory):
     is over 64 KiB are objects in Ray's object store of the head node; a get on
     another node has Ray copy them to that node's store once, and every get maps
     them zero-copy (NumPy arrays come back read-only). Smaller values are kept in
-    the actor's memory and returned with the lookup's reply. A get costs one call
-    to the actor (the lookup) plus Ray's ``ray.get``; a put pickles the value, sends
+    the actor's memory and returned with the lookup's reply. A process's first get of
+    a key costs one call to the actor (the lookup) plus Ray's ``ray.get``; it keeps
+    what it mapped, and later gets only check the actor's board (see
+    :mod:`~catalogstore.cluster_memory._ray_board`) and unpickle, as long as no process
+    changed the key: about 10 microseconds for any size on the actor's machine (on
+    other machines every get asks the actor). A put pickles the value, sends
     it to the actor (Ray copies it into the object store as the call's argument)
     and the actor puts it with ``ray.put`` (a second copy: the object must be the
     actor's, see the lifetime). When its store is full, Ray spills objects to disk
@@ -219,7 +324,8 @@ class RayMemory(ClusterMemory):
       restarts it empty, and gets raise ``KeyError``.
     - Within that, an object lives until it is replaced, deleted or its namespace
       cleared; a process still holding a zero-copy view keeps that memory mapped
-      until it drops the view.
+      until it drops the view, and a process that read it keeps it until its next
+      call to this backend notices the change (at most 1,024 values per process).
     """
 
     name = "ray"
@@ -260,24 +366,37 @@ class RayMemory(ClusterMemory):
 
     def _put(self, namespace: str, key: str, value: Any) -> None:
         frames = _serialize(key, value)
-        self._check_size(key, sum(frame.nbytes for frame in frames))
+        size = sum(frame.nbytes for frame in frames)
+        self._check_size(key, size)
+        reads = read_cache()
+        reads.forget(namespace, key)
         try:
-            self._call("put", namespace, key, frames)
+            version = self._call("put", namespace, key, frames)
         except ObjectStoreFullError as exc:
             raise ObjectTooLargeError(
                 f"{key!r} does not fit in Ray's object store ({exc.__class__.__name__}); "
                 "free objects or start Ray with a larger object_store_memory") from exc
+        if size <= INLINE_MAX_BYTES:  # a copy: the frames map the caller's value
+            reads.remember(namespace, key, ([f.tobytes() for f in frames], None, version))
 
     def _get(self, namespace: str, key: str) -> Any:
-        reply = self._call("get", namespace, key)
-        if reply is None:
-            raise self._missing(namespace, key)
-        frames, ref = reply
-        if ref is not None:
-            try:
-                frames = ray.get(ref)
-            except ObjectLostError as exc:  # the actor died after answering
-                raise self._missing(namespace, key) from exc
+        reads = read_cache()
+        entry = reads.lookup(namespace, key)
+        if entry is None:
+            entry = self._call("get", namespace, key)
+            if entry is None:
+                raise self._missing(namespace, key)
+            frames, ref, version = entry
+            if frames is None:
+                try:
+                    frames = ray.get(ref)
+                except ObjectLostError as exc:  # the actor died after answering
+                    raise self._missing(namespace, key) from exc
+            # The frames map the object store: keeping them (and the reference, which
+            # keeps the object alive) spares the next get ray.get's call to the owner.
+            entry = frames, ref, version
+            reads.remember(namespace, key, entry)
+        frames = entry[0]
         try:
             return pickle.loads(frames[0], buffers=frames[1:])
         except Exception as exc:  # unpickling runs arbitrary code: any error is possible
@@ -286,10 +405,12 @@ class RayMemory(ClusterMemory):
                 "its class importable in this process?)") from exc
 
     def _delete(self, namespace: str, key: str) -> bool:
+        read_cache().forget(namespace, key)
         return self._call("delete", namespace, key)
 
     def _exists(self, namespace: str, key: str) -> bool:
-        return self._call("exists", namespace, key)
+        return read_cache().lookup(namespace, key) is not None or \
+            self._call("exists", namespace, key)
 
     def _keys(self, namespace: str) -> list[str]:
         return list(self._call("sizes", namespace))
@@ -298,4 +419,5 @@ class RayMemory(ClusterMemory):
         return self._call("sizes", namespace)
 
     def _clear(self, namespace: str) -> None:
+        read_cache().forget(namespace)
         self._call("clear", namespace)
