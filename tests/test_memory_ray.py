@@ -26,7 +26,7 @@ from memory_contract import ClusterMemoryContract
 
 from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
 from catalogstore.cluster_memory._ray import ACTOR_NAME, RAY_NAMESPACE, RayMemory
-from catalogstore.cluster_memory._ray_board import Board
+from catalogstore.cluster_memory._ray_board import Board, remove_ended_boards
 from catalogstore.errors import SerializationError
 
 TESTS = Path(__file__).resolve().parent
@@ -302,3 +302,16 @@ def test_two_node_cluster_put_on_one_get_on_the_other() -> None:
 def test_example_runs_each_stage_in_its_own_worker() -> None:
     out = run_script("examples/run_ray.py")
     assert "all stages ran" in out.stdout, out.stdout
+
+
+def test_boards_of_ended_sessions_are_removed(tmp_path: Path) -> None:
+    ended, running = tmp_path / "ray-ended.board", tmp_path / "ray-running.board"
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                    "from catalogstore.cluster_memory._ray_board import Board; "
+                    "Board(Path(sys.argv[1]), owner=True)", str(ended)], check=True)
+    mine = Board(running, owner=True)  # written by this (running) process
+    board = Board.open(ended)
+    assert board is not None and board.owner() is None
+    assert mine.owner() == os.getpid()
+    remove_ended_boards(tmp_path)
+    assert not ended.exists() and running.exists()

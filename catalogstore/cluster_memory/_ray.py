@@ -28,7 +28,12 @@ from ray import cloudpickle
 from ray.actor import ActorHandle
 from ray.exceptions import ObjectLostError, ObjectStoreFullError, RayActorError
 
-from catalogstore.cluster_memory._ray_board import Board, board_path, slot
+from catalogstore.cluster_memory._ray_board import (
+    Board,
+    board_path,
+    remove_ended_boards,
+    slot,
+)
 from catalogstore.cluster_memory.base import ClusterMemory
 from catalogstore.errors import BackendUnavailableError, ObjectTooLargeError, SerializationError
 
@@ -69,6 +74,7 @@ class MemoryActor:
         self._board: Board | None = None
         try:
             path = board_path(ray.get_runtime_context().get_session_name())
+            remove_ended_boards(path.parent)
             self._board, self._board_path = Board(path, owner=True), str(path)
         except OSError:  # no board: every get asks this actor, which stays correct
             pass

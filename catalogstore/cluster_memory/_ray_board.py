@@ -37,9 +37,20 @@ _SIZE = _HEADER_BYTES + 8 * SLOTS
 
 def board_path(session_name: str) -> Path:
     """Where the board of a Ray session lives on this machine (a per-user 0700 folder)."""
-    root = Path(tempfile.gettempdir()) / f"catalogstore-{os.getuid()}"
+    root = Path(tempfile.gettempdir()) / f"catalogstore-ray-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
     return root / f"ray-{session_name}.board"
+
+
+def remove_ended_boards(folder: Path) -> None:
+    """Delete the boards whose memory actor no longer runs (their Ray sessions ended).
+
+    A reader still mapping one keeps it, finds its owner gone and asks the actor.
+    """
+    for path in folder.glob("ray-*.board"):
+        board = Board.open(path)
+        if board is not None and board.owner() is None:
+            path.unlink(missing_ok=True)
 
 
 def slot(namespace: str, key: str) -> int:
