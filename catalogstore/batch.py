@@ -83,6 +83,7 @@ def transaction(settings: Settings | None = None) -> Iterator[Batch]:
 
 
 def release_staged(workspace: Workspace, replaced: StagedFile | None) -> None:
-    """Remove a staged file that a later write in the same transaction replaced."""
+    """Remove a staged file that a later write in the same transaction replaced
+    (left for ``gc`` if the storage fails)."""
     if replaced is not None:
-        workspace.files.remove_quietly(replaced.path)
+        workspace.files.discard_quietly(replaced.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -45,7 +46,8 @@ class _OneLineErrors(TyperGroup):
         # Always exits with the code, as click's standalone mode would, but formats
         # the failures itself.
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with _quiet_retries():
+                code = super().main(*args, standalone_mode=False, **kwargs)
         except TyperException as exc:  # usage errors, with their exit code 2
             code = _fail(exc.format_message(), exc.exit_code)
         except typer.Abort:
@@ -53,6 +55,21 @@ class _OneLineErrors(TyperGroup):
         except (CatalogStoreError, OSError) as exc:
             code = _fail(str(exc), 1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """Keep the warnings of retries off stderr: the error line, if it comes to one,
+    says how many attempts were made ("(4 attempts)")."""
+    retries = logging.getLogger("catalogstore.retry")
+    propagate = retries.propagate
+    retries.propagate = False
+    retries.addHandler(handler := logging.NullHandler())
+    try:
+        yield
+    finally:
+        retries.removeHandler(handler)
+        retries.propagate = propagate
 
 
 def _fail(message: str, code: int) -> int:

@@ -73,8 +73,29 @@ class CatalogError(CatalogStoreError):
     """The catalog database failed or could not be reached."""
 
 
+class CommitOutcomeUnknownError(CatalogError):
+    """The connection to the catalog database was lost while it committed a change.
+
+    The change is either wholly committed or absent; which one, only the database
+    knows. Nothing was discarded: if it committed, the journal rolls its storage
+    changes forward (``catalogstore verify --repair``, or the next process);
+    if not, its staged files are orphans that ``catalogstore gc`` removes.
+    """
+
+
 class StorageError(CatalogStoreError, OSError):
     """The storage (fsspec filesystem) failed or could not be reached."""
+
+
+class UnappliedCommitError(StorageError):
+    """A change was committed to the catalog, but the storage failed before it matched.
+
+    The change is not lost: its journal entry rolls it forward once the storage is
+    reachable again (on this process's next commit, in any new process, or with
+    ``catalogstore verify --repair``; a change of metadata alone has its
+    ``.artifact.json`` rewritten from the catalog by this process's next commit or
+    by ``verify --repair``). Until then reading its new files fails.
+    """
 
 
 class LocalPathError(CatalogStoreError, OSError):

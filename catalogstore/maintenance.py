@@ -29,7 +29,14 @@ from catalogstore._reindex import BATCH, ReindexReport, index_namespace
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
 from catalogstore.changes import Changeset
 from catalogstore.errors import InvalidNameError, StorageError
-from catalogstore.names import METADATA_FILENAME, STAGING_DIR, artifact_dir, validate_name
+from catalogstore.journal import JournalEntry
+from catalogstore.names import (
+    METADATA_FILENAME,
+    STAGING_DIR,
+    artifact_dir,
+    validate_file_name,
+    validate_name,
+)
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings, redact_url
 from catalogstore.storage_tree import (
@@ -37,6 +44,8 @@ from catalogstore.storage_tree import (
     Entry,
     Job,
     StoredArtifact,
+    Upload,
+    abort_upload,
     algorithm_of,
     checksum_of,
     chunks,
@@ -46,6 +55,7 @@ from catalogstore.storage_tree import (
     parallel,
     read_metadata,
     scan,
+    unfinished_uploads,
 )
 from catalogstore.workspace import Workspace
 
@@ -75,7 +85,7 @@ KINDS = {
     "metadata-differs": ".artifact.json differs from the catalog's metadata",
     "unexpected": "an entry that breaks the layout or the naming rules",
     "journal": "a committed change whose storage step is not done",
-    "orphan-staged": "a staged file that no commit references",
+    "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
 }
 """Every kind of :class:`Difference`, with what it means."""
 
@@ -156,34 +166,43 @@ def _pending_journal(ws: Workspace, namespace: str | None) -> dict[tuple[str, st
     are not pending.
     """
     pending: dict[tuple[str, str], str] = {}
-    for journal_id, ns, name, payload in ws.catalog.journal():
-        if namespace is not None and ns != namespace:
-            continue
+    for entry in ws.catalog.journal():
+        ns, name = entry.namespace, entry.name
+        if entry.problem is not None or (namespace is not None and ns != namespace):
+            continue  # refused entries: _refused_journal
         with ws.catalog.locked([Changeset(ns, name)]):
-            left = _left_to_do(ws, ns, name, payload)
+            left = _left_to_do(ws, entry)
         if left:
             earlier = pending.get((ns, name))
             pending[(ns, name)] = (f"{earlier}; " if earlier else "") + \
-                f"journal entry {journal_id}: {left}"
+                f"journal entry {entry.id}: {left}"
     return pending
 
 
-def _left_to_do(ws: Workspace, ns: str, name: str, payload: dict[str, Any]) -> str:
+def _refused_journal(ws: Workspace, namespace: str | None) -> list[JournalEntry]:
+    """Journal rows that break the naming rules or the journal's shape (edited by hand):
+    recovery refuses them, and no storage path is built from them."""
+    return [entry for entry in ws.catalog.journal() if entry.problem is not None
+            and (namespace is None or entry.namespace == namespace)]
+
+
+def _left_to_do(ws: Workspace, entry: JournalEntry) -> str:
+    ns, name = entry.namespace, entry.name
     folder = artifact_dir(ns, name)
     # Existence checks below must not be answered from listings cached before the lock.
     forget_cached(ws.files, STAGING_DIR)
     forget_cached(ws.files, folder)
     todo = []
-    staged = sum(1 for path, _, _ in payload["moves"] if ws.files.exists(path))
+    staged = sum(1 for path, _, _ in entry.moves if ws.files.exists(path))
     if staged:
         todo.append(f"{staged} staged file(s) not moved into place")
     record = ws.catalog.get_artifact(ns, name)
     if record is None:
-        if payload.get("delete") and ws.files.exists(folder):
+        if entry.delete and ws.files.exists(folder):
             todo.append("the deleted artifact's folder is still there")
     else:
         files = {f.name for f in ws.catalog.list_files(record.id)}
-        left = [f for f in payload["removes"]
+        left = [f for f in entry.removes
                 if f not in files and ws.files.exists(f"{folder}/{f}")]
         if left:
             todo.append(f"{len(left)} removed file(s) still in storage")
@@ -197,8 +216,7 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
     number of younger unreferenced ones (writers may still commit those)."""
     listed = list_files_with_info(ws.files, STAGING_DIR)
     # The journal is read after the listing: a writer that commits in between is seen.
-    referenced = {path for _, _, _, payload in ws.catalog.journal()
-                  for path, _, _ in payload["moves"]}
+    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
     now, orphans, in_use = time.time(), [], 0
     for rel, entry in sorted(listed.items()):
         path = f"{STAGING_DIR}/{rel}"
@@ -211,6 +229,18 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
     return orphans, in_use
 
 
+def _orphan_uploads(ws: Workspace, grace: float) -> tuple[list[Upload], int]:
+    """Unfinished multipart uploads into the staging area started more than ``grace``
+    seconds ago (a writer killed while streaming a file), and the number of younger ones."""
+    now, orphans, in_use = time.time(), [], 0
+    for upload in unfinished_uploads(ws.files, STAGING_DIR):
+        if upload.started is None or now - upload.started < grace:
+            in_use += 1
+        else:
+            orphans.append(upload)
+    return orphans, in_use
+
+
 def _refused(names: Iterable[str], what: str) -> dict[str, str]:
     """Names read from the catalog that break the naming rules (rows edited by hand),
     with why: no storage path is ever built from them."""
@@ -220,6 +250,21 @@ def _refused(names: Iterable[str], what: str) -> dict[str, str]:
             validate_name(name, what)
         except InvalidNameError as exc:
             refused[name] = f"a catalog row that breaks the naming rules ({exc}); left alone"
+    return refused
+
+
+def _refused_files(ns: str, states: dict[str, ArtifactState]) -> list[Difference]:
+    """File rows whose names break the naming rules (edited by hand), taken out of
+    ``states`` and reported: never compared with storage nor made into a path."""
+    refused = []
+    for name, state in states.items():
+        for file in list(state.files):
+            try:
+                validate_file_name(file)
+            except InvalidNameError as exc:
+                refused.append(Difference("unexpected", ns, name, file, "a catalog row that "
+                                          f"breaks the naming rules ({exc}); left alone"))
+                del state.files[file]
     return refused
 
 
@@ -273,6 +318,8 @@ def reindex(namespace: str | None = None, *, settings: Settings | None = None,
         for ns, why in _refused(in_catalog, "namespace").items():
             report.broken.append(Broken(f"{ns}/ (catalog)", why))
             del in_catalog[ns]
+        report.broken += [Broken(f"{e.namespace}/{e.name} (journal)", e.problem or "")
+                          for e in _refused_journal(ws, only)]
         if not exists and in_catalog:
             raise StorageError(
                 f"storage {redact_url(ws.settings.storage_url)} holds no artifacts/ folder, "
@@ -308,7 +355,8 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
     ``fast``) checksums that differ, ``.artifact.json`` files that are missing or
     differ from the catalog's metadata, committed changes whose storage step was
     not done (a writer killed after its commit), and staged files older than
-    ``grace`` that no commit references (a writer killed before its commit). Each
+    ``grace`` that no commit references (a writer killed before its commit; on S3
+    also unfinished multipart uploads, which no listing shows). Each
     difference is confirmed under its artifact's lock, so a writer busy with it
     finishes first and is not reported.
 
@@ -343,6 +391,9 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
         pending = _pending_journal(ws, only)
         report.differences += [Difference("journal", ns, name, None, left, repaired=repair)
                                for (ns, name), left in sorted(pending.items())]
+        report.differences += [Difference("unexpected", e.namespace, e.name, None,
+                                          f"{e.problem}; left alone, nothing of it applied")
+                               for e in _refused_journal(ws, only)]
         in_storage, broken, _ = list_namespaces(ws.files)
         if only:
             report.namespaces = [only]
@@ -368,6 +419,16 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
             report.differences.append(Difference(
                 "orphan-staged", None, None, path,
                 f"{entry.size} bytes written {age} ago; no commit references it", repair))
+        uploads, in_use = _orphan_uploads(ws, grace)
+        report.staged_in_use += in_use
+        for upload in uploads:
+            if repair:
+                abort_upload(ws.files, upload)
+            age = _duration(now - upload.started) if upload.started is not None else "?"
+            report.differences.append(Difference(
+                "orphan-staged", None, None, upload.path,
+                f"an unfinished upload of {upload.size} bytes started {age} ago; no commit "
+                "references it", repair))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -378,6 +439,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     for name, why in _refused(states, "artifact name").items():
         report.differences.append(Difference("unexpected", ns, name, None, why))
         del states[name]
+    report.differences += _refused_files(ns, states)
     stored, broken = scan(ws.files, ns)
     report.differences += [_unexpected(b) for b in broken]
     # An artifact with a pending journal entry is reported as that entry: the other
@@ -389,6 +451,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     for group in chunks(suspicious, _RECHECK):
         with ws.catalog.locked([Changeset(ns, n) for n in group]):
             states = read_namespace(ws.catalog, ns, group)
+            _refused_files(ns, states)  # reported above
             if len(group) > _WHOLE_LISTING:
                 stored = scan(ws.files, ns)[0]
             else:
@@ -523,7 +586,9 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
 
     A staged file is an orphan when no journal entry references it and it is older
     than ``grace`` seconds (younger ones may belong to a writer that has not
-    committed yet). Committed data is never touched.
+    committed yet). On S3, unfinished multipart uploads into the staging area (a
+    writer killed while streaming) older than ``grace`` are aborted too. Committed
+    data is never touched.
 
     Parameters
     ----------
@@ -546,4 +611,10 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
             ws.files.remove_quietly(path)
             report.removed.append(path)
             report.bytes_removed += entry.size
+        uploads, in_use = _orphan_uploads(ws, grace)
+        report.staged_in_use += in_use
+        for upload in uploads:
+            abort_upload(ws.files, upload)
+            report.removed.append(upload.path)
+            report.bytes_removed += upload.size
     return report

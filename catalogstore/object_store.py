@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from catalogstore.context import current_namespace
 from catalogstore.errors import (
     ArtifactExistsError,
+    ArtifactFileNotFoundError,
     ArtifactNotFoundError,
     BackendUnavailableError,
     ObjectNotFoundError,
@@ -130,8 +131,8 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
+    memory = None
     if chosen is not Strategy.ARTIFACT:
-        memory = None
         try:
             memory = _memory(backend, ns)
             memory.put(key, value)
@@ -140,9 +141,11 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise
             logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
-            if memory is not None:
-                memory.delete(key)  # an older value there would hide the new one
     _put_artifact(ns, key, value, serializer)
+    if memory is not None:
+        # An older value there would hide the new one. Removed only once the artifact
+        # is committed: a put that fails or is killed before leaves the old value.
+        memory.delete(key)
 
 
 def _put_artifact(namespace: str, key: str, value: Any, serializer: str | None) -> None:
@@ -278,29 +281,28 @@ def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
     except ArtifactNotFoundError:
         raise ObjectNotFoundError(
             f"no object {key!r} in namespace {namespace!r}") from None
-    signing_key = _signing_key()
     for attempt in range(_READ_ATTEMPTS):
-        meta = artifact.metadata
-        chosen = _decoder(namespace, key, meta, serializer)
-        data = _read_verified(artifact, chosen.file_name)
-        if signing_key is None or not chosen.executes_code:
-            break
         try:
-            # Signed with the serializer that wrote it, whichever one reads it now.
-            verify_signature(signing_key, namespace, key, meta.get("serializer", chosen.name),
-                             data, meta.get(SIGNATURE_KEY))
+            if attempt < _READ_ATTEMPTS - 1:
+                chosen, data = _read_object(artifact.refresh() if attempt else artifact,
+                                            namespace, key, serializer)
+            else:
+                # Writers hold the lock from their commit until the bytes are in
+                # place: under it the metadata and the bytes are of one put.
+                with artifact.locked():
+                    chosen, data = _read_object(artifact.refresh(), namespace, key,
+                                                serializer, locked=True)
             break
-        except SignatureError:
-            # A put that committed between the metadata and the bytes looks like this
-            # for a moment; tampering does not go away.
+        except (ArtifactFileNotFoundError, SignatureError):
+            # A put with another serializer (another file name), or a put that
+            # committed between the metadata and the bytes, looks like this for a
+            # moment; tampering does not go away.
             if attempt == _READ_ATTEMPTS - 1:
                 raise
             time.sleep(0.005 * 2 ** attempt)
-            try:
-                artifact.refresh()
-            except ArtifactNotFoundError:
-                raise ObjectNotFoundError(
-                    f"no object {key!r} in namespace {namespace!r}") from None
+        except ArtifactNotFoundError:  # deleted meanwhile
+            raise ObjectNotFoundError(
+                f"no object {key!r} in namespace {namespace!r}") from None
     try:
         return chosen.loads(data)
     except Exception as exc:
@@ -324,10 +326,23 @@ def _decoder(namespace: str, key: str, meta: dict[str, str],
     return get_serializer(name)
 
 
-def _read_verified(artifact: Artifact, file_name: str) -> bytes:
+def _read_object(artifact: Artifact, namespace: str, key: str, serializer: str | None, *,
+                 locked: bool = False) -> tuple[Serializer, bytes]:
+    """The serializer and the verified (and, when it runs code, signature-checked) bytes
+    of the object as ``artifact``'s snapshot has it; ``locked`` inside
+    :meth:`Artifact.locked`."""
+    meta = artifact.metadata
+    chosen = _decoder(namespace, key, meta, serializer)
+    file = artifact.get_file(chosen.file_name)
     # read(verify=True) waits out a concurrent commit of the file itself.
-    data = artifact.get_file(file_name).read(verify=True)
-    return data if isinstance(data, bytes) else data.encode()
+    data = file.read_locked()[1] if locked else file.read(verify=True)
+    data = data if isinstance(data, bytes) else data.encode()
+    signing_key = _signing_key()
+    if signing_key is not None and chosen.executes_code:
+        # Signed with the serializer that wrote it, whichever one reads it now.
+        verify_signature(signing_key, namespace, key, meta.get("serializer", chosen.name),
+                         data, meta.get(SIGNATURE_KEY))
+    return chosen, data
 
 
 # -- delete, exists ------------------------------------------------------------------

@@ -8,6 +8,8 @@ environment. Below the public API, settings are passed explicitly.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +52,12 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    @functools.cached_property
+    def identity(self) -> bytes:
+        """A digest of every field: tells configurations apart (a cache key) without
+        keeping their secrets in clear."""
+        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).digest()
 
     catalog_url: str = Field(default_factory=_default_catalog_url)
     """SQLAlchemy URL of the catalog database (SQLite or PostgreSQL)."""

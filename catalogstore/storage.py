@@ -5,6 +5,14 @@ first written to the staging area (outside ``artifacts/``, so neither Flowdapt
 nor a listing sees it), hashed while it streams, and moved into the artifact
 folder only after the catalog committed it. On local disk the move is an atomic
 ``os.replace``; on object stores a single PUT or copy is atomic per object.
+
+Faults: every failure of the filesystem (an ``OSError``, botocore's and aiohttp's
+errors, ...) reaches callers as :class:`~catalogstore.errors.StorageError` naming
+the storage, through :meth:`FileStore.errors`, the streams of :meth:`FileStore.stage`
+and :meth:`FileStore.open_read`. Calls that can be repeated safely are retried
+after a connection error or a timeout (:mod:`catalogstore.retry`); S3 requests are
+retried by botocore, which gets bounded timeouts and attempts unless the storage
+options set their own (:func:`filesystem_options`).
 """
 
 from __future__ import annotations
@@ -13,18 +21,30 @@ import concurrent.futures
 import contextlib
 import hashlib
 import io
+import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractBufferedFile
 
+from catalogstore import retry
 from catalogstore.changes import StagedFile
-from catalogstore.errors import StorageError
+from catalogstore.errors import (
+    CatalogStoreError,
+    CommitOutcomeUnknownError,
+    StorageError,
+    UnappliedCommitError,
+)
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHECKSUM_ALGORITHM = "xxh128"
 """XXH3-128: detects corruption at ~10 GB/s, so hashing never slows a stream down
@@ -54,24 +74,111 @@ def checksum_bytes(data: bytes) -> str:
     return f"{CHECKSUM_ALGORITHM}:{hasher.hexdigest()}"
 
 
+# -- faults ------------------------------------------------------------------------
+
+S3_CONNECT_TIMEOUT = 5
+"""Seconds to open a connection to S3 (botocore ``connect_timeout``) unless set."""
+S3_READ_TIMEOUT = 15
+"""Seconds S3 may stay silent while answering a request (botocore ``read_timeout``)."""
+S3_MAX_ATTEMPTS = 3
+"""Attempts per S3 request (botocore ``retries``, ``standard`` mode) unless set; botocore's
+own default (legacy mode, 5 attempts with waits of up to 15 s) takes a minute to give up."""
+_S3_PROTOCOLS = ("s3", "s3a")
+# Modules whose exceptions mean "the storage failed", looked up only once loaded (a
+# filesystem that is not imported cannot have raised them).
+_LIBRARY_ERRORS = (
+    ("botocore.exceptions", ("BotoCoreError", "ClientError")),
+    ("aiohttp", ("ClientError",)),
+    ("http.client", ("HTTPException",)),
+    ("google.api_core.exceptions", ("GoogleAPIError",)),
+    ("azure.core.exceptions", ("AzureError",)),
+)
+
+
+def filesystem_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus catalogstore's bounded timeouts and retries, for an ``s3://`` URL.
+
+    Only what the options (or ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE``) leave unset
+    is added to ``config_kwargs``: ``connect_timeout``, ``read_timeout`` and
+    ``retries`` (``{"max_attempts": 3, "mode": "standard"}``).
+    """
+    protocol = url.split("://", 1)[0] if "://" in url else ""
+    if protocol not in _S3_PROTOCOLS:
+        return options
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("connect_timeout", S3_CONNECT_TIMEOUT)
+    config.setdefault("read_timeout", S3_READ_TIMEOUT)
+    if "retries" not in config and not ({"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"} & set(os.environ)):
+        config["retries"] = {"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
+    return {**options, "config_kwargs": config}
+
+
+def _error_types() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [OSError, ValueError]
+    for module_name, names in _LIBRARY_ERRORS:
+        module = sys.modules.get(module_name)
+        found += [getattr(module, name) for name in names if hasattr(module, name)]
+    return tuple(found)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of a filesystem or of the service behind it."""
+    return isinstance(exc, _error_types()) and not isinstance(exc, CatalogStoreError)
+
+
+def _is_from(exc: BaseException, module_prefix: str) -> bool:
+    return any(cls.__module__.startswith(module_prefix) for cls in type(exc).__mro__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether repeating the storage call that raised ``exc`` may succeed.
+
+    Connection errors and timeouts are; botocore's are not retried again, since
+    botocore already made the attempts its configuration allows. A
+    :class:`StorageError` is as transient as the failure it reports.
+    """
+    if isinstance(exc, StorageError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if _is_from(exc, "botocore") or _is_from(exc, "aiobotocore"):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # reset, refused, broken pipe
+        return True
+    aiohttp = sys.modules.get("aiohttp")
+    transient = tuple(getattr(aiohttp, name) for name in (
+        "ClientConnectionError", "ClientPayloadError") if hasattr(aiohttp, name))
+    incomplete = getattr(sys.modules.get("http.client"), "IncompleteRead", ())
+    return isinstance(exc, (*transient, incomplete) if incomplete else transient)
+
+
+def _is_expired(exc: BaseException) -> bool:
+    # s3fs refuses to go on reading an object that was replaced since it was opened.
+    expired = getattr(sys.modules.get("s3fs.utils"), "FileExpired", None)
+    return expired is not None and isinstance(exc, expired)
+
+
 class StagedWriter(io.BufferedIOBase):
     """A binary stream into the staging area that records size and checksum.
 
     ``on_close`` receives the :class:`StagedFile` once all bytes are written;
-    ``abort()`` (or an exception inside ``with``) removes what was written.
+    ``abort()`` (or an exception inside ``with``) removes what was written. Storage
+    failures raise :class:`StorageError` naming ``label`` (the file being written).
     """
 
     def __init__(self, store: FileStore, encoding: str | None,
-                 on_close: Callable[[StagedFile], None]) -> None:
+                 on_close: Callable[[StagedFile], None], label: str | None = None) -> None:
         super().__init__()
         self._store = store
         self.path = store.new_staging_path()
+        self._doing = f"write {label or self.path}"
         self._encoding = encoding
         self._on_close = on_close
         self._hash = new_hasher()
         self._pending: concurrent.futures.Future[None] | None = None
         self._size = 0
-        self._file: IO[bytes] = store.open_raw(self.path, "wb")
+        self._failed = False
+        with store.errors(self._doing):
+            # Not retried here: FileStore.stage and stage_bytes retry the whole writer.
+            self._file: IO[bytes] = store.open_raw(self.path, "wb", retried=False)
         self._done = False
 
     def writable(self) -> bool:
@@ -85,13 +192,20 @@ class StagedWriter(io.BufferedIOBase):
         if self._pending is not None:
             self._pending.result()
             self._pending = None
-        if n >= _ASYNC_HASH_MIN:
-            chunk = data if isinstance(data, bytes) else view.tobytes()
-            self._pending = _hash_pool.submit(self._hash.update, chunk)
-            self._file.write(chunk)
-        else:
-            self._hash.update(view)
-            self._file.write(view)
+        try:
+            if n >= _ASYNC_HASH_MIN:
+                chunk = data if isinstance(data, bytes) else view.tobytes()
+                self._pending = _hash_pool.submit(self._hash.update, chunk)
+                self._file.write(chunk)
+            else:
+                self._hash.update(view)
+                self._file.write(view)
+        except Exception as exc:
+            error = self._store.failure(exc, self._doing)
+            if error is None:
+                raise
+            self._failed = True
+            raise error from exc
         self._size += n
         return n
 
@@ -102,13 +216,16 @@ class StagedWriter(io.BufferedIOBase):
         return f"{CHECKSUM_ALGORITHM}:{self._hash.hexdigest()}"
 
     def abort(self) -> None:
-        """Drop what was written; nothing is committed."""
+        """Drop what was written; nothing is committed.
+
+        Best effort: it runs while another error propagates, so a storage that fails
+        again leaves the staged file for ``gc`` instead of raising.
+        """
         if self._done:
             return
         self._done = True
         self._finish_hash()
-        self._file.close()
-        self._store.remove_quietly(self.path)
+        self._store.abandon(self._file, None if self._failed else self.path)
         super().close()
 
     def close(self) -> None:
@@ -118,22 +235,80 @@ class StagedWriter(io.BufferedIOBase):
         try:
             checksum = self._finish_hash()
             self._file.close()
-        except BaseException:
-            self._store.remove_quietly(self.path)
-            raise
+        except Exception as exc:
+            error = self._store.failure(exc, self._doing)
+            if error is None:
+                self._store.discard_quietly(self.path)
+                raise
+            # The storage failed: what reached it (if anything) is left for gc.
+            raise error from exc
         super().close()
-        staged = StagedFile(self.path, self._size, checksum, self._encoding)
-        try:
-            self._on_close(staged)
-        except BaseException:
-            self._store.remove_quietly(self.path)
-            raise
+        self._store.hand_over(StagedFile(self.path, self._size, checksum, self._encoding),
+                              self._on_close)
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
             self.abort()
         else:
             self.close()
+
+
+class _GuardedReader(io.BufferedIOBase):
+    """A remote file open for reading whose failures raise :class:`StorageError`.
+
+    Every other attribute (``size``, ``details``, ...) is the file's own.
+    """
+
+    def __init__(self, store: FileStore, file: Any, doing: str) -> None:
+        super().__init__()
+        self._store = store
+        self._file = file
+        self._doing = doing
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_file":  # not set yet
+            raise AttributeError(name)
+        return getattr(self._file, name)
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            error = self._store.failure(exc, self._doing)
+            if error is None:
+                raise
+            raise error from exc
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(self._file.seekable())
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._call(self._file.read, -1 if size is None else size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._call(self._file.read, size)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._call(self._file.readinto, buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._call(self._file.readline, -1 if size is None else size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._call(self._file.seek, offset, whence)
+
+    def tell(self) -> int:
+        return int(self._file.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._call(self._file.close)
+            finally:
+                super().close()
 
 
 class FileStore:
@@ -144,7 +319,9 @@ class FileStore:
     url
         fsspec URL or local path of the root.
     options
-        Keyword arguments of the filesystem (``endpoint_url``, credentials, ...).
+        Keyword arguments of the filesystem (``endpoint_url``, credentials, ...);
+        for S3, bounded timeouts and retries are added where they set none
+        (:func:`filesystem_options`).
     """
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
@@ -152,11 +329,18 @@ class FileStore:
         self.options = options or {}
         hide_in_logs(*credential_values(self.options))
         try:
-            self.fs, root = fsspec.core.url_to_fs(url, **self.options)
+            self.fs, root = fsspec.core.url_to_fs(url, **filesystem_options(url, self.options))
         except (ValueError, ImportError, TypeError) as exc:
             raise StorageError(f"cannot open storage {redact_url(url)}: {exc}") from None
         self.root = root.rstrip("/")
-        self.is_local = isinstance(self.fs, LocalFileSystem)
+        # Exactly fsspec's local filesystem: a subclass (instrumented, fault-injecting,
+        # ...) expects its own methods to be called, not the os module's.
+        self.is_local = type(self.fs) is LocalFileSystem
+        endpoint = self.options.get("endpoint_url") or \
+            (self.options.get("client_kwargs") or {}).get("endpoint_url")
+        self.where = redact_url(url) + (f" (endpoint {redact_url(str(endpoint))})"
+                                        if endpoint else "")
+        """The storage as error messages name it (no credentials)."""
 
     def __repr__(self) -> str:
         return f"FileStore({redact_url(self.url)!r}, {redact_options(self.options)!r})"
@@ -170,9 +354,79 @@ class FileStore:
     def uri(self, path: str) -> str:
         return self.fs.unstrip_protocol(self.full_path(path))
 
+    # -- faults --------------------------------------------------------------
+
+    def failure(self, exc: BaseException, doing: str) -> StorageError | None:
+        """The :class:`StorageError` to raise for ``exc`` while doing ``doing``, or ``None``
+        when ``exc`` is not a storage failure (a bug, an error of catalogstore's own)."""
+        if not is_storage_failure(exc):
+            return None
+        if _is_expired(exc):
+            reason = ("it was replaced while being read (a writer committed a new version); "
+                      "open it again to read the new content")
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        attempts = retry.attempts_made(exc)
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        message = f"storage {self.where}: could not {doing}{tries}: {reason}"
+        for secret in credential_values(self.options):  # a library may quote one
+            if len(secret) >= 4:
+                message = message.replace(secret, "***")
+        return StorageError(redact_url(message))
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Translate storage failures of the block into :class:`StorageError` naming the
+        storage and ``doing`` (what could not be done, e.g. ``"read ns/name/file"``)."""
+        try:
+            yield
+        except Exception as exc:
+            error = self.failure(exc, doing)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _retried(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()``, repeated after a transient failure (only remote calls can have one)."""
+        if self.is_local:
+            return fn()
+        return retry.call(fn, policy=retry.STORAGE, transient=is_transient,
+                          what=lambda: f"storage {self.where}: {what}")
+
+    def discard_quietly(self, path: str) -> bool:
+        """Remove ``path`` if it can be; a storage failure leaves it (for ``gc``) and
+        returns False. For clean-ups on a failure path, which must not hide the failure."""
+        try:
+            self.remove_quietly(path)
+        except Exception as exc:
+            if not is_storage_failure(exc):
+                raise
+            logger.debug("storage %s: left %s for gc: %s", self.where, path, retry.describe(exc))
+            return False
+        return True
+
+    def abandon(self, file: Any, path: str | None) -> None:
+        """Close ``file`` (open for writing) without committing it, then remove ``path``
+        unless it is ``None``; best effort, as :meth:`discard_quietly`."""
+        try:
+            if isinstance(file, AbstractBufferedFile) and not file.closed:
+                try:
+                    file.discard()  # S3: aborts a multipart upload
+                finally:
+                    file.closed = True  # so that nothing more is uploaded, even by __del__
+            else:
+                file.close()
+        except Exception as exc:
+            if not is_storage_failure(exc):
+                raise
+            logger.debug("storage %s: could not abandon %s: %s", self.where, path,
+                         retry.describe(exc))
+        if path is not None:
+            self.discard_quietly(path)
+
     # -- low level -----------------------------------------------------------
 
-    def open_raw(self, path: str, mode: str) -> IO[bytes]:
+    def open_raw(self, path: str, mode: str, *, retried: bool = True) -> IO[bytes]:
         """Open ``path`` in a binary mode, making parent folders when writing."""
         full = self.full_path(path)
         if self.is_local:
@@ -183,7 +437,19 @@ class FileStore:
                     os.makedirs(os.path.dirname(full), exist_ok=True)
             return open(full, mode)
         # fsspec's default object-store blocks (50 MiB on S3) would dominate memory.
-        return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
+        def open_() -> IO[bytes]:
+            return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
+        return self._retried(f"open {path}", open_) if retried else open_()
+
+    def open_read(self, path: str, label: str) -> IO[bytes]:
+        """``path`` open for reading, as a stream whose failures raise :class:`StorageError`
+        about ``label`` (on local disk: the plain file, whose errors are ``OSError``)."""
+        doing = f"read {label}"
+        with self.errors(doing):
+            file = self.open_raw(path, "rb")
+        if self.is_local:
+            return file
+        return _GuardedReader(self, file, doing)
 
     def read_bytes(self, path: str) -> bytes:
         """The whole content of ``path``, as it was at one moment.
@@ -192,12 +458,17 @@ class FileStore:
         ETag on every block and fail if a writer replaced it between two blocks.
         """
         if not self.is_local:
-            return self.fs.cat_file(self.full_path(path))  # type: ignore[no-any-return]
+            full = self.full_path(path)
+            return self._retried(f"read {path}", lambda: self.fs.cat_file(full))
         with self.open_raw(path, "rb") as f:
             return f.read()
 
     def move(self, src: str, dst: str) -> None:
-        """Move ``src`` over ``dst`` (atomic on local disk)."""
+        """Move ``src`` over ``dst`` (atomic on local disk).
+
+        ``src`` is a staged file: its name is used once, so when it is gone on a
+        retry, the attempt that failed (its answer lost) has moved it.
+        """
         if self.is_local:
             full_dst = self.full_path(dst)
             try:
@@ -207,28 +478,43 @@ class FileStore:
                     raise
                 os.makedirs(os.path.dirname(full_dst), exist_ok=True)
                 os.replace(self.full_path(src), full_dst)
-        else:
-            self.fs.mv(self.full_path(src), self.full_path(dst))
+            return
+        tries = 0
+
+        def move() -> None:
+            nonlocal tries
+            tries += 1
+            try:
+                self.fs.mv(self.full_path(src), self.full_path(dst))
+            except FileNotFoundError:
+                if tries == 1:
+                    raise
+        self._retried(f"move {src} to {dst}", move)
 
     def exists(self, path: str) -> bool:
         if self.is_local:
             return os.path.exists(self.full_path(path))
-        return bool(self.fs.exists(self.full_path(path)))
+        full = self.full_path(path)
+        return self._retried(f"look for {path}", lambda: bool(self.fs.exists(full)))
 
     def remove_quietly(self, path: str) -> None:
         """Remove ``path`` if it exists."""
-        try:
-            if self.is_local:
+        if self.is_local:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self.full_path(path))
-            else:
+            return
+
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.full_path(path))
-        except FileNotFoundError:
-            pass
+        self._retried(f"remove {path}", remove)
 
     def remove_tree(self, path: str) -> None:
         """Remove a folder and everything below it, if it exists."""
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self.full_path(path), recursive=True)
+        def remove() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(self.full_path(path), recursive=True)
+        self._retried(f"remove {path}/", remove)
 
     def makedirs(self, path: str) -> None:
         if self.is_local:
@@ -243,10 +529,11 @@ class FileStore:
     def walk_files(self, path: str) -> Iterator[str]:
         """Paths (relative to the root) of the files below ``path``."""
         full = self.full_path(path)
-        if not self.fs.exists(full):
-            return
+
+        def find() -> list[str]:
+            return list(self.fs.find(full)) if self.fs.exists(full) else []
         prefix = len(self.root) + 1
-        for found in self.fs.find(full):
+        for found in self._retried(f"list {path}/", find):
             yield found[prefix:] if found.startswith(self.root) else found
 
     # -- staging -------------------------------------------------------------
@@ -254,16 +541,32 @@ class FileStore:
     def new_staging_path(self) -> str:
         return f"{STAGING_DIR}/{uuid.uuid4().hex}"
 
-    def stage(self, encoding: str | None, on_close: Callable[[StagedFile], None]
-              ) -> StagedWriter:
+    def stage(self, encoding: str | None, on_close: Callable[[StagedFile], None],
+              label: str | None = None) -> StagedWriter:
         """A writer into the staging area; see :class:`StagedWriter`."""
-        return StagedWriter(self, encoding, on_close)
+        return self._retried(f"write {label or 'a staged file'}",
+                             lambda: StagedWriter(self, encoding, on_close, label))
 
-    def stage_bytes(self, data: bytes, encoding: str | None) -> StagedFile:
-        result: list[StagedFile] = []
-        with self.stage(encoding, result.append) as writer:
-            writer.write(data)
-        return result[0]
+    def stage_bytes(self, data: bytes, encoding: str | None,
+                    label: str | None = None) -> StagedFile:
+        """``data`` written to a new staged file (retried whole after a transient failure)."""
+        def stage() -> StagedFile:
+            result: list[StagedFile] = []
+            with StagedWriter(self, encoding, result.append, label) as writer:
+                writer.write(data)
+            return result[0]
+        return self._retried(f"write {label or 'a staged file'}", stage)
+
+    def hand_over(self, staged: StagedFile, take: Callable[[StagedFile], Any]) -> None:
+        """``take(staged)``, which records the staged file in a change (and may commit it);
+        if it raises, the file is removed, unless the commit point was or may have
+        been reached: then the journal may name it, and rolling forward needs it."""
+        try:
+            take(staged)
+        except BaseException as exc:
+            if not isinstance(exc, (UnappliedCommitError, CommitOutcomeUnknownError)):
+                self.discard_quietly(staged.path)
+            raise
 
     def write_metadata(self, artifact_path: str, content: bytes) -> None:
         """Replace an artifact's ``.artifact.json`` with ``content``, whole.
@@ -281,7 +584,8 @@ class FileStore:
                     f.write(content)
                 self.move(tmp, path)
             except BaseException:
-                self.remove_quietly(tmp)
+                self.discard_quietly(tmp)
                 raise
         else:
-            self.fs.pipe_file(self.full_path(path), content)
+            full = self.full_path(path)
+            self._retried(f"write {path}", lambda: self.fs.pipe_file(full, content))

@@ -10,6 +10,8 @@ trip each. Entries that break the layout or the naming rules are collected as
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,7 @@ from catalogstore.storage import CHECKSUM_ALGORITHM, FileStore, new_hasher
 
 T = TypeVar("T")
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 _READ_CHUNK = 1 << 20
 _WHOLE_READ = 8 << 20  # remote files up to this size are hashed from one GET
 # Requests in flight when reading or hashing many files on an object store,
@@ -202,6 +205,87 @@ def list_files_with_info(store: FileStore, path: str) -> dict[str, Entry]:
     """Every file below ``path`` (relative to the root) with its size and mtime."""
     return {rel: Entry(int(info.get("size") or 0), _mtime(info))
             for rel, info in _listing(store, path).items() if info.get("type") != "directory"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload to an object store that was neither completed nor aborted.
+
+    A writer killed while it streams a file larger than one block leaves one: its
+    parts hold storage (and cost) while no listing shows them.
+    """
+
+    path: str
+    """Path of the object it would have become, relative to the root."""
+    upload_id: str
+    size: int
+    """Bytes of the parts uploaded so far."""
+    started: float | None
+    """When it was started, in seconds since the epoch."""
+
+
+def _s3_call(store: FileStore) -> Callable[..., dict[str, Any]] | None:
+    # s3fs (and its compatible forks) expose the S3 API; other filesystems have no
+    # multipart uploads to leave behind.
+    call = getattr(store.fs, "call_s3", None)
+    return call if callable(call) and not store.is_local else None
+
+
+def unfinished_uploads(store: FileStore, path: str) -> list[Upload]:
+    """The unfinished multipart uploads of objects below ``path`` (relative to the root).
+
+    Credentials that may not list them (or a server that cannot) give none, with a
+    warning: the rest of a verify or gc still runs.
+    """
+    call = _s3_call(store)
+    if call is None:
+        return []
+    try:
+        return _list_uploads(store, call, path)
+    except (PermissionError, NotImplementedError) as exc:
+        logger.warning("cannot list the unfinished multipart uploads of %s (%s: %s); any "
+                       "that writers killed half way left are not looked for",
+                       store.uri(path), type(exc).__name__, exc)
+        return []
+
+
+def _list_uploads(store: FileStore, call: Callable[..., dict[str, Any]],
+                  path: str) -> list[Upload]:
+    bucket, _, key_prefix = f"{store.full_path(path)}/".partition("/")
+    root = store.root.partition("/")[2]
+    uploads, markers = [], {}
+    while True:
+        page = call("list_multipart_uploads", Bucket=bucket, Prefix=key_prefix, **markers)
+        for found in page.get("Uploads") or []:
+            size, parts_marker = 0, {}
+            try:
+                while True:
+                    parts = call("list_parts", Bucket=bucket, Key=found["Key"],
+                                 UploadId=found["UploadId"], **parts_marker)
+                    size += sum(int(p.get("Size") or 0) for p in parts.get("Parts") or [])
+                    if not parts.get("IsTruncated"):
+                        break
+                    parts_marker = {"PartNumberMarker": parts["NextPartNumberMarker"]}
+            except FileNotFoundError:  # completed or aborted since it was listed
+                continue
+            started = found.get("Initiated")
+            uploads.append(Upload(
+                found["Key"][len(root) + 1:] if root else found["Key"], found["UploadId"],
+                size, started.timestamp() if isinstance(started, datetime) else None))
+        if not page.get("IsTruncated"):
+            return uploads
+        markers = {"KeyMarker": page["NextKeyMarker"],
+                   "UploadIdMarker": page["NextUploadIdMarker"]}
+
+
+def abort_upload(store: FileStore, upload: Upload) -> None:
+    """Abort ``upload``, freeing its parts (one already gone is no error)."""
+    call = _s3_call(store)
+    if call is None:
+        return
+    bucket, _, key = store.full_path(upload.path).partition("/")
+    with contextlib.suppress(FileNotFoundError):  # s3fs's NoSuchUpload: aborted already
+        call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
 
 
 def file_checksum(store: FileStore, path: str, algorithm: str,

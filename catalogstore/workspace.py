@@ -12,27 +12,45 @@ Write protocol (diskcache's, adapted to object storage):
    (run once per process on first use, and by ``catalogstore verify --repair``)
    rolls it forward. A crash before 2 leaves only staged files, which nothing
    references and ``gc`` removes.
+
+Faults (a service stops instead of the process): a storage failure in step 3
+raises :class:`~catalogstore.errors.UnappliedCommitError` and leaves the journal
+entry, which this process rolls forward before its next commit (or any new
+process, or ``verify --repair``) once the storage is back. A catalog connection
+lost during step 2 before the COMMIT was sent is retried on a new connection
+(:data:`catalogstore.retry.CATALOG_TRANSACTION`); one lost *during* the COMMIT
+raises :class:`~catalogstore.errors.CommitOutcomeUnknownError` and keeps the
+staged files, which the journal needs if the commit went through.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from catalogstore import retry
 from catalogstore.catalog.catalog import Catalog, Committed
 from catalogstore.changes import Changeset
-from catalogstore.errors import CatalogStoreError, StorageError
+from catalogstore.errors import (
+    CatalogError,
+    CommitOutcomeUnknownError,
+    StorageError,
+    UnappliedCommitError,
+)
+from catalogstore.journal import JournalEntry
 from catalogstore.names import artifact_dir
 from catalogstore.record import metadata_to_json
-from catalogstore.settings import Settings, get_settings, redact_url
+from catalogstore.settings import Settings, get_settings
 from catalogstore.storage import FileStore
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 # Object stores answer each request in milliseconds: apply a batch's storage
 # changes with this many requests in flight.
 _REMOTE_CONCURRENCY = 16
@@ -49,8 +67,13 @@ class Workspace:
         self.settings = settings
         self.catalog = Catalog(settings.catalog_url)
         self.files = FileStore(settings.storage_url, settings.storage_options)
+        self._unrecovered = False
+        """Whether the journal may hold entries that this process failed to apply."""
+        self._stale_metadata: set[tuple[str, str]] = set()
+        """Artifacts whose ``.artifact.json`` rewrite failed after a commit without a
+        journal entry (a metadata-only change): rewritten from the catalog later."""
         if recover:
-            self.recover()
+            self._recover_or_defer()
 
     def __repr__(self) -> str:
         return f"Workspace({self.catalog!r}, {self.files!r})"
@@ -58,44 +81,73 @@ class Workspace:
     @contextlib.contextmanager
     def storage_errors(self, doing: str) -> Iterator[None]:
         """Translate filesystem failures into :class:`StorageError` naming the storage."""
-        try:
+        with self.files.errors(doing):
             yield
-        except CatalogStoreError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise StorageError(
-                f"storage {redact_url(self.settings.storage_url)}: could not {doing}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
 
     def commit(self, changesets: Sequence[Changeset]) -> list[Committed]:
         """Commit ``changesets`` to the catalog, then make storage match (see module doc).
 
         On any failure before the commit point, the staged files are removed and
-        nothing is visible.
+        nothing is visible. A storage failure after it raises
+        :class:`UnappliedCommitError` (the change is committed and rolled forward
+        later); a connection lost while committing raises
+        :class:`CommitOutcomeUnknownError` (see the module doc).
         """
         changesets = [cs for cs in changesets if not cs.is_empty]
         if not changesets:
             return []
-        try:
+        committed: list[Committed] | None = None  # set at the commit point
+
+        def attempt() -> list[Committed]:
+            nonlocal committed
             with self.catalog.locked(changesets) as conn:
                 committed = self.catalog.commit(conn, changesets)
-                with self.storage_errors("apply a committed change (it will be rolled "
-                                         "forward by `catalogstore verify --repair`)"):
-                    self._map(self._apply, committed)
+                try:
+                    self._map(self._apply_named, committed)
+                except Exception as exc:
+                    self._unrecovered = True
+                    self._stale_metadata.update(
+                        (c.changeset.namespace, c.changeset.name) for c in committed
+                        if c.journal_id is None and c.metadata is not None)
+                    raise self._unapplied(exc) from exc
                 self.catalog.mark_applied(c.journal_id for c in committed if c.journal_id)
-        except BaseException:
-            if "committed" not in locals():
+            return committed
+
+        try:
+            if self._unrecovered or self._stale_metadata:
+                self._recover_or_defer()
+            return retry.call(
+                attempt, policy=retry.CATALOG_TRANSACTION,
+                transient=lambda exc: committed is None and _lost_before_commit(exc),
+                what=lambda: f"catalog {self.catalog.where}: commit")
+        except BaseException as exc:
+            if isinstance(exc, CommitOutcomeUnknownError):
+                self._unrecovered = True
+            elif committed is None:
                 self.discard(changesets)
             raise
-        return committed
+
+    def _unapplied(self, exc: Exception) -> Exception:
+        """The error of a storage failure after the commit point (other errors as they are)."""
+        error = exc if isinstance(exc, StorageError) else \
+            self.files.failure(exc, "apply a committed change")
+        if error is None:
+            return exc
+        return UnappliedCommitError(
+            f"{error}; the change is committed and is rolled forward once the storage is "
+            "reachable again (by this process's next commit, a new process, or "
+            "`catalogstore verify --repair`)")
 
     def discard(self, changesets: Sequence[Changeset]) -> None:
-        """Remove the staged files of changesets that will not be committed."""
+        """Remove the staged files of changesets that will not be committed.
+
+        Once the storage fails, the rest are left to ``gc`` too: trying each against
+        an unreachable storage would only delay the error being reported.
+        """
         for cs in changesets:
             for staged in cs.staged_files():
-                with contextlib.suppress(OSError):
-                    self.files.remove_quietly(staged.path)
+                if not self.files.discard_quietly(staged.path):
+                    return
 
     def _map(self, fn: Callable[[T], Any], items: Sequence[T]) -> None:
         if len(items) < 8:
@@ -106,6 +158,12 @@ class Workspace:
         with ThreadPoolExecutor(workers, thread_name_prefix="catalogstore-apply") as pool:
             for _ in pool.map(fn, items):
                 pass
+
+    def _apply_named(self, done: Committed) -> None:
+        """:meth:`_apply`, whose storage failures name the artifact."""
+        cs = done.changeset
+        with self.storage_errors(f"apply the committed change of {cs.namespace}/{cs.name}"):
+            self._apply(done)
 
     def _apply(self, done: Committed) -> None:
         cs = done.changeset
@@ -129,51 +187,93 @@ class Workspace:
 
         Safe at any time: each entry is handled under its artifact's lock, and
         every step is checked against the catalog as it is now, so an entry that
-        was already applied changes nothing. Returns the number of entries handled.
+        was already applied changes nothing. An entry that breaks the naming rules
+        or the journal's shape (a row edited by hand) is refused: logged, left in
+        the journal, and nothing of it applied; ``verify`` reports it. Returns the
+        number of entries handled.
         """
-        entries = self.catalog.journal()
-        for journal_id, namespace, name, payload in entries:
-            probe = Changeset(namespace, name)
+        handled = 0
+        for entry in self.catalog.journal():
+            if entry.problem is not None:
+                logger.warning("catalog %s: %s; it was left alone (remove the row once "
+                               "you have looked at it)", self.catalog, entry.problem)
+                continue
+            probe = Changeset(entry.namespace, entry.name)
             with self.catalog.locked([probe]):
-                self._roll_forward(namespace, name, payload)
-            self.catalog.forget_journal([journal_id])
-        return len(entries)
+                self._roll_forward(entry)
+            self.catalog.forget_journal([entry.id])
+            handled += 1
+        self._unrecovered = False
+        return handled
 
-    def _roll_forward(self, namespace: str, name: str, payload: dict[str, Any]) -> None:
-        folder = artifact_dir(namespace, name)
-        record = self.catalog.get_artifact(namespace, name)
+    def _recover_or_defer(self) -> None:
+        """:meth:`recover`; while the storage fails, warn and leave it for later.
+
+        Reads of the catalog need no storage, so an unreachable storage must not
+        stop a process from starting; the next commit tries again.
+        """
+        try:
+            self.recover()
+            while self._stale_metadata:
+                namespace, name = next(iter(self._stale_metadata))
+                self._rewrite_metadata(namespace, name)
+                self._stale_metadata.discard((namespace, name))
+        except StorageError as exc:
+            self._unrecovered = True
+            logger.warning("%s; committed changes wait in the journal until the storage is "
+                           "reachable again", exc)
+
+    def _roll_forward(self, entry: JournalEntry) -> None:
+        folder = artifact_dir(entry.namespace, entry.name)
+        record = self.catalog.get_artifact(entry.namespace, entry.name)
         with self.storage_errors("roll a committed change forward"):
             if record is None:
-                if payload.get("delete"):
+                if entry.delete:
                     self.files.remove_tree(folder)
-                for staged, _, _ in payload["moves"]:
+                for staged, _, _ in entry.moves:
                     self.files.remove_quietly(staged)
                 return
             files = {f.name: f for f in self.catalog.list_files(record.id)}
-            for staged, file_name, checksum in payload["moves"]:
+            for staged, file_name, checksum in entry.moves:
                 current = files.get(file_name)
                 if current is not None and current.checksum == checksum \
                         and self.files.exists(staged):
                     self.files.move(staged, f"{folder}/{file_name}")
                 else:
                     self.files.remove_quietly(staged)
-            for file_name in payload["removes"]:
+            for file_name in entry.removes:
                 if file_name not in files:
                     self.files.remove_quietly(f"{folder}/{file_name}")
             self.files.write_metadata(folder, metadata_to_json(record.metadata))
+
+    def _rewrite_metadata(self, namespace: str, name: str) -> None:
+        """Write ``.artifact.json`` from the catalog's metadata, as it is now."""
+        with self.catalog.locked([Changeset(namespace, name)]):
+            record = self.catalog.get_artifact(namespace, name)
+            if record is not None:
+                with self.storage_errors(f"rewrite {namespace}/{name}/.artifact.json"):
+                    self.files.write_metadata(artifact_dir(namespace, name),
+                                              metadata_to_json(record.metadata))
 
     def close(self) -> None:
         self.catalog.dispose()
 
 
-_workspaces: dict[tuple[int, str], Workspace] = {}
+def _lost_before_commit(exc: Exception) -> bool:
+    """Whether ``exc`` is a catalog connection lost before the COMMIT was sent, so that
+    the transaction surely did not commit and can run again from the start."""
+    return (isinstance(exc, CatalogError) and not isinstance(exc, CommitOutcomeUnknownError)
+            and bool(getattr(exc.__cause__, "connection_invalidated", False)))
+
+
+_workspaces: dict[tuple[int, bytes], Workspace] = {}
 _workspaces_lock = threading.Lock()
 
 
 def get_workspace(settings: Settings | None = None) -> Workspace:
     """The workspace of ``settings`` (default: the settings in force), one per process."""
     settings = settings or get_settings()
-    key = (os.getpid(), settings.model_dump_json())
+    key = (os.getpid(), settings.identity)
     workspace = _workspaces.get(key)
     if workspace is None:
         with _workspaces_lock:

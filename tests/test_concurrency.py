@@ -204,6 +204,19 @@ def _observe(worker: int) -> dict[str, Any]:
     return report
 
 
+def _read_beside_writer(pool: ProcessPoolExecutor, stack: Any, read: Callable[[int], Any],
+                        write: Callable[[int], int], rounds: int) -> dict[str, Any]:
+    """Run ``read`` and ``write`` in two workers started together; the reader's report,
+    which must list no problem."""
+    env = stack.environ()
+    reader = pool.submit(_task, read, env, 0)
+    writer = pool.submit(_task, write, env, 1)
+    assert writer.result(timeout=300) == rounds
+    report = reader.result(timeout=300)
+    assert report["problems"] == []
+    return report  # type: ignore[no-any-return]
+
+
 def test_readers_never_see_half_a_transaction(stack, pool):
     with catalogstore.transaction():
         artifact = new_artifact("tx")
@@ -211,18 +224,58 @@ def test_readers_never_see_half_a_transaction(stack, pool):
         artifact.new_file("a", state["a"])
         artifact.new_file("b", state["b"])
         artifact.update_meta({"ka": state["ka"], "kb": state["kb"]})
-    env = stack.environ()
-    reader = pool.submit(_task, _observe, env, 0)
-    writer = pool.submit(_task, _write_generations, env, 1)
-    assert writer.result(timeout=300) == GENERATIONS
-    report = reader.result(timeout=300)
-    assert report["problems"] == []
+    report = _read_beside_writer(pool, stack, _observe, _write_generations, GENERATIONS)
     assert report["last"] == GENERATIONS
     assert get_artifact("tx").metadata == {"ka": str(GENERATIONS), "kb": str(GENERATIONS)}
     print(f"\n[{stack.name}] reader: {report['polls']} polls, "
           f"{len(report['catalog_generations'])} of {GENERATIONS + 1} generations seen, "
           f"{report['file_reads']} verified file reads, {report['json_reads']} "
           ".artifact.json reads, none of them torn")
+
+
+# -- object store reads racing replacements of another type, and deletes --------------
+
+FLIPS = 40
+
+
+def _flip_object(worker: int) -> int:
+    """Put the key as a dict (pickle: file ``object``), as an array (``object.npy``),
+    then delete it, again and again."""
+    import numpy as np
+
+    from catalogstore.object_store import delete, put
+
+    _pair.wait(timeout=120)
+    for i in range(FLIPS):
+        put("flip", {"i": i}, artifact_only=True)
+        put("flip", np.full(4, float(i)), artifact_only=True)
+        delete("flip", artifact_only=True)
+    put("flip", "done", artifact_only=True)
+    return FLIPS
+
+
+def _get_while_flipping(worker: int) -> dict[str, Any]:
+    from catalogstore.object_store import get
+
+    report: dict[str, Any] = {"gets": 0, "problems": []}
+    _pair.wait(timeout=120)
+    value = None
+    while report["gets"] < 20_000 and not (isinstance(value, str) and value == "done"):
+        report["gets"] += 1
+        try:
+            value = get("flip", artifact_only=True, default=None)
+        except Exception as exc:  # any error is a failure of the test
+            report["problems"].append(f"{type(exc).__name__}: {exc}")
+            continue
+        if not (value is None or isinstance(value, (str, dict))
+                or (value.shape == (4,) and len(set(value.tolist())) == 1)):
+            report["problems"].append(f"torn value {value!r}")
+    return report
+
+
+def test_object_store_get_meets_replacements_and_deletes(stack, pool):
+    report = _read_beside_writer(pool, stack, _get_while_flipping, _flip_object, FLIPS)
+    print(f"\n[{stack.name}] {report['gets']} gets during {FLIPS * 3} changes, none failed")
 
 
 # -- parallel start-up on an empty database --------------------------------------------

@@ -88,10 +88,11 @@ def test_storage_credentials(closed_port, tmp_path, caplog):
     settings = catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
                                       storage_url="s3://bucket/root",
                                       storage_options=_storage_options(closed_port))
-    from catalogstore.workspace import get_workspace
+    from catalogstore.workspace import _workspaces, get_workspace
 
     shown = [repr(settings), str(settings), repr(get_workspace()),
-             repr(FileStore(settings.storage_url, settings.storage_options))]
+             repr(FileStore(settings.storage_url, settings.storage_options)),
+             repr(list(_workspaces))]  # the cache key of a configuration is a digest
     # Which error an unreachable store raises is the business of the fault tests;
     # here it only must not show a credential.
     for call in (lambda: new_artifact("x"), lambda: put("k", [1], artifact_only=True)):

@@ -23,6 +23,7 @@ from catalogstore.errors import (
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
     MetadataKeyError,
+    StorageError,
     TransactionError,
 )
 from catalogstore.integrity import checksum_matches, verify_checksum
@@ -115,24 +116,36 @@ class ArtifactFile:
             :class:`~catalogstore.errors.CorruptArtifactError` when the storage
             holds other bytes.
         """
-        info = self.info
-        data = self._read_bytes()
-        if verify and not checksum_matches(data, info.checksum):
-            # Met a commit: its row is in, its bytes are not (or the reverse). Once
-            # more with a fresh row, then under the artifact's lock, which a writer
-            # holds from its commit until the bytes are in place.
-            info, data = self.info, self._read_bytes()
-            if not checksum_matches(data, info.checksum):
-                with self._artifact._ws.catalog.locked([Changeset(
-                        self._artifact.namespace, self._artifact.name)]):
-                    info, data = self.info, self._read_bytes()
-                verify_checksum(data, info.checksum, self.uri)
+        info, data = self.info, self._read_bytes(missing_ok=verify)
+        if verify and (data is None or not checksum_matches(data, info.checksum)):
+            # Met a commit: its row is in, its bytes are not (or the reverse; a new
+            # file's bytes may not be in place at all). Once more with a fresh row,
+            # then under the artifact's lock, which a writer holds from its commit
+            # until the bytes are in place.
+            info, data = self.info, self._read_bytes(missing_ok=True)
+            if data is None or not checksum_matches(data, info.checksum):
+                with self._artifact.locked():
+                    info, data = self.read_locked()
+        assert data is not None
         return data.decode(info.encoding) if info.encoding else data
 
-    def _read_bytes(self) -> bytes:
+    def read_locked(self) -> tuple[FileRecord, bytes]:
+        """The file's catalog row and its verified bytes, inside :meth:`Artifact.locked`."""
+        info, data = self.info, self._read_bytes()
+        verify_checksum(data, info.checksum, self.uri)
+        return info, data
+
+    def _read_bytes(self, *, missing_ok: bool = False) -> Any:
+        """The stored bytes; ``None`` if absent and ``missing_ok`` (a commit in flight)."""
         artifact = self._artifact
-        with artifact._ws.storage_errors(f"read {artifact.namespace}/{artifact.name}/{self._name}"):
-            return artifact._ws.files.read_bytes(artifact._storage_path(self._name))
+        try:
+            with artifact._ws.storage_errors(
+                    f"read {artifact.namespace}/{artifact.name}/{self._name}"):
+                return artifact._ws.files.read_bytes(artifact._storage_path(self._name))
+        except StorageError as exc:
+            if missing_ok and isinstance(exc.__cause__, FileNotFoundError):
+                return None
+            raise
 
     def write(self, data: str | bytes | bytearray | memoryview) -> None:
         """Replace the content; ``str`` is stored as UTF-8 and read back as ``str``."""
@@ -248,6 +261,16 @@ class Artifact:
                 f"artifact {self._name!r} in namespace {self._namespace!r} is not committed "
                 "yet (it is created at the end of the enclosing transaction)")
         return self._record
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the artifact's write lock: no commit of it is half applied meanwhile.
+
+        Writers hold it from their catalog commit until storage matches, so reads
+        inside see the catalog and the storage agree. Not reentrant: take it once.
+        """
+        with self._ws.catalog.locked([Changeset(self._namespace, self._name)]):
+            yield
 
     def refresh(self) -> Artifact:
         """Reload the metadata snapshot from the catalog."""
@@ -435,16 +458,17 @@ class Artifact:
 
     def _open_for_read(self, name: str) -> IO[bytes]:
         path = self._storage_path(name)
-        with self._ws.storage_errors(f"open {self._namespace}/{self._name}/{name}"):
-            return self._ws.files.open_raw(path, "rb")
+        return self._ws.files.open_read(path, f"{self._namespace}/{self._name}/{name}")
 
     def _stage_writer(self, name: str, encoding: str | None) -> Any:
         validate_file_name(name)
         if self._deleted:
             raise self._not_found()
-        with self._ws.storage_errors(f"write {self._namespace}/{self._name}/{name}"):
+        label = f"{self._namespace}/{self._name}/{name}"
+        with self._ws.storage_errors(f"write {label}"):
             return self._ws.files.stage(
-                encoding, lambda staged: self._change(lambda cs: cs.write(name, staged)))
+                encoding, lambda staged: self._change(lambda cs: cs.write(name, staged)),
+                label)
 
     def _write_file(self, name: str, data: str | bytes | bytearray | memoryview) -> None:
         if isinstance(data, str):
@@ -453,8 +477,14 @@ class Artifact:
             payload, encoding = data, None
         else:
             raise TypeError(f"file content must be str or bytes, not {type(data).__name__}")
-        with self._stage_writer(name, encoding) as writer:
-            writer.write(payload)
+        validate_file_name(name)
+        if self._deleted:
+            raise self._not_found()
+        # Whole content in hand: staging it can be retried after a transient failure.
+        label = f"{self._namespace}/{self._name}/{name}"
+        with self._ws.storage_errors(f"write {label}"):
+            staged = self._ws.files.stage_bytes(payload, encoding, label)
+        self._ws.files.hand_over(staged, lambda s: self._change(lambda cs: cs.write(name, s)))
 
     def list_files(self) -> list[ArtifactFile]:
         """The artifact's files, by name (``.artifact.json`` is not one of them)."""

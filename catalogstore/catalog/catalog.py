@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from catalogstore.catalog.collisions import check_case_collisions, check_new_namespaces
 from catalogstore.catalog.direct import run
@@ -29,8 +29,11 @@ from catalogstore.errors import (
     ArtifactNotFoundError,
     CatalogError,
     CatalogStoreError,
+    CommitOutcomeUnknownError,
 )
+from catalogstore.journal import JournalEntry, journal_payload, read_entry
 from catalogstore.record import ArtifactRecord, FileRecord, value_number
+from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
 
 A = ArtifactRow.__table__
@@ -111,6 +114,17 @@ class Committed:
     """The new catalog entry, for a changeset that created its artifact."""
 
 
+class _CommitPoint:
+    """Whether a transaction's body is done, so that a failure is its COMMIT's."""
+
+    reached = False
+
+
+def _connection_lost(exc: SQLAlchemyError) -> bool:
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                            or isinstance(exc, OperationalError))
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -128,6 +142,8 @@ class Catalog:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        self.where = self.engine.url.render_as_string(hide_password=True)
+        """The database as error messages name it (without its password)."""
         self._sql = _Statements(self.engine.dialect.name)
         self._is_pg = self.engine.dialect.name == "postgresql"
         self._applied_journal: list[int] = []
@@ -142,16 +158,29 @@ class Catalog:
         return f"Catalog({redact_url(self.url)!r})"
 
     @contextlib.contextmanager
-    def errors(self, doing: str) -> Iterator[None]:
-        """Translate database failures into :class:`CatalogError` naming the database."""
+    def errors(self, doing: str, point: _CommitPoint | None = None) -> Iterator[None]:
+        """Translate database failures into :class:`CatalogError` naming the database.
+
+        With ``point``: once ``point.reached`` (the failure is the COMMIT's), a lost
+        connection leaves the outcome unknown and raises :class:`CommitOutcomeUnknownError`.
+        """
         try:
             yield
         except CatalogStoreError:
             raise
         except SQLAlchemyError as exc:
-            where = self.engine.url.render_as_string(hide_password=True)
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise CatalogError(f"catalog {where}: could not {doing}: {reason}") from exc
+            orig = getattr(exc, "orig", None)
+            reason = (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            if point is not None and point.reached and self._is_pg and _connection_lost(exc):
+                raise CommitOutcomeUnknownError(
+                    f"catalog {self.where}: the connection was lost while committing ({reason}): "
+                    "the change is either wholly committed or absent; its staged files were "
+                    "kept, and `catalogstore verify --repair` completes it if it "
+                    "committed") from exc
+            attempts = attempts_made(orig)
+            tries = f" ({attempts} attempts)" if attempts > 1 else ""
+            raise CatalogError(f"catalog {self.where}: could not {doing}{tries}: "
+                               f"{reason}") from exc
 
     def dispose(self) -> None:
         """Forget applied journal rows, then close the database connections."""
@@ -248,12 +277,13 @@ class Catalog:
             row = conn.execute(self._sql.get_file, {"id": artifact_id, "name": name}).first()
         return FileRecord(*row) if row else None
 
-    def journal(self) -> list[tuple[int, str, str, dict[str, Any]]]:
-        """Storage changes committed but not yet marked applied: (id, namespace, name, payload)."""
+    def journal(self) -> list[JournalEntry]:
+        """Storage changes committed but not yet marked applied, each checked
+        (:func:`~catalogstore.journal.read_entry`: a row edited by hand is refused)."""
         with self.errors("read the journal"), self.engine.connect() as conn:
             rows = conn.execute(select(J.c.id, J.c.namespace, J.c.name, J.c.payload)
                                 .order_by(J.c.id)).all()
-        return [(i, ns, n, json.loads(p)) for i, ns, n, p in rows]
+        return [read_entry(i, ns, n, p) for i, ns, n, p in rows]
 
     # -- writes --------------------------------------------------------------
 
@@ -280,7 +310,8 @@ class Catalog:
         already holds), so there is nothing to roll forward and no row is written.
         """
         sql = self._sql
-        with self.errors("commit"), conn.begin():
+        point = _CommitPoint()
+        with self.errors("commit", point), conn.begin():
             for chunk in _chunks(self._applied_journal):
                 run(conn, sql.delete_journal, {"ids": list(chunk)})
             now = utcnow()
@@ -301,6 +332,7 @@ class Catalog:
                 if journal else {}
             if journal:  # last: on PostgreSQL it locks the namespaces until the commit
                 check_new_namespaces(conn, changesets)
+            point.reached = True  # what fails from here on is the COMMIT itself
         self._applied_journal = []
         committed = []
         for cs in changesets:
@@ -427,11 +459,3 @@ def _joined_page(search: Search, rows: Iterable[Any]) -> tuple[list[ArtifactReco
             meta[row[-2]] = row[-1]
     return records, None
 
-
-def journal_payload(cs: Changeset) -> dict[str, Any]:
-    """The storage half of a changeset, as the journal keeps it."""
-    return {
-        "moves": [[f.path, name, f.checksum] for name, f in cs.writes.items()],
-        "removes": sorted(cs.removes),
-        "delete": cs.delete,
-    }

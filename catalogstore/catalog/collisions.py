@@ -13,7 +13,8 @@ The check runs inside the commit's transaction, after the new artifacts are
 inserted, so it sees both the catalog as committed and the rest of the same
 batch. Two processes creating case variants at once cannot both pass it:
 
-- SQLite writers are serialised (one lock file, then ``BEGIN IMMEDIATE``).
+- SQLite writers are serialised (one lock file, then ``BEGIN IMMEDIATE``), so
+  :func:`check_case_collisions` checks everything at once.
 - On PostgreSQL, writers of artifact names equal up to case share an advisory
   lock (:func:`~catalogstore.catalog.engine.lock_key`), held from before their
   transaction. Namespaces are checked last in the transaction
@@ -27,9 +28,10 @@ batch. Two processes creating case variants at once cannot both pass it:
 Cost: the queries look rows up through the index on (``lower(namespace)``,
 ``lower(name)``) (migration ``f919e649af58``), the unique (``namespace``,
 ``name``) index and, for files, the unique (``artifact_id``, ``name``) index: one
-query per namespace a commit creates artifacts in, one more for a namespace
-that did not exist before (its first artifact), and one per commit that writes
-files into existing artifacts.
+query per namespace a commit creates artifacts in (on PostgreSQL two more, the
+lock and whether the namespace existed), one more for a namespace that did not
+exist before (its first artifact), and one per commit that writes files into
+existing artifacts.
 """
 
 from __future__ import annotations
@@ -39,7 +41,16 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Connection, Integer, bindparam, func, select, text
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    union_all,
+)
 
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import PG_LOCK_CLASS
@@ -53,13 +64,20 @@ F = FileRow.__table__
 # Names checked per statement: two bound parameters each, far below SQLite's limit.
 _CHUNK = 2000
 
-# The artifacts whose namespace and name equal a namespace and the new names up to
-# case (the new ones included), through the index on (lower(namespace), lower(name)).
-# Those of other spellings of the namespace are left out in Python: with a condition
-# on the namespace itself SQLite would read the namespace's part of the unique index.
-_SAME_NAMES = select(A.c.namespace, A.c.name).where(
-    func.lower(A.c.namespace) == bindparam("lower"),
-    func.lower(A.c.name).in_(bindparam("lowers", expanding=True)))
+_OTHER = select(A.c.namespace, A.c.name).where(
+    A.c.namespace == bindparam("ns"),
+    A.c.name.not_in(bindparam("names", expanding=True))).limit(1).subquery()
+# In one round trip: the artifacts whose namespace and name equal the namespace and
+# the new names up to case (the new ones included), through the index on
+# (lower(namespace), lower(name)), and one other artifact of the namespace if there
+# is one, which tells that the namespace existed before this commit. Artifacts of
+# other spellings of the namespace are left out in Python: with a condition on the
+# namespace itself SQLite would read the namespace's part of the unique index instead.
+_SAME_NAMES = union_all(
+    select(A.c.namespace, A.c.name, literal_column("1").label("variant")).where(
+        func.lower(A.c.namespace) == bindparam("lower"),
+        func.lower(A.c.name).in_(bindparam("lowers", expanding=True))),
+    select(_OTHER.c.namespace, _OTHER.c.name, literal_column("0")))
 # The first names of a namespace, in the order of the unique index: of n + 1 of them,
 # one at least was not created by a commit that created n.
 _FIRST_NAMES = select(A.c.name).where(A.c.namespace == bindparam("ns")).order_by(
@@ -83,7 +101,7 @@ _WHY_FILE = "on a case-insensitive filesystem the two would be one file"
 def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
                           ids: dict[int, int]) -> None:
     """Raise :class:`NameCollisionError` if the commit in progress adds a case variant
-    of an artifact name or of a file name (namespaces: :func:`check_new_namespaces`).
+    (of a namespace on SQLite; on PostgreSQL :func:`check_new_namespaces` checks those).
 
     Parameters
     ----------
@@ -95,35 +113,37 @@ def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
     ids
         Artifact ids by ``id(changeset)``.
     """
+    serialised = conn.dialect.name != "postgresql"  # SQLite: one writer at a time
     for namespace, names in _created(changesets).items():
-        _check_artifacts(conn, namespace, names)
+        if not _check_artifacts(conn, namespace, names) and serialised:
+            _check_namespace(conn, namespace)
     _check_files(conn, [(ids[id(cs)], cs) for cs in changesets if cs.writes and not cs.delete])
 
 
 def check_new_namespaces(conn: Connection, changesets: Sequence[Changeset]) -> None:
-    """Raise :class:`NameCollisionError` if the commit in progress creates the first
-    artifact of a namespace that differs only by case from an existing namespace.
+    """On PostgreSQL, raise :class:`NameCollisionError` if the commit in progress
+    creates the first artifact of a namespace that differs only by case from an
+    existing namespace (SQLite: :func:`check_case_collisions` did).
 
-    Call it last in the commit's transaction: on PostgreSQL it takes a lock on
-    each lower-cased namespace the commit creates artifacts in, held until the
-    transaction ends, and only what was committed before the lock was granted is
-    trusted (whether the namespace existed is looked up again under it).
+    Call it last in the commit's transaction: it takes a lock on each lower-cased
+    namespace the commit creates artifacts in, held until the transaction ends, and
+    trusts only what was committed before the lock was granted (whether the
+    namespace existed is looked up again under it).
     """
     created = _created(changesets)
-    if not created:
+    if not created or conn.dialect.name != "postgresql":
         return
-    if conn.dialect.name == "postgresql":
-        conn.execute(_PG_NAMESPACE_LOCK, {"c": PG_NAMESPACE_LOCK_CLASS, "keys": sorted(
-            {namespace_lock_key(ns) for ns in created})})
+    conn.execute(_PG_NAMESPACE_LOCK, {"c": PG_NAMESPACE_LOCK_CLASS, "keys": sorted(
+        {namespace_lock_key(ns) for ns in created})})
+    deleted = {cs.namespace for cs in changesets if cs.delete}
     for namespace, names in created.items():
         if _existed(conn, namespace, names):
             continue
-        found = run(conn, _NAMESPACE_VARIANT, {"lower": namespace.lower(), "ns": namespace})
-        if found:
-            other = found[0][0]
-            raise NameCollisionError(
-                f"namespace {namespace!r} differs only by case from the existing namespace "
-                f"{other!r} ({_WHY}); use {other!r}")
+        # Artifacts this commit deletes count as there, as they do for the artifact check.
+        for other in sorted(deleted):
+            if other != namespace and other.lower() == namespace.lower():
+                raise _namespace_collision(namespace, other)
+        _check_namespace(conn, namespace)
 
 
 def namespace_lock_key(namespace: str) -> int:
@@ -141,14 +161,18 @@ def _created(changesets: Sequence[Changeset]) -> dict[str, list[str]]:
     return created
 
 
-def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> None:
-    """Refuse case variants among new artifact names and the namespace's artifacts."""
+def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> bool:
+    """Refuse case variants among new artifact names; whether the namespace existed."""
     new_names = set(names)
+    existed = False
     for chunk in _chunks(sorted(new_names)):
         spellings: dict[str, set[str]] = defaultdict(set)
-        for found_ns, found in run(conn, _SAME_NAMES, {
-                "lower": namespace.lower(), "lowers": sorted({n.lower() for n in chunk})}):
-            if found_ns == namespace:
+        for found_ns, found, variant in run(conn, _SAME_NAMES, {
+                "lower": namespace.lower(), "lowers": sorted({n.lower() for n in chunk}),
+                "ns": namespace, "names": list(chunk)}):
+            if not variant:
+                existed = existed or found not in new_names
+            elif found_ns == namespace:
                 spellings[found.lower()].add(found)
         for variants in spellings.values():
             if len(variants) > 1:
@@ -159,6 +183,7 @@ def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> None
                 raise NameCollisionError(
                     f"artifact {new[0]!r} in namespace {namespace!r} differs only by case "
                     f"from {other} ({_WHY})")
+    return existed
 
 
 def _existed(conn: Connection, namespace: str, names: list[str]) -> bool:
@@ -166,6 +191,19 @@ def _existed(conn: Connection, namespace: str, names: list[str]) -> bool:
     new_names = set(names)
     first = run(conn, _FIRST_NAMES, {"ns": namespace, "n": len(new_names) + 1})
     return any(name not in new_names for (name,) in first)
+
+
+def _check_namespace(conn: Connection, namespace: str) -> None:
+    """Refuse a new namespace that is a case variant of an existing one."""
+    found = run(conn, _NAMESPACE_VARIANT, {"lower": namespace.lower(), "ns": namespace})
+    if found:
+        raise _namespace_collision(namespace, found[0][0])
+
+
+def _namespace_collision(namespace: str, other: str) -> NameCollisionError:
+    return NameCollisionError(
+        f"namespace {namespace!r} differs only by case from the existing namespace "
+        f"{other!r} ({_WHY}); use {other!r}")
 
 
 def _check_files(conn: Connection, written: list[tuple[int, Changeset]]) -> None:

@@ -14,6 +14,14 @@ e.g. ``sqlite:///catalog.db?timeout=5``), 30 s when absent.
 Writers that must also change storage hold a lock per artifact from their
 commit until the storage matches it; :func:`artifact_lock` provides it on both
 databases.
+
+PostgreSQL connections get bounded waits unless the URL's query sets its own
+(libpq parameters, e.g. ``?connect_timeout=30``): a connection attempt gives up
+after :data:`PG_CONNECT_TIMEOUT` seconds, and TCP keepalives (plus libpq's
+``tcp_user_timeout``) notice a server that vanished mid-query within about a
+minute instead of the operating system's two hours. A connection that cannot be
+opened is tried again (:data:`catalogstore.retry.CATALOG_CONNECT`), which rides
+out a server restart.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from catalogstore import retry
 from catalogstore.errors import CatalogError, ConfigurationError
 from catalogstore.settings import hide_in_logs
 
@@ -45,6 +54,25 @@ SQLITE_LOCK_ATTEMPTS = 3
 """Waits of one busy timeout each before a locked SQLite database is reported."""
 # Two-int form of pg_advisory_lock: this class id keeps our keys apart from other users'.
 PG_LOCK_CLASS = 0x43534C  # "CSL"
+PG_CONNECT_TIMEOUT = 10
+"""Seconds one PostgreSQL connection attempt may take (libpq ``connect_timeout``; psycopg's
+own default is 130 s)."""
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT,
+    # A server that vanishes (host down, network cut) without closing the connection
+    # is noticed after 30 s of silence plus 3 unanswered probes 10 s apart...
+    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+    # ...or after 60 s with data sent and not acknowledged (libpq 12 and later).
+    "tcp_user_timeout": 60_000,
+}
+"""libpq parameters every PostgreSQL connection gets, unless its URL's query sets them."""
+# Connection failures worth another attempt: the server did not answer (refused,
+# reset, timed out), or answered that it is starting, stopping or full; not that the
+# password, the role or the database is wrong. libpq reports the server's answer as
+# text ("FATAL:  ..."), without a SQLSTATE.
+_PG_TRANSIENT_CLASSES = ("08", "53", "57")
+_PG_TRANSIENT_REFUSALS = ("the database system is", "too many clients",
+                          "connection slots are reserved", "administrator command")
 
 
 def normalize_url(url: str) -> URL:
@@ -97,7 +125,46 @@ def make_engine(url: str) -> Engine:
                                connect_args={"timeout": busy})
         _setup_sqlite(engine, busy)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                           connect_args=pg_connect_args(parsed))
+    _retry_connections(engine, parsed.render_as_string(hide_password=True))
+    return engine
+
+
+def pg_connect_args(url: URL) -> dict[str, int]:
+    """:data:`PG_CONNECT_ARGS` less what the URL's query (or ``PGCONNECT_TIMEOUT``) sets."""
+    args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in url.query}
+    if "PGCONNECT_TIMEOUT" in os.environ:
+        args.pop("connect_timeout", None)
+    if "tcp_user_timeout" in args:
+        try:
+            from psycopg import pq
+
+            if pq.version() < 120000:  # older libpq refuses the parameter
+                del args["tcp_user_timeout"]
+        except Exception:  # another driver, or none: let it say so when connecting
+            del args["tcp_user_timeout"]
+    return args
+
+
+def _retry_connections(engine: Engine, where: str) -> None:
+    """Open every PostgreSQL connection of ``engine`` with retries on transient failures."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        failed = dialect.loaded_dbapi.OperationalError  # not a bad parameter, not a bug
+
+        def transient(exc: Exception) -> bool:
+            if not isinstance(exc, failed):
+                return False
+            sqlstate = getattr(exc, "sqlstate", None)
+            if sqlstate is not None:
+                return bool(sqlstate[:2] in _PG_TRANSIENT_CLASSES)
+            message = str(exc)
+            return "FATAL:" not in message or any(m in message for m in _PG_TRANSIENT_REFUSALS)
+        return retry.call(lambda: dialect.connect(*cargs, **cparams),
+                          policy=retry.CATALOG_CONNECT, transient=transient,
+                          what=f"catalog {where}: connect")
 
 
 def _ensure_wal(path: Path, url: URL, busy: float) -> None:
@@ -213,13 +280,33 @@ def artifact_lock(conn: Connection, keys: Iterable[int]) -> Iterator[None]:
         try:
             yield
         finally:
-            if conn.in_transaction():
-                conn.rollback()
-            conn.execute(_PG_UNLOCK, {"c": PG_LOCK_CLASS, "keys": ordered})
-            conn.commit()
+            _pg_unlock(conn, ordered)
         return
     with database_file_lock(conn.engine.url):
         yield
+
+
+def _pg_unlock(conn: Connection, keys: list[int]) -> None:
+    """Release the session locks of ``keys``; never raises.
+
+    It runs after the caller's work, which committed or failed already: a failure
+    here (the server is gone) must neither hide that failure nor report a commit
+    as failed. A connection that could not release its locks is invalidated: its
+    session ends, and the server releases them with it.
+    """
+    if conn.invalidated:  # the connection was lost: its session, and locks, with it
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.execute(_PG_UNLOCK, {"c": PG_LOCK_CLASS, "keys": keys})
+        conn.commit()
+    except Exception as exc:
+        logger.warning("catalog %s: could not release artifact locks (%s); closing the "
+                       "connection releases them", conn.engine.url.render_as_string(
+                           hide_password=True), retry.describe(exc))
+        with contextlib.suppress(Exception):
+            conn.invalidate()
 
 
 @contextlib.contextmanager

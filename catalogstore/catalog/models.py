@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -68,6 +70,10 @@ class ArtifactRow(Base):
         # Newest or oldest first, a page at a time: the id breaks ties (keyset pages).
         Index("ix_artifacts_created_at", "created_at", "id"),
         Index("ix_artifacts_updated_at", "updated_at", "id"),
+        # The check that refuses names differing only by case (catalog/collisions.py):
+        # spellings of a namespace, and of a name in it, are equal entries here.
+        Index("ix_artifacts_lower_namespace_name", func.lower(column("namespace")),
+              func.lower(column("name"))),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -146,5 +152,6 @@ class JournalRow(Base):
     namespace: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
-    """JSON: ``{"moves": [[staged, final], ...], "removes": [...], "meta": bool}``."""
+    """JSON: ``{"moves": [[staged path, file name, checksum], ...], "removes": [file name,
+    ...], "delete": bool}`` (:mod:`catalogstore.journal` writes it and checks it on reading)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,6 +22,12 @@ No server: every process reads and writes the files itself.
   when tmpfs runs short); it goes with the session.
 - **Writers** of one namespace take that namespace's lock file for the
   rename only; readers take no namespace lock.
+- **Killed writers**: a writer holds an exclusive ``flock`` on its temporary
+  file while it writes it, so the file of a writer killed half way is known by
+  its missing lock (the kernel drops it with the process) and freed by
+  ``catalogstore memory clear --stale``, by a ``clear`` of its namespace, and
+  when a new session starts; see :func:`~._local_session.sweep_namespace`. Such a
+  file never had a key's name: readers never see it.
 
 Lifetime
 --------
@@ -46,7 +52,6 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +60,6 @@ from catalogstore.cluster_memory import _local_session as sessions
 from catalogstore.cluster_memory._local_format import Payload, dumps, loads, read_all, write_all
 from catalogstore.cluster_memory._local_session import (
     FREE_DIR,
-    LOCK_FILE,
     PENDING_PREFIX,
     TMP_PREFIX,
     SessionInfo,
@@ -64,8 +68,10 @@ from catalogstore.cluster_memory._local_session import (
     current_session,
     default_root,
     ensure_session,
+    namespace_lock,
     register_exit_removal,
     scan_sizes,
+    sweep_namespace,
 )
 from catalogstore.cluster_memory.base import ClusterMemory
 from catalogstore.errors import ObjectTooLargeError, StorageError
@@ -138,16 +144,6 @@ def _token() -> str:
     return os.urandom(6).hex()
 
 
-@contextlib.contextmanager
-def _namespace_lock(folder: str) -> Iterator[None]:
-    fd = os.open(f"{folder}/{LOCK_FILE}", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 class LocalMemory(ClusterMemory):
     """Cluster memory of the processes of one machine, in files on tmpfs.
 
@@ -216,7 +212,11 @@ class LocalMemory(ClusterMemory):
 
     @staticmethod
     def clear_stale(root: Path | None = None) -> list[tuple[SessionInfo, int]]:
-        """Free the stale sessions; returns each with the bytes it held."""
+        """Free the stale sessions; returns each with the bytes it held.
+
+        Live sessions are swept too: the files of writers killed half way are freed
+        (they are not in the list returned).
+        """
         return sessions.clear_stale(root)
 
     def info(self) -> SessionInfo:
@@ -265,7 +265,7 @@ class LocalMemory(ClusterMemory):
                 # A new file, or a pool file that grows: written, not mapped, so that
                 # tmpfs running out of room is an error here rather than a SIGBUS.
                 write_all(fd, payload.parts())
-            with _namespace_lock(folder):
+            with namespace_lock(folder):
                 pooled = self._replace(tmp, f"{folder}/{key}")
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -276,13 +276,23 @@ class LocalMemory(ClusterMemory):
                     f"has room for in {self._root} ({exc.strerror})") from exc
             raise
         finally:
-            os.close(fd)  # releases a pool file's exclusive lock, after the rename
+            # The exclusive lock ends after the rename, and explicitly: a process forked
+            # meanwhile shares it, and would keep readers of the key waiting.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
         if pooled:
             self._trim_pool()
 
     def _new_file(self, folder: str) -> tuple[int, str]:
-        tmp = f"{folder}/{TMP_PREFIX}{_token()}"
-        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        """A new temporary file, exclusively locked (unlocked, it is a killed writer's)."""
+        while True:
+            tmp = f"{folder}/{TMP_PREFIX}{_token()}"
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd, tmp
+            os.close(fd)  # swept between its creation and our lock: another one
 
     def _take_free(self, folder: str, size: int) -> tuple[int, str, int] | None:
         """A pool file for ``size`` bytes, exclusively locked and moved to a temporary name.
@@ -363,7 +373,8 @@ class LocalMemory(ClusterMemory):
             old = None
         pending = None
         if old is not None and old.st_size >= POOL_MIN_BYTES:
-            pending = f"{self._free}/{PENDING_PREFIX}{_token()}"
+            # Beside the key, so that a sweep knows which namespace lock covers it.
+            pending = f"{os.path.dirname(target)}/{PENDING_PREFIX}{_token()}"
             try:
                 os.link(target, pending)
             except OSError:
@@ -371,7 +382,12 @@ class LocalMemory(ClusterMemory):
         os.rename(tmp, target)
         if pending is None or old is None:
             return False
-        os.rename(pending, self._pool_name(old.st_size))
+        try:
+            os.rename(pending, self._pool_name(old.st_size))
+        except FileNotFoundError:  # no pool: the session is ending
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pending)
+            return False
         return True
 
     def _release(self, path: str) -> bool | None:
@@ -464,7 +480,7 @@ class LocalMemory(ClusterMemory):
         folder = self._folder(namespace)
         if folder is None or not os.path.isdir(folder):
             return False
-        with _namespace_lock(folder):
+        with namespace_lock(folder):
             released = self._release(f"{folder}/{key}")
         if released:
             self._trim_pool()
@@ -485,8 +501,9 @@ class LocalMemory(ClusterMemory):
         folder = self._folder(namespace)
         if folder is None or not os.path.isdir(folder):
             return
-        with _namespace_lock(folder):
+        with namespace_lock(folder):
             pooled = [self._release(f"{folder}/{key}") for key in scan_sizes(folder)]
+        sweep_namespace(folder)
         if any(pooled):
             self._trim_pool()
 

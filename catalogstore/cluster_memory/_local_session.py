@@ -7,7 +7,14 @@ can enter is refused. A session folder holds::
 
     .owner          JSON: the process whose end ends the session (or null)
     .free/          released files kept for reuse: "{size}-{time_ns}-{token}"
-    {namespace}/    one file per key, a ".lock" for writers, ".tmp-*" being written
+    {namespace}/    one file per key, a ".lock" for writers, ".tmp-*" being written,
+                    ".pending-*" a replaced file on its way to the pool
+
+A writer killed half way (SIGKILL, OOM killer) leaves a ".tmp-*" or ".pending-*"
+file behind that no key names. :func:`sweep_session` frees them, in live sessions
+too: a writer holds an exclusive ``flock`` on its ".tmp-*" file for as long as it
+writes it, and the namespace's ".lock" while a ".pending-*" name exists, so one
+found without its lock belongs to a writer that is gone.
 
 Names that start with a dot cannot be keys or namespaces (see
 :mod:`catalogstore.names`), so they never collide with user names.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import fcntl
 import functools
 import json
 import os
@@ -298,6 +306,80 @@ def new_session(name: str | None = None, *, root: Path | None = None) -> Iterato
         remove_session(root, name)
 
 
+# -- what killed writers leave ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def namespace_lock(folder: str) -> Iterator[None]:
+    """The writers' lock of a namespace folder (held for renames, not for writing)."""
+    fd = os.open(f"{folder}/{LOCK_FILE}", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _unlink_unlocked(path: str) -> int:
+    """Unlink the temporary file ``path`` if no writer holds its lock; the bytes freed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live writer's
+        st = os.fstat(fd)
+        # Unlinked only if still the file we locked (its writer checks the link count
+        # after locking, so a file swept before its writer locked it is not used).
+        if (os.stat(path).st_ino, st.st_nlink) != (st.st_ino, 1):
+            return 0
+        os.unlink(path)
+        return st.st_size
+    except FileNotFoundError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def sweep_namespace(folder: str) -> int:
+    """Free what writers killed half way left in a namespace folder; returns the bytes freed.
+
+    Temporary files that no writer locks are unlinked; pending files found under the
+    namespace lock are unlinked too (their writer held that lock from their creation to
+    their move into the pool). Stored objects are never touched: a pending file that
+    is still linked at its key loses only its second name.
+    """
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith((TMP_PREFIX, PENDING_PREFIX))]
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    freed = 0
+    for name in names:
+        if name.startswith(TMP_PREFIX):
+            freed += _unlink_unlocked(f"{folder}/{name}")
+    pending = [n for n in names if n.startswith(PENDING_PREFIX)]
+    if pending:
+        with namespace_lock(folder):
+            for name in pending:
+                with contextlib.suppress(FileNotFoundError):  # moved by its live writer
+                    st = os.lstat(f"{folder}/{name}")
+                    os.unlink(f"{folder}/{name}")
+                    freed += st.st_size if st.st_nlink == 1 else 0
+    return freed
+
+
+def sweep_session(path: Path) -> int:
+    """:func:`sweep_namespace` over every namespace of a session; returns the bytes freed."""
+    try:
+        names = [n for n in os.listdir(path) if not n.startswith(".")]
+    except FileNotFoundError:
+        return 0
+    return sum(sweep_namespace(str(path / name)) for name in names if (path / name).is_dir())
+
+
 # -- what sessions hold -------------------------------------------------------------------
 
 
@@ -360,7 +442,7 @@ def read_owner(path: Path) -> dict[str, Any] | None:
 
 
 def free_pool(session_dir: Path) -> tuple[int, int]:
-    """Bytes and files of a session's pool of released files (pending ones included)."""
+    """Bytes and files of a session's pool of released files."""
     total = count = 0
     try:
         entries = os.scandir(session_dir / FREE_DIR)
@@ -406,13 +488,20 @@ def stale_sessions(root: Path | None = None) -> list[SessionInfo]:
 
 
 def clear_stale(root: Path | None = None, *, keep: str = "") -> list[tuple[SessionInfo, int]]:
-    """Remove the stale sessions (and crash leftovers); returns each with the bytes freed."""
+    """Remove the stale sessions (and crash leftovers); returns each with the bytes freed.
+
+    The crash leftovers are half-created session folders and, in the sessions still
+    alive, the files of writers killed half way (:func:`sweep_session`).
+    """
     root = root or default_root()
     if not check_root(root, create=False):
         return []
     freed = []
-    for info in stale_sessions(root):
-        if info.name != keep:
+    for info in list_sessions(root, contents=False):
+        if info.alive:
+            with contextlib.suppress(OSError):  # e.g. removed meanwhile by its owner
+                sweep_session(info.path)
+        elif info.name != keep:
             freed.append((info, remove_session(root, info.name)))
     now = time.time()
     for name in os.listdir(root):

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any
 
-from catalogstore.errors import ConfigurationError, SerializationError
+from catalogstore.errors import ConfigurationError, SerializationError, StorageError
 from catalogstore.serializers._arrow import ArrowSerializer, ParquetSerializer
 from catalogstore.serializers._json import JSONSerializer
 from catalogstore.serializers._numpy import NumpySerializer
@@ -104,7 +104,7 @@ def dump_checked(serializer: Serializer, value: Any, stream: Any, key: str) -> N
     """``serializer.dump`` with its failures turned into :class:`SerializationError`."""
     try:
         serializer.dump(value, stream)
-    except SerializationError:
+    except (SerializationError, StorageError):  # the value was fine; the storage failed
         raise
     except Exception as exc:
         raise SerializationError(
