@@ -292,9 +292,12 @@ def memory_clear(
             raise typer.BadParameter("give --namespace or --stale, not both")
         freed = LocalMemory.clear_stale()
         for info, size in freed:
-            typer.echo(f"freed session {info.name} (owner pid {info.owner_pid} is gone): "
+            typer.echo(f"freed what killed writers left in live session {info.name}: "
+                       f"{human_size(size)}" if info.alive else
+                       f"freed session {info.name} (owner pid {info.owner_pid} is gone): "
                        f"{human_size(size)}")
-        typer.echo(f"{len(freed)} stale session(s) freed" if freed else "no stale sessions")
+        stale = sum(not info.alive for info, _ in freed)
+        typer.echo(f"{stale} stale session(s) freed" if stale else "no stale sessions")
         return
     backend = resolve_backend(backend or None)
     scope = catalogstore.current_namespace(namespace)

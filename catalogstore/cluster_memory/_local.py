@@ -215,7 +215,7 @@ class LocalMemory(ClusterMemory):
         """Free the stale sessions; returns each with the bytes it held.
 
         Live sessions are swept too: the files of writers killed half way are freed
-        (they are not in the list returned).
+        (a live session is in the list when that freed something).
         """
         return sessions.clear_stale(root)
 

@@ -488,10 +488,12 @@ def stale_sessions(root: Path | None = None) -> list[SessionInfo]:
 
 
 def clear_stale(root: Path | None = None, *, keep: str = "") -> list[tuple[SessionInfo, int]]:
-    """Remove the stale sessions (and crash leftovers); returns each with the bytes freed.
+    """Remove the stale sessions (and crash leftovers); returns each session freed (or,
+    alive, swept) with the bytes given back.
 
     The crash leftovers are half-created session folders and, in the sessions still
-    alive, the files of writers killed half way (:func:`sweep_session`).
+    alive, the files of writers killed half way (:func:`sweep_session`); a live
+    session is in the result when its sweep freed something.
     """
     root = root or default_root()
     if not check_root(root, create=False):
@@ -500,7 +502,9 @@ def clear_stale(root: Path | None = None, *, keep: str = "") -> list[tuple[Sessi
     for info in list_sessions(root, contents=False):
         if info.alive:
             with contextlib.suppress(OSError):  # e.g. removed meanwhile by its owner
-                sweep_session(info.path)
+                swept = sweep_session(info.path)
+                if swept:
+                    freed.append((info, swept))
         elif info.name != keep:
             freed.append((info, remove_session(root, info.name)))
     now = time.time()
