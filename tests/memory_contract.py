@@ -13,6 +13,7 @@ import pickle
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 
 from catalogstore.cluster_memory import ClusterMemory
@@ -134,7 +135,6 @@ class ClusterMemoryContract:
         assert set(sizes) == {"a"} and sizes["a"] >= 10_000
 
     def test_numpy_array(self, memory: ClusterMemory) -> None:
-        np = pytest.importorskip("numpy")
         array = np.arange(1_000_000, dtype=np.float64)
         memory.put("array", array)
         got = memory.get("array")
@@ -156,7 +156,6 @@ class ClusterMemoryContract:
         assert memory.get("cities_list") == CITIES
 
     def test_put_here_get_there(self, memory: ClusterMemory, memory_kwargs, remote) -> None:
-        np = pytest.importorskip("numpy")
         memory.put("from-driver", {"x": 1})
         assert remote(remote_get, memory_kwargs, "from-driver") == {"x": 1}
         array = np.ones(2_000_000)

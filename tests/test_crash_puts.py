@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_cli import run
 from test_maintenance import catalog_rows, staged_files
@@ -43,7 +44,6 @@ from catalogstore.object_store import exists, get, put
 from catalogstore.storage import checksum_bytes
 from catalogstore.workspace import close_workspaces
 
-np = pytest.importorskip("numpy")
 pytest_plugins = ["executors"]  # ray_session: one Ray for the whole test session
 
 MEMORY_ELEMENTS = 200 << 17

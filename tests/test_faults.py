@@ -13,6 +13,7 @@ works again.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -484,9 +485,13 @@ class PrivatePostgres:
     """A PostgreSQL server of its own, in a temporary folder, on a free loopback port."""
 
     def __init__(self) -> None:
-        initdb = shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb"
-        if not os.path.exists(initdb):
-            pytest.skip("PostgreSQL's initdb is not installed: no private server to stop")
+        # The suite needs PostgreSQL's server (its tests use the one on 5432): its
+        # binaries are there, on PATH or where Debian puts them.
+        found = [shutil.which("initdb"), *sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))]
+        initdb = next((path for path in found if path), None)
+        if initdb is None:
+            pytest.fail("PostgreSQL's initdb was not found (on PATH or in "
+                        "/usr/lib/postgresql/*/bin): install the PostgreSQL server")
         bindir = Path(os.path.realpath(initdb)).parent
         self.pg_ctl = str(bindir / "pg_ctl")
         self.base = Path(tempfile.mkdtemp(prefix="catalogstore-faults-pg-"))

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
-
-pytest.importorskip("distributed")
-
 from memory_contract import ClusterMemoryContract, remote_get
 
 from catalogstore.cluster_memory import get_cluster_memory
@@ -181,7 +180,6 @@ def test_scheduler_plugin_ships_without_catalogstore() -> None:
 
 def test_put_in_a_task_is_read_by_a_task_on_the_other_worker(
         dask_client: Any, memory_kwargs: dict[str, Any], memory: DaskMemory) -> None:
-    np = pytest.importorskip("numpy")
     first, second = workers(dask_client)
     values = {"small": {"cities": ["Moab"]}, "large": np.arange(LARGE, dtype=float)}
     for key, value in values.items():
@@ -197,7 +195,6 @@ def test_put_in_a_task_is_read_by_a_task_on_the_other_worker(
 
 def test_objects_survive_the_client_that_put_them(dask_client: Any,
                                                   memory: DaskMemory) -> None:
-    np = pytest.importorskip("numpy")
     from distributed import Client, get_client
 
     with Client(dask_client.scheduler.address) as other:
@@ -212,7 +209,6 @@ def test_objects_survive_the_client_that_put_them(dask_client: Any,
 
 def test_a_value_lost_with_its_worker_is_reported(dask_client: Any,
                                                   memory: DaskMemory) -> None:
-    np = pytest.importorskip("numpy")
     from distributed.comm import CommClosedError
 
     memory.put("large", np.ones(LARGE))
@@ -248,7 +244,6 @@ def test_dask_collections_stay_lazy(dask_client: Any, memory: DaskMemory,
     import dask
     import dask.array as da
     import dask.dataframe as dd
-    pd = pytest.importorskip("pandas")
 
     frame = pd.DataFrame({"a": range(100), "b": [float(i) / 2 for i in range(100)]})
     memory.put("frame", dd.from_pandas(frame, npartitions=4))
@@ -278,7 +273,6 @@ def test_collections_obey_the_size_limit(dask_client: Any, memory: DaskMemory) -
     import dask
     import dask.array as da
     import dask.dataframe as dd
-    pd = pytest.importorskip("pandas")
 
     limited = DaskMemory(namespace=memory.namespace, max_object_bytes=1000)
     with pytest.raises(ObjectTooLargeError, match="'array'"):
@@ -301,7 +295,6 @@ def test_lambdas_and_closures(memory: DaskMemory, memory_kwargs: dict[str, Any],
 
 
 def test_arrays_come_back_writeable(memory: DaskMemory) -> None:
-    np = pytest.importorskip("numpy")
     for key, size in {"small": 100, "large": LARGE}.items():
         memory.put(key, np.zeros(size))
         got = memory.get(key)
@@ -314,7 +307,6 @@ def test_arrays_come_back_writeable(memory: DaskMemory) -> None:
 
 def test_readers_see_old_or_new_while_a_task_replaces(
         dask_client: Any, memory: DaskMemory, memory_kwargs: dict[str, Any]) -> None:
-    np = pytest.importorskip("numpy")
     first = workers(dask_client)[0]
     rounds = 80
     dask_client.submit(write_many, memory_kwargs, "k", 1, pure=False, workers=[first]).result()
@@ -334,7 +326,6 @@ def test_readers_see_old_or_new_while_a_task_replaces(
 
 
 def test_delete_and_clear_unpublish(dask_client: Any, memory: DaskMemory) -> None:
-    np = pytest.importorskip("numpy")
     memory.put("a", np.ones(LARGE))
     memory.put("b", np.ones(LARGE))
     memory.put("c", "small")

@@ -23,6 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 from memory_contract import (
     CITIES,
@@ -49,8 +52,6 @@ from catalogstore.errors import (
     SerializationError,
     StorageError,
 )
-
-np = pytest.importorskip("numpy")
 
 REPO = Path(__file__).resolve().parent.parent
 BIG = 1 << 20
@@ -292,8 +293,6 @@ def test_errors_leave_nothing_behind(memory: LocalMemory) -> None:
 
 
 def test_dataframe_and_table_round_trip(memory: LocalMemory, memory_kwargs, remote) -> None:
-    pd = pytest.importorskip("pandas")
-    pa = pytest.importorskip("pyarrow")
     frame = pd.DataFrame({"x": np.arange(200_000, dtype=np.float64),
                           "n": np.arange(200_000), "s": ["a", "b"] * 100_000})
     memory.put("frame", frame)

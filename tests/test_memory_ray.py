@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 import ray
 from memory_contract import ClusterMemoryContract
@@ -272,8 +274,6 @@ def test_numpy_get_is_a_read_only_view(memory: RayMemory) -> None:
 
 
 def test_pandas_and_arrow_values(memory: RayMemory) -> None:
-    pd = pytest.importorskip("pandas")
-    pa = pytest.importorskip("pyarrow")
     frame = pd.DataFrame({"x": np.arange(100_000), "y": np.linspace(0, 1, 100_000),
                           "name": ["a", "b"] * 50_000})
     table = pa.table({"x": np.arange(100_000)})

@@ -41,10 +41,12 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
     """
     many = not isinstance(params, dict)
     rows: Sequence[Params] = params if many else [params]  # type: ignore[list-item]
-    if not _direct(conn, statement, rows):
+    lengths = tuple((k, len(v)) for k, v in rows[0].items()
+                    if isinstance(v, (list, tuple))) if rows else ()
+    if not _direct(conn, statement, rows, lengths):
         result = conn.execute(statement, rows[0] if len(rows) == 1 else list(rows))
         return result.all() if result.returns_rows else []
-    sql, getters = _prepare(conn, statement, rows[0])
+    sql, getters = _prepare(conn, statement, rows[0], lengths)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     args: Any = None
     try:
@@ -62,18 +64,20 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
         cursor.close()
 
 
-def _direct(conn: Connection, statement: Any, rows: Sequence[Params]) -> bool:
-    """Whether this path covers the call (else it goes through Core)."""
+def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
+            lengths: tuple[tuple[str, int], ...]) -> bool:
+    """Whether this path covers the call (else it goes through Core); ``lengths`` are
+    those of the call's list parameters."""
     if conn.dialect.name != "sqlite" or not rows or not conn.in_transaction():
         return False  # outside a transaction Core's autobegin must run
     if len(rows) > 1 and (getattr(statement, "_returning", ()) or
                           getattr(statement, "is_select", False)):
         return False
-    return all(len(v) <= _MAX_LIST for v in rows[0].values() if isinstance(v, (list, tuple)))
+    return all(n <= _MAX_LIST for _, n in lengths)
 
 
-def _prepare(conn: Connection, statement: Any, params: Params) -> _Prepared:
-    lengths = tuple((k, len(v)) for k, v in params.items() if isinstance(v, (list, tuple)))
+def _prepare(conn: Connection, statement: Any, params: Params,
+             lengths: tuple[tuple[str, int], ...]) -> _Prepared:
     key = (id(statement), tuple(params), lengths)
     cached = _cache.get(key)
     if cached is not None and cached[0] is statement:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import logging
 import os
@@ -83,7 +82,6 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-@functools.lru_cache(maxsize=64)  # asked on every commit, for its lock file
 def sqlite_path(url: URL) -> Path | None:
     """The database file of a SQLite URL (``None`` for an in-memory database)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):

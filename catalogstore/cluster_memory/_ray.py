@@ -209,7 +209,7 @@ class ReadCache:
     def lookup(self, namespace: str, key: str) -> Entry | None:
         """The entry of the key if it is still current."""
         entry = self._entries.get((namespace, key))
-        if entry is None or self._current(namespace, key, entry):
+        if entry is None or self._current(namespace, key, entry, self._owner()):
             return entry
         self.forget(namespace, key)
         return None
@@ -218,8 +218,9 @@ class ReadCache:
         if self.board is None or entry[2] is None:
             return
         with self._lock:
+            owner = self._owner()
             for ns_key, old in list(self._entries.items()):
-                if not self._current(*ns_key, old):
+                if not self._current(*ns_key, old, owner):
                     del self._entries[ns_key]
             if len(self._entries) >= self.MAX_ENTRIES:
                 del self._entries[next(iter(self._entries))]  # the oldest
@@ -228,15 +229,20 @@ class ReadCache:
     def forget(self, namespace: str, key: str | None = None) -> None:
         """Drop the key's entry (every entry of the namespace when ``key`` is ``None``)."""
         with self._lock:
-            for ns_key in [k for k in self._entries
-                           if k[0] == namespace and key in (None, k[1])]:
+            if key is not None:
+                self._entries.pop((namespace, key), None)
+                return
+            for ns_key in [k for k in self._entries if k[0] == namespace]:
                 del self._entries[ns_key]
 
-    def _current(self, namespace: str, key: str, entry: Entry) -> bool:
+    def _owner(self) -> int | None:
+        return None if self.board is None else self.board.owner()
+
+    def _current(self, namespace: str, key: str, entry: Entry, owner: int | None) -> bool:
+        """Whether ``entry`` is still the key's value, ``owner`` being the board's writer."""
         version = entry[2]
-        board = self.board
-        return board is not None and version is not None and board.owner() == version[0] \
-            and board.version(slot(namespace, key)) == version[1]
+        return owner is not None and version is not None and owner == version[0] \
+            and self.board.version(slot(namespace, key)) == version[1]  # type: ignore[union-attr]
 
 
 # The read cache of this process, with the actor handle it belongs to.

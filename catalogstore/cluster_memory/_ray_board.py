@@ -22,10 +22,11 @@ import mmap
 import os
 import select
 import struct
-import tempfile
 import threading
 import zlib
 from pathlib import Path
+
+from catalogstore.cluster_memory._local_session import check_root, default_root
 
 _MAGIC = b"CSBOARD1"
 _HEADER = struct.Struct("<8sQ")  # magic, pid of the memory actor's process
@@ -36,9 +37,10 @@ _SIZE = _HEADER_BYTES + 8 * SLOTS
 
 
 def board_path(session_name: str) -> Path:
-    """Where the board of a Ray session lives on this machine (a per-user 0700 folder)."""
-    root = Path(tempfile.gettempdir()) / f"catalogstore-ray-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
+    """Where the board of a Ray session lives on this machine: a per-user 0700 folder
+    beside the local backend's (tmpfs when there is one), checked the same way."""
+    root = default_root().with_name(f"catalogstore-ray-{os.getuid()}")
+    check_root(root, create=True)  # StorageError (an OSError) if unsafe: no board then
     return root / f"ray-{session_name}.board"
 
 
