@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 
 from catalogstore.catalog.collisions import check_case_collisions, check_new_namespaces
 from catalogstore.catalog.direct import run
-from catalogstore.catalog.engine import artifact_lock, lock_key, make_engine
+from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, MetadataRow, utcnow
 from catalogstore.catalog.search import Search
@@ -146,6 +146,10 @@ class Catalog:
         """The database as error messages name it (without its password)."""
         self._sql = _Statements(self.engine.dialect.name)
         self._is_pg = self.engine.dialect.name == "postgresql"
+        # Writers: connections whose transactions take SQLite's write lock at BEGIN,
+        # and the lock they queue on before it.
+        self._writer = self.engine.execution_options(catalogstore_write=True)
+        self._database_lock = None if self._is_pg else DatabaseLock(self.engine.url)
         self._applied_journal: list[int] = []
         try:
             with self.errors("open"):
@@ -295,10 +299,9 @@ class Catalog:
         writers of one artifact apply their storage changes in commit order.
         """
         keys = [lock_key(cs.namespace, cs.name) for cs in changesets]
-        with self.errors("lock artifacts"), self.engine.connect() as conn:
-            conn = conn.execution_options(catalogstore_write=True)
-            with artifact_lock(conn, keys):
-                yield conn
+        with self.errors("lock artifacts"), self._writer.connect() as conn, \
+                artifact_lock(conn, keys, self._database_lock):
+            yield conn
 
     def commit(self, conn: Connection, changesets: Sequence[Changeset], *,
                journal: bool = True) -> list[Committed]:

@@ -176,7 +176,7 @@ def _ensure_wal(path: Path, url: URL, busy: float) -> None:
     if _is_wal(path):
         return
     try:
-        with database_file_lock(url):
+        with DatabaseLock(url).held():
             if _is_wal(path):
                 return
             conn = sqlite3.connect(path, timeout=busy, isolation_level=None)
@@ -263,15 +263,16 @@ _PG_UNLOCK = text("SELECT pg_advisory_unlock(:c, k) FROM unnest(CAST(:keys AS in
 
 
 @contextlib.contextmanager
-def artifact_lock(conn: Connection, keys: Iterable[int]) -> Iterator[None]:
+def artifact_lock(conn: Connection, keys: Iterable[int],
+                  database_lock: DatabaseLock | None = None) -> Iterator[None]:
     """Hold the locks of ``keys`` (from :func:`lock_key`) for the block.
 
     PostgreSQL: session advisory locks on ``conn``, taken in sorted order so two
-    batches cannot deadlock. SQLite: one lock file beside the database, since
-    SQLite serialises writers anyway.
+    batches cannot deadlock. SQLite: ``database_lock`` (default: the database's
+    :class:`DatabaseLock`), since SQLite serialises writers anyway.
     """
-    ordered = sorted(set(keys))
     if conn.dialect.name == "postgresql":
+        ordered = sorted(set(keys))
         # One round trip for any number of keys, taken in ascending order.
         conn.execute(_PG_LOCK, {"c": PG_LOCK_CLASS, "keys": ordered})
         conn.commit()  # session locks outlive this; the caller begins its own transaction
@@ -280,7 +281,7 @@ def artifact_lock(conn: Connection, keys: Iterable[int]) -> Iterator[None]:
         finally:
             _pg_unlock(conn, ordered)
         return
-    with database_file_lock(conn.engine.url):
+    with (database_lock or DatabaseLock(conn.engine.url)).held():
         yield
 
 
@@ -307,18 +308,28 @@ def _pg_unlock(conn: Connection, keys: list[int]) -> None:
             conn.invalidate()
 
 
-@contextlib.contextmanager
-def database_file_lock(url: URL) -> Iterator[None]:
-    """An exclusive lock for one SQLite database, across threads and processes."""
-    path = sqlite_path(url)
-    if path is None:
-        lock = _thread_locks.setdefault(str(url), threading.Lock())
-        with lock:
+class DatabaseLock:
+    """An exclusive lock for one SQLite database, across threads and processes: a
+    lock file beside it (a thread lock for an in-memory database).
+
+    Built once per catalog: working out the lock's path costs more than taking it.
+    """
+
+    def __init__(self, url: URL) -> None:
+        path = sqlite_path(url)
+        self.path = None if path is None else f"{path}.lock"
+        self._thread_lock = None if path is not None else \
+            _thread_locks.setdefault(str(url), threading.Lock())
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self._thread_lock is not None:
+            with self._thread_lock:
+                yield
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # type: ignore[arg-type]
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
-        return
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock

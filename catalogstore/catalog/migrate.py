@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from catalogstore.catalog.engine import PG_LOCK_CLASS, database_file_lock
+from catalogstore.catalog.engine import PG_LOCK_CLASS, DatabaseLock
 from catalogstore.errors import SchemaVersionError
 from catalogstore.settings import redact_url
 
@@ -80,7 +80,7 @@ def current_revision(connection: Connection) -> str | None:
 def migration_lock(engine: Engine) -> Iterator[Connection]:
     """A connection holding the database's migration lock."""
     if engine.dialect.name == "sqlite":
-        with database_file_lock(engine.url), engine.connect() as conn:
+        with DatabaseLock(engine.url).held(), engine.connect() as conn:
             yield conn
         return
     with engine.connect() as conn:
