@@ -59,8 +59,15 @@ def _check_str(value: object, what: str, longest: int) -> str:
     return value
 
 
+_valid_names: set[str] = set()
+"""Names that passed :func:`validate_name`: each is checked many times along one write."""
+_VALID_NAMES_KEPT = 4096
+
+
 def validate_name(value: object, what: str = "artifact name") -> str:
     """Return ``value`` if it is a valid artifact name or namespace, else raise."""
+    if type(value) is str and value in _valid_names:
+        return value
     value = _check_str(value, what, MAX_NAME)
     if ".." in value or not _NAME.fullmatch(value):
         raise _refuse(
@@ -68,6 +75,9 @@ def validate_name(value: object, what: str = "artifact name") -> str:
             "use ASCII letters, digits, '_', '-' and '.', starting with a letter or digit "
             "(no '/', '\\', '..' or other characters)",
         )
+    if len(_valid_names) >= _VALID_NAMES_KEPT:
+        _valid_names.clear()
+    _valid_names.add(value)
     return value
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -25,8 +26,8 @@ from sqlalchemy.exc import DBAPIError
 
 Params = dict[str, Any]
 # A statement compiled once, for one set of parameter names and expanding-list lengths:
-# its SQL and, per positional parameter, how to take its value from the call's parameters.
-_Prepared = tuple[str, list[Callable[[Params], Any]]]
+# its SQL, and a function from the call's parameters to the driver's positional ones.
+_Prepared = tuple[str, Callable[[Params], tuple[Any, ...]]]
 _cache: dict[tuple[Any, ...], tuple[Any, _Prepared]] = {}
 _CACHE_SIZE = 512
 # Longer IN lists go through Core: one compiled form per list length would not pay.
@@ -39,36 +40,32 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
     Rows are tuples on SQLite and :class:`~sqlalchemy.Row` elsewhere: index or
     unpack them, don't use attribute names.
     """
-    many = not isinstance(params, dict)
-    rows: Sequence[Params] = params if many else [params]  # type: ignore[list-item]
-    lengths = tuple((k, len(v)) for k, v in rows[0].items()
-                    if isinstance(v, (list, tuple))) if rows else ()
+    rows: Sequence[Params] = (params,) if type(params) is dict else params  # type: ignore[assignment]
+    first = rows[0]
+    lengths = tuple([(k, len(v)) for k, v in first.items() if type(v) is list or
+                     type(v) is tuple])
     if not _direct(conn, statement, rows, lengths):
-        result = conn.execute(statement, rows[0] if len(rows) == 1 else list(rows))
+        result = conn.execute(statement, first if len(rows) == 1 else list(rows))
         return result.all() if result.returns_rows else []
-    sql, getters = _prepare(conn, statement, rows[0], lengths)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    sql, args_of = _prepare(conn, statement, first, lengths)
+    driver = conn.connection.driver_connection
     args: Any = None
     try:
         if len(rows) == 1:
-            args = [get(rows[0]) for get in getters]
-            cursor.execute(sql, args)
-        else:
-            args = [[get(row) for get in getters] for row in rows]
-            cursor.executemany(sql, args)
-        return cursor.fetchall()
+            args = args_of(first)
+            return driver.execute(sql, args).fetchall()  # type: ignore[union-attr]
+        args = [args_of(row) for row in rows]
+        return driver.executemany(sql, args).fetchall()  # type: ignore[union-attr]
     except sqlite3.Error as exc:
         # The exception SQLAlchemy would raise (IntegrityError, OperationalError, ...).
         raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
-    finally:
-        cursor.close()
 
 
 def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
             lengths: tuple[tuple[str, int], ...]) -> bool:
     """Whether this path covers the call (else it goes through Core); ``lengths`` are
     those of the call's list parameters."""
-    if conn.dialect.name != "sqlite" or not rows or not conn.in_transaction():
+    if conn.dialect.name != "sqlite" or not conn.in_transaction():
         return False  # outside a transaction Core's autobegin must run
     if len(rows) > 1 and (getattr(statement, "_returning", ()) or
                           getattr(statement, "is_select", False)):
@@ -78,7 +75,7 @@ def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
 
 def _prepare(conn: Connection, statement: Any, params: Params,
              lengths: tuple[tuple[str, int], ...]) -> _Prepared:
-    key = (id(statement), tuple(params), lengths)
+    key = (id(statement), lengths, *params)
     cached = _cache.get(key)
     if cached is not None and cached[0] is statement:
         return cached[1]
@@ -88,33 +85,43 @@ def _prepare(conn: Connection, statement: Any, params: Params,
     # Expanded names ("names_2") back to their list and position.
     position = {expanded: (name, i) for name, names in state.parameter_expansion.items()
                 for i, expanded in enumerate(names)}
-    getters: list[Callable[[Params], Any]] = []
-    for name in state.positiontup or ():
+    sources: list[str] = []
+    env: dict[str, Any] = {}
+    for i, name in enumerate(state.positiontup or ()):
         source, index = position.get(name, (name, None))
         bind = compiled.binds[source]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if source not in params:  # a constant of the statement (LIMIT 1)
-            constant = state.parameters[name]
-            getters.append(lambda _p, v=constant: v)
-        elif index is not None:
-            getters.append(_item(source, index, process))
-        else:
-            getters.append(_value(source, process))
-    prepared = (state.statement, getters)
+            env[f"c{i}"] = state.parameters[name]
+            sources.append(f"c{i}")
+            continue
+        value = f"p[{source!r}]" + ("" if index is None else f"[{index}]")
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            if bind.type.python_type is datetime:
+                process = _last_remembered(process)
+            env[f"f{i}"] = process
+            value = f"f{i}({value})"
+        sources.append(value)
+    # One expression building the whole tuple: a call per parameter would cost more
+    # than SQLite takes to run the statement (the names are the statement's own).
+    args_of = eval(f"lambda p: ({', '.join(sources)}{',' if sources else ''})", env)
+    prepared = (state.statement, args_of)
     if len(_cache) >= _CACHE_SIZE:
         _cache.clear()
     _cache[key] = (statement, prepared)  # the statement itself keeps its id from being reused
     return prepared
 
 
-def _value(name: str, process: Callable[[Any], Any] | None) -> Callable[[Params], Any]:
-    if process is None:
-        return lambda p: p[name]
-    return lambda p: process(p[name])
+def _last_remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` answering a repeat of the same (immutable) value from memory: a
+    commit stamps every row with one datetime, which would be formatted per row."""
+    last: list[tuple[Any, Any]] = [(object(), None)]
 
-
-def _item(name: str, index: int, process: Callable[[Any], Any] | None
-          ) -> Callable[[Params], Any]:
-    if process is None:
-        return lambda p: p[name][index]
-    return lambda p: process(p[name][index])
+    def remembered(value: Any) -> Any:
+        seen, result = last[0]  # one tuple, replaced whole: safe across threads
+        if value is seen:
+            return result
+        result = process(value)
+        last[0] = (value, result)
+        return result
+    return remembered
