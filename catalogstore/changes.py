@@ -36,6 +36,11 @@ class Changeset:
     removes: set[str] = field(default_factory=set)
     meta_set: dict[str, str] = field(default_factory=dict)
     meta_del: set[str] = field(default_factory=set)
+    staged_folder: str | None = None
+    """For an artifact this changeset creates on local disk: the folder of the staging
+    area its files are written into, renamed into place whole after the commit, so
+    the artifact's folder appears with its files and ``.artifact.json`` at once
+    (and costs the file system less than moving each file)."""
 
     def write(self, name: str, staged: StagedFile) -> StagedFile | None:
         """Record a write; returns the staged file it replaces, if any."""

@@ -2,8 +2,9 @@
 
 A commit writes one ``catalog_journal`` row per artifact whose files change
 (:func:`journal_payload`); the row holds the artifact's namespace and name and,
-as JSON, the staged files to move into place, the files to remove and whether
-the artifact folder goes. :meth:`catalogstore.workspace.Workspace.recover`
+as JSON, the staged files to move into place, the files to remove, whether
+the artifact folder goes and, for an artifact created on local disk, the staged
+folder that becomes its folder. :meth:`catalogstore.workspace.Workspace.recover`
 replays the rows a crash left.
 
 Rows are read back from a database that anyone with its URL can edit, so every
@@ -27,17 +28,22 @@ from catalogstore.names import STAGING_DIR, validate_file_name, validate_name
 if TYPE_CHECKING:
     from catalogstore.changes import Changeset
 
-# What FileStore.new_staging_path gives: a UUID's 32 hex digits in the staging folder.
+# What FileStore.new_staging_path and new_staging_folder give: 32 random hex digits in
+# the staging area; a staged folder holds files named as the artifact's files, or so.
 _STAGED = re.compile(re.escape(STAGING_DIR) + r"/[0-9a-f]{32}")
+_IN_STAGED_FOLDER = re.compile(r"(" + _STAGED.pattern + r")/([^/]+)")
 
 
 def journal_payload(cs: Changeset) -> dict[str, Any]:
     """The storage half of a changeset, as the journal keeps it."""
-    return {
+    payload = {
         "moves": [[f.path, name, f.checksum] for name, f in cs.writes.items()],
         "removes": sorted(cs.removes),
         "delete": cs.delete,
     }
+    if cs.staged_folder is not None:
+        payload["folder"] = cs.staged_folder
+    return payload
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class JournalEntry:
     """(staged path, file name, checksum) of each file to move into place."""
     removes: tuple[str, ...] = ()
     delete: bool = False
+    folder: str | None = None
+    """The staged folder that becomes the new artifact's folder (its files are in it)."""
     problem: str | None = None
     """Why the row is refused (it breaks the naming rules or the journal's shape)."""
     staged: frozenset[str] = frozenset()
@@ -65,15 +73,22 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
         data = json.loads(payload)
     except (TypeError, ValueError):
         data = None
-    if isinstance(data, dict) and isinstance(data.get("moves"), list):
-        staged = {move[0] for move in data["moves"] if isinstance(move, list) and move
-                  and isinstance(move[0], str) and _STAGED.fullmatch(move[0])}
+    if isinstance(data, dict):
+        moves = data.get("moves")
+        staged = {move[0] for move in moves if isinstance(move, list) and move and
+                  _staged_shape(move[0])} if isinstance(moves, list) else set()
+        if _staged_shape(data.get("folder")):
+            staged.add(data["folder"])
     try:
         validate_name(namespace, "namespace")
         validate_name(name)
         if not isinstance(data, dict):
             raise ValueError("the payload is not a JSON object")
-        moves = tuple(_move(move) for move in _list(data, "moves"))
+        folder = data.get("folder")
+        if folder is not None and not (isinstance(folder, str) and _STAGED.fullmatch(folder)):
+            raise ValueError(f"staged folder {folder!r:.80} is not in the staging area "
+                             f"({STAGING_DIR}/<32 hex digits>)")
+        moves = tuple(_move(move, folder) for move in _list(data, "moves"))
         removes = tuple(validate_file_name(f) for f in _list(data, "removes"))
         delete = data.get("delete", False)
         if not isinstance(delete, bool):
@@ -82,8 +97,14 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
         return JournalEntry(journal_id, str(namespace), str(name),
                             problem=f"journal entry {journal_id} is refused: {exc}",
                             staged=frozenset(staged))
-    return JournalEntry(journal_id, namespace, name, moves, removes, delete,
+    return JournalEntry(journal_id, namespace, name, moves, removes, delete, folder,
                         staged=frozenset(staged))
+
+
+def _staged_shape(path: Any) -> bool:
+    """Whether ``path`` has the shape of a staged file or folder (its names unchecked)."""
+    return isinstance(path, str) and bool(_STAGED.fullmatch(path) or
+                                          _IN_STAGED_FOLDER.fullmatch(path))
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -93,11 +114,15 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _move(move: Any) -> tuple[str, str, str]:
+def _move(move: Any, folder: str | None) -> tuple[str, str, str]:
+    """A checked move; with a staged ``folder``, its staged paths are files of it."""
     if not (isinstance(move, list) and len(move) == 3 and all(isinstance(m, str) for m in move)):
         raise ValueError(f"a move is not [staged path, file name, checksum]: {move!r:.80}")
     staged, file_name, checksum = move
-    if not _STAGED.fullmatch(staged):
-        raise ValueError(f"staged path {staged!r:.80} is not in the staging area "
-                         f"({STAGING_DIR}/<32 hex digits>)")
+    inside = _IN_STAGED_FOLDER.fullmatch(staged)
+    if folder is not None and inside is not None and inside.group(1) == folder:
+        validate_file_name(inside.group(2))
+    elif folder is not None or not _STAGED.fullmatch(staged):
+        where = f"{folder}/<file name>" if folder else f"{STAGING_DIR}/<32 hex digits>"
+        raise ValueError(f"staged path {staged!r:.80} is not in the staging area ({where})")
     return staged, validate_file_name(file_name), checksum

@@ -20,6 +20,7 @@ before reporting it.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -220,13 +221,29 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
     now, orphans, in_use = time.time(), [], 0
     for rel, entry in sorted(listed.items()):
         path = f"{STAGING_DIR}/{rel}"
-        if path in referenced:
+        if path in referenced or path.rpartition("/")[0] in referenced:  # or its folder
             continue
         if entry.mtime is None or now - entry.mtime < grace:
             in_use += 1
         else:
             orphans.append((path, entry))
     return orphans, in_use
+
+
+def _remove_empty_staged_folders(ws: Workspace) -> None:
+    """Remove the empty folders of the local staging area that no journal entry names:
+    a new artifact's staged folder once ``gc`` has removed the files a killed writer
+    left in it. A writer that has just made one and meets it gone makes it again."""
+    if not ws.files.is_local:
+        return  # object stores have no empty folders
+    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
+    with contextlib.suppress(FileNotFoundError), \
+            os.scandir(ws.files.full_path(STAGING_DIR)) as entries:
+        for child in entries:
+            if child.is_dir(follow_symlinks=False) and \
+                    f"{STAGING_DIR}/{child.name}" not in referenced:
+                with contextlib.suppress(OSError):  # not empty: in use, or left for later
+                    os.rmdir(child.path)
 
 
 def _orphan_uploads(ws: Workspace, grace: float) -> tuple[list[Upload], int]:
@@ -419,6 +436,8 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
             report.differences.append(Difference(
                 "orphan-staged", None, None, path,
                 f"{entry.size} bytes written {age} ago; no commit references it", repair))
+        if repair:
+            _remove_empty_staged_folders(ws)
         uploads, in_use = _orphan_uploads(ws, grace)
         report.staged_in_use += in_use
         for upload in uploads:
@@ -611,6 +630,7 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
             ws.files.remove_quietly(path)
             report.removed.append(path)
             report.bytes_removed += entry.size
+        _remove_empty_staged_folders(ws)
         uploads, in_use = _orphan_uploads(ws, grace)
         report.staged_in_use += in_use
         for upload in uploads:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -158,16 +159,18 @@ def _is_expired(exc: BaseException) -> bool:
 class StagedWriter(io.BufferedIOBase):
     """A binary stream into the staging area that records size and checksum.
 
+    ``path`` is where in the staging area (default: a new name there);
     ``on_close`` receives the :class:`StagedFile` once all bytes are written;
     ``abort()`` (or an exception inside ``with``) removes what was written. Storage
     failures raise :class:`StorageError` naming ``label`` (the file being written).
     """
 
     def __init__(self, store: FileStore, encoding: str | None,
-                 on_close: Callable[[StagedFile], None], label: str | None = None) -> None:
+                 on_close: Callable[[StagedFile], None], label: str | None = None,
+                 path: str | None = None) -> None:
         super().__init__()
         self._store = store
-        self.path = store.new_staging_path()
+        self.path = path or store.new_staging_path()
         self._doing = f"write {label or self.path}"
         self._encoding = encoding
         self._on_close = on_close
@@ -392,11 +395,15 @@ class FileStore:
         return retry.call(fn, policy=retry.STORAGE, transient=is_transient,
                           what=lambda: f"storage {self.where}: {what}")
 
-    def discard_quietly(self, path: str) -> bool:
-        """Remove ``path`` if it can be; a storage failure leaves it (for ``gc``) and
-        returns False. For clean-ups on a failure path, which must not hide the failure."""
+    def discard_quietly(self, path: str, *, folder: bool = False) -> bool:
+        """Remove ``path`` (a ``folder``, with what it holds) if it can be; a storage
+        failure leaves it (for ``gc``) and returns False. For clean-ups on a failure
+        path, which must not hide the failure."""
         try:
-            self.remove_quietly(path)
+            if folder:
+                self.remove_tree(path)
+            else:
+                self.remove_quietly(path)
         except Exception as exc:
             if not is_storage_failure(exc):
                 raise
@@ -490,6 +497,21 @@ class FileStore:
                     raise
         self._retried(f"move {src} to {dst}", move)
 
+    def place_folder(self, staged: str, path: str) -> bool:
+        """Rename the local folder ``staged`` to ``path``, with everything in it, in one
+        step; False (and nothing done) when ``path`` is a folder that is not empty."""
+        full = self.full_path(path)
+        try:
+            os.rename(self.full_path(staged), full)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            os.rename(self.full_path(staged), full)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            return False
+        return True
+
     def exists(self, path: str) -> bool:
         if self.is_local:
             return os.path.exists(self.full_path(path))
@@ -537,18 +559,30 @@ class FileStore:
 
     # -- staging -------------------------------------------------------------
 
-    def new_staging_path(self) -> str:
-        """A name used once in the staging area: 32 random hex digits (as a UUID4 has)."""
-        return f"{STAGING_DIR}/{os.urandom(16).hex()}"
+    def new_staging_path(self, folder: str = STAGING_DIR) -> str:
+        """A name used once in the staging area (or a staged ``folder`` of it): 32 random
+        hex digits, as a UUID4 has."""
+        return f"{folder}/{os.urandom(16).hex()}"
 
-    def _write_staged_local(self, data: Any) -> str:
-        """``data`` written whole to a new file of the local staging area; its path.
+    def new_staging_folder(self) -> str:
+        """A new, empty folder in the local staging area, for the files of a new artifact."""
+        path = self.new_staging_path()
+        full = self.full_path(path)
+        try:
+            os.mkdir(full)
+        except FileNotFoundError:  # the first folder staged here
+            os.makedirs(full)
+        return path
+
+    def write_staged(self, data: Any, path: str | None = None) -> str:
+        """``data`` written whole to a new file of the local staging area (at ``path``,
+        default a new name, which must not exist); its path.
 
         Plain system calls: a Python file object costs three more (``fstat``,
         ``ioctl``, ``lseek``) and a buffer, for a single write. A failure removes
         what was written (if it can).
         """
-        path = self.new_staging_path()
+        path = path or self.new_staging_path()
         full = self.full_path(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
@@ -569,21 +603,23 @@ class FileStore:
         return path
 
     def stage(self, encoding: str | None, on_close: Callable[[StagedFile], None],
-              label: str | None = None) -> StagedWriter:
-        """A writer into the staging area; see :class:`StagedWriter`."""
+              label: str | None = None, path: str | None = None) -> StagedWriter:
+        """A writer into the staging area (at ``path``, default a new name); see
+        :class:`StagedWriter`."""
         return self._retried(f"write {label or 'a staged file'}",
-                             lambda: StagedWriter(self, encoding, on_close, label))
+                             lambda: StagedWriter(self, encoding, on_close, label, path))
 
-    def stage_bytes(self, data: bytes, encoding: str | None,
-                    label: str | None = None) -> StagedFile:
-        """``data`` written to a new staged file (retried whole after a transient failure)."""
+    def stage_bytes(self, data: bytes, encoding: str | None, label: str | None = None,
+                    path: str | None = None) -> StagedFile:
+        """``data`` written to a new staged file (at ``path``, default a new name;
+        retried whole after a transient failure)."""
         if self.is_local:  # one write: no stream, no hashing thread
-            return StagedFile(self._write_staged_local(data), memoryview(data).nbytes,
+            return StagedFile(self.write_staged(data, path), memoryview(data).nbytes,
                               checksum_bytes(data), encoding)
 
         def stage() -> StagedFile:
             result: list[StagedFile] = []
-            with StagedWriter(self, encoding, result.append, label) as writer:
+            with StagedWriter(self, encoding, result.append, label, path) as writer:
                 writer.write(data)
             return result[0]
         return self._retried(f"write {label or 'a staged file'}", stage)
@@ -609,7 +645,7 @@ class FileStore:
         """
         path = f"{artifact_path}/{METADATA_FILENAME}"
         if self.is_local:
-            tmp = self._write_staged_local(content)
+            tmp = self.write_staged(content)
             try:
                 self.move(tmp, path)
             except BaseException:

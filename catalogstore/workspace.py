@@ -44,7 +44,7 @@ from catalogstore.errors import (
     UnappliedCommitError,
 )
 from catalogstore.journal import JournalEntry
-from catalogstore.names import artifact_dir
+from catalogstore.names import METADATA_FILENAME, artifact_dir
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings
 from catalogstore.storage import FileStore
@@ -148,6 +148,9 @@ class Workspace:
             for staged in cs.staged_files():
                 if not self.files.discard_quietly(staged.path):
                     return
+            if cs.staged_folder is not None and \
+                    not self.files.discard_quietly(cs.staged_folder, folder=True):
+                return
 
     def _map(self, fn: Callable[[T], Any], items: Sequence[T]) -> None:
         if len(items) < 8:
@@ -170,6 +173,13 @@ class Workspace:
         folder = artifact_dir(cs.namespace, cs.name)
         if cs.delete:
             self.files.remove_tree(folder)
+            if cs.staged_folder is not None:
+                self.files.remove_tree(cs.staged_folder)
+            return
+        if cs.staged_folder is not None:
+            assert done.metadata is not None  # a new artifact's metadata, maybe empty
+            self._place_staged_folder(cs.staged_folder, folder, [
+                (staged.path, name) for name, staged in cs.writes.items()], done.metadata)
             return
         if cs.create:
             self.files.makedirs(folder)
@@ -181,6 +191,25 @@ class Workspace:
         # and Flowdapt would otherwise create it when it first reads the artifact.
         if done.metadata is not None:
             self.files.write_metadata(folder, metadata_to_json(done.metadata))
+
+    def _place_staged_folder(self, staged: str, folder: str, moves: list[tuple[str, str]],
+                             metadata: dict[str, str]) -> None:
+        """Make the staged folder of a new artifact its folder: each staged file
+        (``moves``: staged path, file name) under its name, ``.artifact.json`` beside
+        them, then one rename. Where the artifact's folder exists already (a crash
+        left it, or someone wrote it behind the catalog's back), the files are moved
+        into it one by one instead, as for an existing artifact."""
+        for path, name in moves:
+            if path != f"{staged}/{name}":
+                self.files.move(path, f"{staged}/{name}")
+        content = metadata_to_json(metadata)
+        self.files.write_staged(content, f"{staged}/{METADATA_FILENAME}")
+        if self.files.place_folder(staged, folder):
+            return
+        for _, name in moves:
+            self.files.move(f"{staged}/{name}", f"{folder}/{name}")
+        self.files.write_metadata(folder, content)
+        self.files.remove_tree(staged)
 
     def recover(self) -> int:
         """Roll forward storage changes that were committed but not applied.
@@ -232,15 +261,25 @@ class Workspace:
                     self.files.remove_tree(folder)
                 for staged, _, _ in entry.moves:
                     self.files.remove_quietly(staged)
+                if entry.folder is not None:
+                    self.files.remove_tree(entry.folder)
                 return
             files = {f.name: f for f in self.catalog.list_files(record.id)}
+            moves = []
             for staged, file_name, checksum in entry.moves:
                 current = files.get(file_name)
                 if current is not None and current.checksum == checksum \
                         and self.files.exists(staged):
-                    self.files.move(staged, f"{folder}/{file_name}")
+                    moves.append((staged, file_name))
                 else:
                     self.files.remove_quietly(staged)
+            if entry.folder is not None and self.files.exists(entry.folder):
+                # The crash came before the staged folder was placed.
+                self.files.remove_quietly(f"{entry.folder}/{METADATA_FILENAME}")
+                self._place_staged_folder(entry.folder, folder, moves, record.metadata)
+                return
+            for staged, file_name in moves:
+                self.files.move(staged, f"{folder}/{file_name}")
             for file_name in entry.removes:
                 if file_name not in files:
                     self.files.remove_quietly(f"{folder}/{file_name}")

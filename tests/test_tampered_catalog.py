@@ -1,8 +1,8 @@
 """Catalog rows edited by hand (issue 6): never followed as paths, reported, never a crash.
 
 - Journal rows whose namespace, name, file names or staged paths break the rules
-  (``..``, ``/``, absolute paths, another artifact's file as a staged file, a
-  payload that is not the journal's JSON) are refused by recovery (on opening the
+  (``..``, ``/``, absolute paths, another artifact's file as a staged file or
+  folder, a payload that is not the journal's JSON) are refused by recovery (on opening the
   catalog, by ``gc``, by ``verify --repair``): logged, reported by ``verify``, left
   in the journal, and nothing in storage moves or goes; a valid row beside them is
   still rolled forward.
@@ -84,6 +84,18 @@ def hostile_journal(outside: str) -> list[tuple[str, str, Any]]:
         ("default", "victim", {"moves": "x", "removes": [], "delete": False}),
         ("default", "victim", {"moves": [[STAGED, "f"]], "removes": [], "delete": False}),
         ("default", "victim", {**nothing, "delete": "yes"}),
+        # A staged folder (a new artifact's) is placed whole: it must be the staging
+        # area's, and its moves come from it.
+        ("default", "victim", {**nothing, "folder": "artifacts/other/bystander"}),
+        ("default", "victim", {**nothing, "folder": f"{STAGED}/.."}),
+        ("default", "victim", {**nothing, "folder": outside}),
+        ("default", "victim", {**nothing, "folder": ["x"]}),
+        ("default", "victim", {**nothing, "folder": STAGED, "moves": [
+            [f"{STAGING_DIR}/{'cd' * 16}/f", "f", evil]]}),  # from another staged folder
+        ("default", "victim", {**nothing, "folder": STAGED, "moves": [
+            [f"{STAGED}/../../../artifacts/other/bystander/g", "f", evil]]}),
+        ("default", "victim", {**nothing, "folder": STAGED, "moves": [
+            [f"{STAGED}/f", "../../other/bystander/g", evil]]}),
     ]
 
 

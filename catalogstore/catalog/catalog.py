@@ -437,7 +437,8 @@ class Catalog:
         A lost ``.artifact.json`` rewrite is repaired from the catalog by
         ``verify --repair``; staged files need the journal to be found again.
         """
-        needing = [cs for cs in changesets if cs.writes or cs.removes or cs.delete]
+        needing = [cs for cs in changesets
+                   if cs.writes or cs.removes or cs.delete or cs.staged_folder]
         if not needing:
             return {}
         rows = run(conn, self._sql.insert_journal, [
