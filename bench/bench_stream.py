@@ -2,10 +2,11 @@
 
 Writes a 256 MiB file in 4 MiB chunks (one ``os.urandom`` chunk, reused) and reads
 it back in 4 MiB chunks, through ``ArtifactFile.open("wb")``/``open("rb")`` (staging,
-SHA-256 while streaming, the commit when the stream closes) and through
-``fs.open`` of plain fsspec on the same local storage. Dirty pages are flushed
-(``os.sync``, untimed) before each write so one write's writeback does not land in
-the next one's time; reads come from the page cache for both.
+XXH3-128 while streaming, the commit when the stream closes) and through
+``fs.open`` of plain fsspec on the same local storage. Before each write, untimed,
+catalogstore's removal of the file it replaced (on a helper thread) is waited
+for and dirty pages are flushed (``os.sync``), so that one write's leftovers do not
+land in the next one's time; reads come from the page cache for both.
 
 Peak memory growth is measured in a fresh interpreter per side: ``ru_maxrss``
 before and after writing and reading the file (the chunk buffer counts, it is
@@ -43,7 +44,7 @@ from _common import (
     temp_store,
 )
 
-from catalogstore.storage import CHECKSUM_ALGORITHM, new_hasher
+from catalogstore.storage import CHECKSUM_ALGORITHM, new_hasher, wait_for_frees
 
 CHUNK = 4 * MIB
 FILE_NAME = "data.bin"
@@ -97,8 +98,14 @@ def bench_speed(size: int, repeat: int, parent: str | None) -> None:
                         raise SystemExit("read back a different size")
             return run
 
+        def settle() -> None:
+            # Neither side's write may be timed while the disk still works for the other:
+            # catalogstore frees a replaced large file on a helper thread.
+            wait_for_frees()
+            os.sync()
+
         writes = measure({f"{name} write": writer(o) for name, o in sides.items()},
-                         repeat=repeat, warmup=1, before=os.sync)
+                         repeat=repeat, warmup=1, before=settle)
         reads = measure({f"{name} read": reader(o) for name, o in sides.items()},
                         repeat=repeat, warmup=1)
         from catalogstore.artifacts import get_artifact

@@ -56,6 +56,17 @@ _ASYNC_HASH_MIN = 1 << 20
 _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 _hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="catalogstore-hash")
+# A local file at least this large that a commit replaces is removed afterwards, on a
+# helper thread: ext4 takes ~100 ms to free 256 MiB, which would hold up the commit.
+_FREE_LATER_MIN = 8 << 20
+_free_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                   thread_name_prefix="catalogstore-free")
+
+
+def wait_for_frees() -> None:
+    """Return once the replaced files being removed on the helper thread are gone (for
+    benchmarks, which must not time one write while the last one is still freed)."""
+    _free_pool.submit(int).result()
 
 
 def new_hasher(algorithm: str = CHECKSUM_ALGORITHM) -> Any:
@@ -496,6 +507,30 @@ class FileStore:
                 if tries == 1:
                     raise
         self._retried(f"move {src} to {dst}", move)
+
+    def move_over(self, src: str, dst: str) -> None:
+        """:meth:`move`; on local disk, a large file it replaces is removed afterwards on
+        a helper thread (a second link to it, in the staging area, keeps its blocks
+        until then; ``gc`` removes that link if the process dies first)."""
+        if self.is_local:
+            full_dst = self.full_path(dst)
+            try:
+                large = os.stat(full_dst).st_size >= _FREE_LATER_MIN
+            except FileNotFoundError:
+                large = False
+            if large:
+                old = self.new_staging_path()
+                try:
+                    os.link(full_dst, self.full_path(old))
+                except OSError:  # no hard links here (another device, FAT, some FUSE)
+                    self.move(src, dst)
+                    return
+                try:
+                    self.move(src, dst)
+                finally:
+                    _free_pool.submit(self.discard_quietly, old)
+                return
+        self.move(src, dst)
 
     def place_folder(self, staged: str, path: str) -> bool:
         """Rename the local folder ``staged`` to ``path``, with everything in it, in one

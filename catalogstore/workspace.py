@@ -184,7 +184,7 @@ class Workspace:
         if cs.create:
             self.files.makedirs(folder)
         for name, staged in cs.writes.items():
-            self.files.move(staged.path, f"{folder}/{name}")
+            self.files.move_over(staged.path, f"{folder}/{name}")
         for name in cs.removes:
             self.files.remove_quietly(f"{folder}/{name}")
         # Written at creation too: an object store needs it for the folder to exist,
