@@ -54,13 +54,24 @@ different threat, answered by signing (not by this checksum)."""
 # proceeds; hashlib and file writes both release the GIL.
 _ASYNC_HASH_MIN = 1 << 20
 _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
-_hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                   thread_name_prefix="catalogstore-hash")
 # A local file at least this large that a commit replaces is removed afterwards, on a
 # helper thread: ext4 takes ~100 ms to free 256 MiB, which would hold up the commit.
 _FREE_LATER_MIN = 8 << 20
-_free_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                   thread_name_prefix="catalogstore-free")
+
+
+def _start_helpers() -> None:
+    """The helper threads' executors: new ones in a forked child, whose copies of the
+    parent's have no thread and would never run what is submitted (a stream would wait
+    for its hash forever)."""
+    global _hash_pool, _free_pool
+    _hash_pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="catalogstore-hash")
+    _free_pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="catalogstore-free")
+
+
+_start_helpers()
+os.register_at_fork(after_in_child=_start_helpers)
 
 
 def wait_for_frees() -> None:

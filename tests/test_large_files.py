@@ -102,3 +102,32 @@ def test_gc_removes_a_replaced_file_left_by_a_process_that_died(local_stack, mon
     assert maintenance.gc(grace=0).removed == [f"{STAGING_DIR}/{left}"]
     assert _staged(local_stack.storage_url) == []
     assert artifact.get_file("weights").read(verify=True) == b"small now"
+
+
+def test_a_forked_child_streams_and_frees_after_its_parent_did(local_stack):
+    """The helper threads (hashing a stream, freeing replaced files) are the process's
+    own: a child forked after its parent used them gets new ones, instead of copies
+    without a thread that would never run its work (the child hung, waiting for a hash)."""
+    import multiprocessing
+
+    artifact = new_artifact("big")
+    for _ in range(2):  # the second write replaces a large file: both helpers used
+        with artifact.get_file("blob", create=True).open("wb") as out:
+            out.write(os.urandom(9 << 20))
+    wait_for_frees()
+
+    def child() -> None:
+        mine = new_artifact(f"child-{os.getpid()}")
+        for _ in range(2):
+            with mine.get_file("blob", create=True).open("wb") as out:
+                out.write(os.urandom(9 << 20))
+        wait_for_frees()
+        assert _staged(local_stack.storage_url) == []
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+        pytest.fail("the forked child hung")
+    assert process.exitcode == 0
