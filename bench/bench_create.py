@@ -13,6 +13,8 @@
 Baseline: what a file-only store must do with plain fsspec: ``mkdir``, write the
 file, rewrite ``.artifact.json`` after each of the 3 metadata changes.
 Bar: at most 1.5x the baseline, judged on the best form (all three are printed).
+For reference (not a bar), Flowdapt's own creation of the same artifact, timed in
+its virtual environment on the same disk when one exists (see ``bench_listing``).
 
 (b) 1,000 such artifacts inside one ``catalogstore.transaction()`` versus one by one
 (seed-style). Bar: at least 5x less per artifact.
@@ -25,6 +27,7 @@ Local disk and a SQLite catalog.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from typing import Any
 
@@ -32,8 +35,10 @@ import fsspec
 from _common import (
     KIB,
     exit_status,
+    flowdapt_python,
     make_parser,
     measure,
+    note,
     print_header,
     print_table,
     report_bar,
@@ -85,6 +90,41 @@ def plain_fsspec(fs: Any, folder: str, i: int) -> None:
             f.write(json.dumps(meta).encode())
 
 
+_FLOWDAPT_CREATE = """
+import importlib.metadata, json, statistics, sys, time
+from flowdapt.compute.artifacts.interface import Artifact
+root, repeat = sys.argv[1], int(sys.argv[2])
+samples = []
+for i in range(repeat + 20):  # 20 warm-up creations
+    t = time.perf_counter()
+    artifact = Artifact.new_artifact(f"f-{i}", "one", "file", root)
+    artifact.new_file("data.bin", content=b"x" * 1024)
+    for key, value in {"kind": "sample", "index": str(i), "owner": "bench"}.items():
+        artifact.set_meta(key, value)
+    samples.append(time.perf_counter() - t)
+print(json.dumps({"median": statistics.median(samples[20:]),
+                  "version": importlib.metadata.version("flowdapt")}))
+"""
+
+
+def flowdapt_create(root: str, repeat: int, ours: float) -> None:
+    """Flowdapt's own creation of the same artifact on the same disk, for reference: run
+    after ours in another process, so not interleaved with it (not a bar)."""
+    python = flowdapt_python()
+    if python is None:
+        note("Flowdapt's own creation not measured (no Flowdapt virtual environment)")
+        return
+    out = subprocess.run([str(python), "-c", _FLOWDAPT_CREATE, root, str(repeat)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        note(f"Flowdapt's creation failed: {out.stderr.strip().splitlines()[-1:]}")
+        return
+    result = json.loads(out.stdout)
+    note(f"Flowdapt {result['version']} new_artifact + new_file + 3x set_meta on the same "
+         f"disk: {result['median'] * 1e6:.0f} us; catalogstore's atomic creation is "
+         f"{result['median'] / ours:.1f}x faster (not a bar; not interleaved)")
+
+
 def bench_one(repeat: int, parent: str | None) -> None:
     forms = {"seed-style": seed_style, "transactional": transactional,
              "atomic creation": atomic_creation}
@@ -96,7 +136,9 @@ def bench_one(repeat: int, parent: str | None) -> None:
         cases["plain fsspec (mkdir, file, 3x .artifact.json)"] = \
             lambda i: plain_fsspec(fs, f"{raw_root}/r{i}", i)
         timings = measure(cases, repeat=repeat, warmup=max(5, repeat // 10), collect=False)
-    print_table("create one artifact (1 KiB file, 3 metadata keys)", list(timings.values()))
+        print_table("create one artifact (1 KiB file, 3 metadata keys)", list(timings.values()))
+        flowdapt_create(f"{store.tmp}/flowdapt", repeat,
+                        timings["catalogstore atomic creation"].median)
     *catalog, raw = timings.values()
     for t in catalog:
         print(f"   {t.label}: {t.median / raw.median:.2f}x the plain fsspec sequence "
