@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import logging
 import os
 import platform
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -281,6 +283,21 @@ def flowdapt_python() -> Path | None:
         if python.exists() and any((CACHE_DIR / name).glob("lib/python*/site-packages/flowdapt")):
             return python
     return None
+
+
+def run_in_flowdapt(script: str, *args: str, what: str) -> dict[str, Any] | None:
+    """Run ``script`` in Flowdapt's virtual environment; the JSON object it prints last,
+    or ``None`` (with a note saying why) when there is none or it fails."""
+    python = flowdapt_python()
+    if python is None:
+        note(f"Flowdapt's {what} not measured (no Flowdapt virtual environment)")
+        return None
+    out = subprocess.run([str(python), "-c", script, *args], capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        note(f"Flowdapt's {what} failed: {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def note(text: str) -> None:

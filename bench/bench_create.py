@@ -27,7 +27,6 @@ Local disk and a SQLite catalog.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
@@ -35,13 +34,13 @@ import fsspec
 from _common import (
     KIB,
     exit_status,
-    flowdapt_python,
     make_parser,
     measure,
     note,
     print_header,
     print_table,
     report_bar,
+    run_in_flowdapt,
     sample_meta,
     temp_store,
 )
@@ -110,19 +109,11 @@ print(json.dumps({"median": statistics.median(samples[20:]),
 def flowdapt_create(root: str, repeat: int, ours: float) -> None:
     """Flowdapt's own creation of the same artifact on the same disk, for reference: run
     after ours in another process, so not interleaved with it (not a bar)."""
-    python = flowdapt_python()
-    if python is None:
-        note("Flowdapt's own creation not measured (no Flowdapt virtual environment)")
-        return
-    out = subprocess.run([str(python), "-c", _FLOWDAPT_CREATE, root, str(repeat)],
-                         capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        note(f"Flowdapt's creation failed: {out.stderr.strip().splitlines()[-1:]}")
-        return
-    result = json.loads(out.stdout)
-    note(f"Flowdapt {result['version']} new_artifact + new_file + 3x set_meta on the same "
-         f"disk: {result['median'] * 1e6:.0f} us; catalogstore's atomic creation is "
-         f"{result['median'] / ours:.1f}x faster (not a bar; not interleaved)")
+    result = run_in_flowdapt(_FLOWDAPT_CREATE, root, str(repeat), what="creation")
+    if result is not None:
+        note(f"Flowdapt {result['version']} new_artifact + new_file + 3x set_meta on the "
+             f"same disk: {result['median'] * 1e6:.0f} us; catalogstore's atomic creation "
+             f"is {result['median'] / ours:.1f}x faster (not a bar; not interleaved)")
 
 
 def bench_one(repeat: int, parent: str | None) -> None:

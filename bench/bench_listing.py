@@ -16,7 +16,6 @@ Bars (issue 2): >= 3x faster on local disk with 10,000 artifacts, >= 50x on S3
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from typing import Any
 
@@ -25,7 +24,6 @@ from _common import (
     KIB,
     create_bucket,
     exit_status,
-    flowdapt_python,
     make_parser,
     measure,
     moto_s3,
@@ -34,6 +32,7 @@ from _common import (
     print_header,
     print_table,
     report_bar,
+    run_in_flowdapt,
     temp_store,
 )
 
@@ -104,20 +103,12 @@ print(json.dumps({"median": statistics.median(samples[1:]), "count": len(found),
 
 def flowdapt_listing(root: str, count: int, ours: float) -> None:
     """Flowdapt's own ``list_artifacts`` on the same tree, for reference (not a bar)."""
-    python = flowdapt_python()
-    if python is None:
-        note("Flowdapt's own listing not measured (no Flowdapt virtual environment)")
-        return
-    out = subprocess.run([str(python), "-c", _FLOWDAPT_LISTING, root, NAMESPACE, "3"],
-                         capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        note(f"Flowdapt's listing failed: {out.stderr.strip().splitlines()[-1:]}")
-        return
-    result = json.loads(out.stdout)
-    note(f"Flowdapt {result['version']} list_artifacts + .metadata on the same tree: "
-         f"{result['median'] * 1e3:.1f} ms for {result['count']} artifacts "
-         f"({result['median'] / count * 1e6:.1f} us each); catalogstore is "
-         f"{result['median'] / ours:.1f}x faster (not a bar)")
+    result = run_in_flowdapt(_FLOWDAPT_LISTING, root, NAMESPACE, "3", what="listing")
+    if result is not None:
+        note(f"Flowdapt {result['version']} list_artifacts + .metadata on the same tree: "
+             f"{result['median'] * 1e3:.1f} ms for {result['count']} artifacts "
+             f"({result['median'] / count * 1e6:.1f} us each); catalogstore is "
+             f"{result['median'] / ours:.1f}x faster (not a bar)")
 
 
 def main(argv: list[str] | None = None) -> int:
