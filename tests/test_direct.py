@@ -96,3 +96,38 @@ def test_direct_path_stores_what_core_stores(tmp_path: Path,
         [row[:3] for row in core["catalog_journal"]]
     # Timestamps are stored as Core's SQLite DATETIME type writes them.
     assert fast["artifacts"][0][3] == "2026-01-02 03:04:05.678901"
+
+
+def test_writer_connections_are_kept_per_thread(tmp_path: Path) -> None:
+    """On a SQLite file each thread keeps its writer connection between commits; a dead
+    thread's goes back to the pool, and closing the workspace closes the rest."""
+    import gc
+    import threading
+
+    from catalogstore.workspace import get_workspace
+
+    catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
+                           storage_url=str(tmp_path / "storage"))
+    catalog = get_workspace().catalog
+    new_artifact("a")
+    first = catalog._kept.conn
+    new_artifact("b").set_meta("k", "v")
+    assert catalog._kept.conn is first  # kept between commits
+
+    def create() -> None:
+        new_artifact(f"t-{threading.get_ident()}").new_file("f", content=b"x")
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gc.collect()
+    assert catalog.engine.pool.checkedout() == 1  # only this thread's is still out
+    assert len(catalogstore.artifacts.list_artifacts()) == 6
+
+    artifact = get_artifact("a")
+    close_workspaces()
+    assert first.closed
+    artifact.set_meta("k", "w")  # a handle kept across the close gets a new connection
+    assert get_artifact("a").metadata == {"k": "w"}
