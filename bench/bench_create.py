@@ -19,15 +19,20 @@ its virtual environment on the same disk when one exists (see ``bench_listing``)
 (b) 1,000 such artifacts inside one ``catalogstore.transaction()`` versus one by one
 (seed-style). Bar: at least 5x less per artifact.
 
-Local disk and a SQLite catalog.
+Local disk and a SQLite catalog (the bars); ``--catalog postgres`` runs the same on a
+fresh PostgreSQL schema and reports the ratios without bars.
 
     .venv/bin/python bench/bench_create.py [--quick] [--repeat N] [--only one|batch]
+                                           [--catalog sqlite|postgres]
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import fsspec
@@ -111,36 +116,56 @@ def flowdapt_create(root: str, repeat: int, ours: float) -> None:
     after ours in another process, so not interleaved with it (not a bar)."""
     result = run_in_flowdapt(_FLOWDAPT_CREATE, root, str(repeat), what="creation")
     if result is not None:
+        ratio = result["median"] / ours
+        than = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
         note(f"Flowdapt {result['version']} new_artifact + new_file + 3x set_meta on the "
              f"same disk: {result['median'] * 1e6:.0f} us; catalogstore's atomic creation "
-             f"is {result['median'] / ours:.1f}x faster (not a bar; not interleaved)")
+             f"is {than} (not a bar; not interleaved)")
 
 
-def bench_one(repeat: int, parent: str | None) -> None:
+@contextlib.contextmanager
+def catalog_store(catalog: str, parent: str | None) -> Iterator[str]:
+    """A configured store whose catalog is SQLite (the embedded default) or a fresh
+    PostgreSQL schema; yields a scratch folder beside its storage."""
+    if catalog == "postgres":
+        from bench_query import postgres_store
+
+        with postgres_store(parent) as workspace:
+            yield os.path.dirname(workspace.files.root)
+    else:
+        with temp_store(parent) as store:
+            yield str(store.tmp)
+
+
+def bench_one(repeat: int, parent: str | None, catalog: str) -> None:
     forms = {"seed-style": seed_style, "transactional": transactional,
              "atomic creation": atomic_creation}
-    with temp_store(parent) as store:
+    with catalog_store(catalog, parent) as tmp:
         fs = fsspec.filesystem("file", skip_instance_cache=True)
-        raw_root = f"{store.tmp}/raw/artifacts/one"
+        raw_root = f"{tmp}/raw/artifacts/one"
         cases = {f"catalogstore {label}": (lambda i, fn=fn, label=label: fn(
             f"{label.replace(' ', '-')}-{i}", "one", i)) for label, fn in forms.items()}
         cases["plain fsspec (mkdir, file, 3x .artifact.json)"] = \
             lambda i: plain_fsspec(fs, f"{raw_root}/r{i}", i)
         timings = measure(cases, repeat=repeat, warmup=max(5, repeat // 10), collect=False)
-        print_table("create one artifact (1 KiB file, 3 metadata keys)", list(timings.values()))
-        flowdapt_create(f"{store.tmp}/flowdapt", repeat,
+        print_table(f"create one artifact (1 KiB file, 3 metadata keys), {catalog} catalog",
+                    list(timings.values()))
+        flowdapt_create(f"{tmp}/flowdapt", repeat,
                         timings["catalogstore atomic creation"].median)
-    *catalog, raw = timings.values()
-    for t in catalog:
+    *forms_timed, raw = timings.values()
+    for t in forms_timed:
         print(f"   {t.label}: {t.median / raw.median:.2f}x the plain fsspec sequence "
               f"(p90 {t.p90 / raw.p90:.2f}x)")
-    best = min(catalog, key=lambda t: t.median)
+    best = min(forms_timed, key=lambda t: t.median)
+    if catalog != "sqlite":  # the bar is the embedded default's; a server is reported
+        note(f"best form on {catalog}: {best.median / raw.median:.2f}x (not a bar)")
+        return
     report_bar("create-one", best.median / raw.median, 1.5,
                f"the plain fsspec sequence (best form: {best.label.removeprefix('catalogstore ')})",
                at_most=True)
 
 
-def bench_batch(count: int, repeat: int, parent: str | None) -> None:
+def bench_batch(count: int, repeat: int, parent: str | None, catalog: str) -> None:
     import catalogstore
 
     def one_by_one(round_no: int) -> None:
@@ -152,23 +177,32 @@ def bench_batch(count: int, repeat: int, parent: str | None) -> None:
             for i in range(count):
                 seed_style(f"a{i:05d}", f"batch{round_no}", i)
 
-    with temp_store(parent):
+    with catalog_store(catalog, parent):
         timings = measure({"one by one (seed-style)": one_by_one,
                            "one catalogstore.transaction()": batched},
                           repeat=repeat, warmup=1, per=count)
-    print_table(f"create {count} artifacts", list(timings.values()), "artifact")
+    print_table(f"create {count} artifacts, {catalog} catalog", list(timings.values()),
+                "artifact")
     single, batch = timings.values()
+    if catalog != "sqlite":
+        note(f"on {catalog}: {single.median / batch.median:.1f}x less per artifact in one "
+             "transaction (not a bar)")
+        return
     report_bar("create-batch", single.median / batch.median, 5,
                "less per artifact in one transaction than one by one")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser(__doc__, ["one", "batch"]).parse_args(argv)
+    parser = make_parser(__doc__, ["one", "batch"])
+    parser.add_argument("--catalog", choices=["sqlite", "postgres"], default="sqlite",
+                        help="the catalog database (bars: sqlite; postgres: a fresh schema "
+                             "on 127.0.0.1:5432, reported only)")
+    args = parser.parse_args(argv)
     print_header("create: catalogstore versus a plain fsspec sequence")
     if args.only != "batch":
-        bench_one(args.repeat or (60 if args.quick else 300), args.dir)
+        bench_one(args.repeat or (60 if args.quick else 300), args.dir, args.catalog)
     if args.only != "one":
-        bench_batch(200 if args.quick else 1000, args.repeat or 3, args.dir)
+        bench_batch(200 if args.quick else 1000, args.repeat or 3, args.dir, args.catalog)
     return exit_status()
 
 
