@@ -620,9 +620,9 @@ class FileStore:
             os.makedirs(full)
         return path
 
-    def write_staged(self, data: Any, path: str | None = None) -> str:
-        """``data`` written whole to a new file of the local staging area (at ``path``,
-        default a new name, which must not exist); its path.
+    def write_new_file(self, data: Any, path: str | None = None) -> str:
+        """``data`` written whole to a new local file at ``path`` (which must not exist;
+        default: a new name in the staging area); its path.
 
         Plain system calls: a Python file object costs three more (``fstat``,
         ``ioctl``, ``lseek``) and a buffer, for a single write. A failure removes
@@ -660,7 +660,7 @@ class FileStore:
         """``data`` written to a new staged file (at ``path``, default a new name;
         retried whole after a transient failure)."""
         if self.is_local:  # one write: no stream, no hashing thread
-            return StagedFile(self.write_staged(data, path), memoryview(data).nbytes,
+            return StagedFile(self.write_new_file(data, path), memoryview(data).nbytes,
                               checksum_bytes(data), encoding)
 
         def stage() -> StagedFile:
@@ -696,7 +696,7 @@ class FileStore:
         """
         path = f"{artifact_path}/{METADATA_FILENAME}"
         if self.is_local:
-            tmp = self.write_staged(content, f"{path}.{os.urandom(16).hex()}")
+            tmp = self.write_new_file(content, f"{path}.{os.urandom(16).hex()}")
             try:
                 self.move(tmp, path)
             except BaseException:

@@ -203,7 +203,7 @@ class Workspace:
             if path != f"{staged}/{name}":
                 self.files.move(path, f"{staged}/{name}")
         content = metadata_to_json(metadata)
-        self.files.write_staged(content, f"{staged}/{METADATA_FILENAME}")
+        self.files.write_new_file(content, f"{staged}/{METADATA_FILENAME}")
         if self.files.place_folder(staged, folder):
             return
         for _, name in moves:
