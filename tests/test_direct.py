@@ -114,10 +114,10 @@ def test_writer_connections_are_kept_per_thread(tmp_path: Path) -> None:
     new_artifact("b").set_meta("k", "v")
     assert catalog._kept.conn is first  # kept between commits
 
-    def create() -> None:
-        new_artifact(f"t-{threading.get_ident()}").new_file("f", content=b"x")
+    def create(i: int) -> None:
+        new_artifact(f"t-{i}").new_file("f", content=b"x")
 
-    threads = [threading.Thread(target=create) for _ in range(4)]
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
