@@ -86,8 +86,7 @@ KINDS = {
     "metadata-differs": ".artifact.json differs from the catalog's metadata",
     "unexpected": "an entry that breaks the layout or the naming rules",
     "journal": "a committed change whose storage step is not done",
-    "orphan-staged": "a staged file (or an unfinished upload of one) that no commit "
-                     "references, or a rewrite of .artifact.json a killed writer left",
+    "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
 }
 """Every kind of :class:`Difference`, with what it means."""
 
@@ -101,8 +100,7 @@ class Difference:
     namespace: str | None
     name: str | None
     file: str | None
-    """A file of the artifact, or for ``orphan-staged`` the staged path (the file's name
-    when it is a metadata rewrite left in the artifact's folder)."""
+    """A file of the artifact, or for ``orphan-staged`` the staged path."""
     detail: str
     repaired: bool = False
 
@@ -544,9 +542,6 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
                 if outcome[0] != row.checksum:
                     add("checksum", file, f"the catalog records {row.checksum}, storage "
                         f"holds {outcome[0]}")
-        for leftover, entry in sorted(found.leftovers.items()):
-            add("orphan-staged", leftover, f"{entry.size} bytes: a rewrite of "
-                f"{METADATA_FILENAME} that a writer killed before renaming it left")
         meta = metas[name]
         if isinstance(meta, Broken):
             add("metadata-unreadable", METADATA_FILENAME, meta.reason)
@@ -560,17 +555,12 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
 
 def _repair_metadata(ws: Workspace, ns: str, name: str, state: ArtifactState | None,
                      diffs: list[Difference]) -> list[Difference]:
-    """Rewrite ``.artifact.json`` from the catalog when it differs, and remove the
-    rewrites killed writers left beside it (under the lock: none is in flight)."""
-    metadata_kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs"}
-    folder, repaired = artifact_dir(ns, name), {"orphan-staged"}
-    for d in diffs:
-        if d.kind == "orphan-staged" and d.file is not None:
-            ws.files.remove_quietly(f"{folder}/{d.file}")
-    if state is not None and any(d.kind in metadata_kinds for d in diffs):
-        ws.files.write_metadata(folder, metadata_to_json(state.metadata))
-        repaired |= metadata_kinds
-    return [Difference(d.kind, d.namespace, d.name, d.file, d.detail, d.kind in repaired)
+    """Rewrite ``.artifact.json`` from the catalog when it differs (under the lock)."""
+    kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs"}
+    if state is None or not any(d.kind in kinds for d in diffs):
+        return diffs
+    ws.files.write_metadata(artifact_dir(ns, name), metadata_to_json(state.metadata))
+    return [Difference(d.kind, d.namespace, d.name, d.file, d.detail, d.kind in kinds)
             for d in diffs]
 
 

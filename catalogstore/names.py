@@ -85,9 +85,8 @@ def validate_file_name(value: object) -> str:
     """Return ``value`` if it is a valid file name inside an artifact, else raise."""
     what = "file name"
     value = _check_str(value, what, MAX_FILE_NAME)
-    if value.startswith(METADATA_FILENAME):
-        raise _refuse(what, value, "reserved for the artifact's metadata (and the "
-                      f"'{METADATA_FILENAME}.<random>' files that replace it)")
+    if value == METADATA_FILENAME:
+        raise _refuse(what, value, "reserved for the artifact's metadata")
     if ".." in value or value == "." or not _FILE_NAME.fullmatch(value):
         raise _refuse(
             what, value,

@@ -685,18 +685,13 @@ class FileStore:
         """Replace an artifact's ``.artifact.json`` with ``content``, whole.
 
         Object stores replace it atomically (one PUT); on local disk a new file
-        ``.artifact.json.<32 hex digits>`` is written beside it and renamed over
-        it. A rewrite in place would show readers (Flowdapt reads this file as the
-        metadata) an empty file for a moment after every commit. The new file is
-        made in the artifact's folder, not the staging area: on ext4, creating
-        files in one shared folder slowed down several-fold at times (600 us
-        instead of 70) while creating them in artifact folders did not. Flowdapt
-        lists no file whose name holds ``.artifact.json``; ``verify --repair``
-        removes one that a killed writer left.
+        is written in the staging area and renamed over it. A rewrite in place
+        would show readers (Flowdapt reads this file as the metadata) an empty
+        file for a moment after every commit.
         """
         path = f"{artifact_path}/{METADATA_FILENAME}"
         if self.is_local:
-            tmp = self.write_new_file(content, f"{path}.{os.urandom(16).hex()}")
+            tmp = self.write_new_file(content)
             try:
                 self.move(tmp, path)
             except BaseException:

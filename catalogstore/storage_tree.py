@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,9 +55,6 @@ class StoredArtifact:
 
     files: dict[str, Entry] = field(default_factory=dict)
     metadata: Entry | None = None
-    leftovers: dict[str, Entry] = field(default_factory=dict)
-    """``.artifact.json.<32 hex digits>`` files: a metadata rewrite a killed writer left
-    (:meth:`catalogstore.storage.FileStore.write_metadata`)."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +152,6 @@ def list_namespaces(store: FileStore) -> tuple[list[str], list[Broken], bool]:
     return sorted(namespaces), broken, True
 
 
-_METADATA_REWRITE = re.compile(re.escape(METADATA_FILENAME) + r"\.[0-9a-f]{32}")
-
-
 def scan(store: FileStore, namespace: str, name: str | None = None
          ) -> tuple[dict[str, StoredArtifact], list[Broken]]:
     """The artifact folders of ``namespace`` (only ``name`` when given), by name."""
@@ -198,9 +191,6 @@ def scan(store: FileStore, namespace: str, name: str | None = None
         entry = Entry(int(info.get("size") or 0), _mtime(info))
         if parts[1] == METADATA_FILENAME:
             artifact.metadata = entry
-            continue
-        if _METADATA_REWRITE.fullmatch(parts[1]):
-            artifact.leftovers[parts[1]] = entry
             continue
         try:
             validate_file_name(parts[1])

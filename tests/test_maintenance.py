@@ -407,27 +407,3 @@ def test_cli_reindex(stack):
     with catalogstore.namespace("team"):
         assert get_artifact("m1").metadata == {"a": "1"}
     assert get_workspace().catalog.journal() == []
-
-
-def test_a_metadata_rewrite_left_by_a_killed_writer_is_reported_and_removed(stack):
-    """``.artifact.json`` is replaced through ``.artifact.json.<random>`` in the artifact's
-    folder: one a writer killed before its rename left is reported, never indexed as a
-    file, and removed by ``verify --repair``."""
-    artifact = new_artifact("a")
-    artifact.new_file("data", content=b"data")
-    artifact["stage"] = "train"
-    leftover = f"{METADATA_FILENAME}.{'ab' * 16}"
-    put(stack, f"artifacts/default/a/{leftover}", b'{"stage": "half written')
-    report = maintenance.verify()
-    assert [(d.kind, d.file) for d in report.differences] == [("orphan-staged", leftover)]
-    assert "killed before renaming it" in report.differences[0].detail
-    assert maintenance.reindex().broken == []  # not a file of the artifact, not broken
-    assert get_artifact("a").list_files()[0].name == "data"
-    repaired = maintenance.verify(repair=True)
-    assert [d.repaired for d in repaired.differences] == [True]
-    assert maintenance.verify().ok
-    fs = stack.filesystem()
-    fs.invalidate_cache()
-    names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{stack.root.rstrip('/')}/artifacts/"
-                                                         "default/a", detail=False))
-    assert names == [METADATA_FILENAME, "data"]

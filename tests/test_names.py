@@ -18,8 +18,7 @@ BAD_NAMES = [
 ]
 GOOD_NAMES = ["a", "my_artifact", "My-Artifact-2", "v1.2.3", "0", "x" * 128, "A_b-C.d"]
 BAD_FILE_NAMES = [
-    "", ".", "..", "../x", "a/b", "a\\b", "/abs", ".artifact.json", ".artifact.json.bak",
-    ".artifact.json.0123456789abcdef0123456789abcdef", "a\x00", "a\x7f", "x" * 256,
+    "", ".", "..", "../x", "a/b", "a\\b", "/abs", ".artifact.json", "a\x00", "a\x7f", "x" * 256,
     " lead", "trail ", "%2e%2e%2f", "a#b", "a?b", "s3://x", "ünï", "a:b", "a*b", "a|b",
 ]
 GOOD_FILE_NAMES = ["my_file", "model.pkl", ".hidden", "_x", "a b.txt", "v1+2=3@x,y", "x" * 255]
