@@ -331,9 +331,11 @@ def _read_object(artifact: Artifact, namespace: str, key: str, serializer: str |
     """The serializer and the verified (and, when it runs code, signature-checked) bytes
     of the object as ``artifact``'s snapshot has it; ``locked`` inside
     :meth:`Artifact.locked`."""
+    from catalogstore.artifacts import ArtifactFile
+
     meta = artifact.metadata
     chosen = _decoder(namespace, key, meta, serializer)
-    file = artifact.get_file(chosen.file_name)
+    file = ArtifactFile(artifact, chosen.file_name)  # reading its row says if it is there
     # read(verify=True) waits out a concurrent commit of the file itself.
     data = file.read_locked()[1] if locked else file.read(verify=True)
     data = data if isinstance(data, bytes) else data.encode()

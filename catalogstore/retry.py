@@ -53,12 +53,6 @@ class Backoff:
             delay = min(self.first_delay * self.factor ** n, self.max_delay)
             yield delay * (1 - self.jitter * random.random())
 
-    @property
-    def longest_wait(self) -> float:
-        """The most time spent waiting between attempts (not counting the attempts)."""
-        return sum(min(self.first_delay * self.factor ** n, self.max_delay)
-                   for n in range(self.attempts - 1))
-
 
 STORAGE = Backoff(attempts=3, first_delay=0.2)
 """Storage calls that can be repeated safely (S3 requests are retried by botocore

@@ -295,13 +295,8 @@ class _GuardedReader(io.BufferedIOBase):
         return getattr(self._file, name)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
+        with self._store.errors(self._doing):
             return fn(*args)
-        except Exception as exc:
-            error = self._store.failure(exc, self._doing)
-            if error is None:
-                raise
-            raise error from exc
 
     def readable(self) -> bool:
         return True
@@ -592,16 +587,6 @@ class FileStore:
                 os.makedirs(full, exist_ok=True)
             except FileExistsError:
                 pass
-
-    def walk_files(self, path: str) -> Iterator[str]:
-        """Paths (relative to the root) of the files below ``path``."""
-        full = self.full_path(path)
-
-        def find() -> list[str]:
-            return list(self.fs.find(full)) if self.fs.exists(full) else []
-        prefix = len(self.root) + 1
-        for found in self._retried(f"list {path}/", find):
-            yield found[prefix:] if found.startswith(self.root) else found
 
     # -- staging -------------------------------------------------------------
 

@@ -297,7 +297,7 @@ def file_checksum(store: FileStore, path: str, algorithm: str,
     """
     hasher = new_hasher(algorithm)
     if not store.is_local and size is not None and size <= _WHOLE_READ:
-        data = store.fs.cat_file(store.full_path(path))  # one request; open() makes two
+        data = store.read_bytes(path)  # one request (retried); open() makes two
         hasher.update(data)
         return f"{algorithm}:{hasher.hexdigest()}", len(data)
     read = 0

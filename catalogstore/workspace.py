@@ -128,13 +128,12 @@ class Workspace:
             raise
 
     def _unapplied(self, exc: Exception) -> Exception:
-        """The error of a storage failure after the commit point (other errors as they are)."""
-        error = exc if isinstance(exc, StorageError) else \
-            self.files.failure(exc, "apply a committed change")
-        if error is None:
+        """The error of a storage failure after the commit point (other errors as they are:
+        :meth:`_apply_named` has made every storage failure a :class:`StorageError`)."""
+        if not isinstance(exc, StorageError):
             return exc
         return UnappliedCommitError(
-            f"{error}; the change is committed and is rolled forward once the storage is "
+            f"{exc}; the change is committed and is rolled forward once the storage is "
             "reachable again (by this process's next commit, a new process, or "
             "`catalogstore verify --repair`)")
 
@@ -171,10 +170,8 @@ class Workspace:
     def _apply(self, done: Committed) -> None:
         cs = done.changeset
         folder = artifact_dir(cs.namespace, cs.name)
-        if cs.delete:
+        if cs.delete:  # never one that creates: no staged folder
             self.files.remove_tree(folder)
-            if cs.staged_folder is not None:
-                self.files.remove_tree(cs.staged_folder)
             return
         if cs.staged_folder is not None:
             assert done.metadata is not None  # a new artifact's metadata, maybe empty

@@ -196,6 +196,17 @@ def test_where_pairs_and_list_artifacts(data):
     assert [a.name for a in list_artifacts("team-b", order_by="name")] == ["exp-1", "run-003"]
 
 
+def test_where_compares_values_as_stored_on_both_listing_paths(stack):
+    artifact = new_artifact("flagged")
+    artifact.update_meta({"flag": True, "rate": 0.5, "n": 3})
+    new_artifact("other").update_meta({"flag": False})
+    where = {"flag": True, "rate": 0.5, "n": 3}
+    assert [a.name for a in list_artifacts(where=where)] == ["flagged"]
+    assert [a.name for a in list_artifacts(where=where, limit=10)] == ["flagged"]
+    assert [a.name for a in list_artifacts(where={"flag": False}, order_by="name")] == \
+        ["other"]
+
+
 def test_results_carry_their_metadata(data):
     (artifact,) = query_artifacts("name = 'run-010'")
     assert artifact.namespace == "team-a"

@@ -155,5 +155,6 @@ def test_command_line_output(closed_port, tmp_path):
     outputs = {name: proc.communicate(timeout=120)[0] for name, proc in running.items()}
     assert "someone:***@" in outputs["ls"]  # the database is named, its password is not
     for name, output in outputs.items():
+        assert "error: " in output, f"catalogstore {name} did not fail:\n{output}"
         for secret in PLANTED:
             assert secret not in output, f"catalogstore {name} shows {secret}:\n{output}"

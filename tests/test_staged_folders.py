@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -168,15 +169,9 @@ def test_a_block_that_raises_leaves_nothing_staged(stack):
     assert _staging(stack) == []
 
 
-def test_gc_removes_a_staged_folder_emptied_of_a_killed_writers_files(tmp_path):
-    catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-                           storage_url=str(tmp_path / "storage"))
-    env = {**os.environ, "CATALOGSTORE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
-           "CATALOGSTORE_STORAGE_URL": str(tmp_path / "storage")}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD.format(
-        point="before-commit"))], env=env, timeout=120, capture_output=True)
-    assert proc.returncode == -9, proc.stderr.decode()
-    staging = tmp_path / "storage" / STAGING_DIR
+def test_gc_removes_a_staged_folder_emptied_of_a_killed_writers_files(local_stack):
+    _crash_child(local_stack, "before-commit")
+    staging = Path(local_stack.storage_url) / STAGING_DIR
     (folder,) = staging.iterdir()  # the new artifact's staged folder, with its two files
     assert folder.is_dir() and len(list(folder.iterdir())) == 2
     assert len(maintenance.gc(grace=0).removed) == 2

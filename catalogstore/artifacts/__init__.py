@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.batch import current_batch
 from catalogstore.changes import Changeset
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
-from catalogstore.names import validate_meta_key, validate_name
+from catalogstore.names import meta_value_to_str, validate_meta_key, validate_name
 
 if TYPE_CHECKING:
     from catalogstore.workspace import Workspace
@@ -110,7 +110,7 @@ def artifact_exists(name: str, namespace: str = "") -> bool:
     return workspace.catalog.get_artifact(ns, name) is not None
 
 
-def list_artifacts(namespace: str = "", *, where: dict[str, str] | None = None,
+def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
                    all_namespaces: bool = False, filter: str | None = None,
                    order_by: str | None = None, limit: int | None = None) -> list[Artifact]:
     """The artifacts of ``namespace``, by name, read from the catalog only.
@@ -137,8 +137,8 @@ def list_artifacts(namespace: str = "", *, where: dict[str, str] | None = None,
     """
     workspace = get_workspace()
     ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
-    for key in where or {}:
-        validate_meta_key(key)
+    # Both paths compare with the stored text: True with 'true', 0.9 with '0.9'.
+    where = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
     if filter is None and order_by is None and limit is None:
         return [Artifact(workspace, record, namespace=record.namespace, name=record.name)
                 for record in workspace.catalog.list_artifacts(ns, where)]

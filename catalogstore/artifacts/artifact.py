@@ -136,12 +136,14 @@ class ArtifactFile:
         return info, data
 
     def _read_bytes(self, *, missing_ok: bool = False) -> Any:
-        """The stored bytes; ``None`` if absent and ``missing_ok`` (a commit in flight)."""
+        """The stored bytes; ``None`` if absent and ``missing_ok`` (a commit in flight).
+        Callers have read the file's row (:attr:`info`) already: it is not read again."""
         artifact = self._artifact
         try:
             with artifact._ws.storage_errors(
                     f"read {artifact.namespace}/{artifact.name}/{self._name}"):
-                return artifact._ws.files.read_bytes(artifact._storage_path(self._name))
+                return artifact._ws.files.read_bytes(
+                    artifact._storage_path(self._name, recorded=True))
         except StorageError as exc:
             if missing_ok and isinstance(exc.__cause__, FileNotFoundError):
                 return None
@@ -448,12 +450,14 @@ class Artifact:
         return ArtifactFileNotFoundError(
             f"artifact {self._namespace}/{self._name} has no file {name!r}")
 
-    def _storage_path(self, name: str) -> str:
-        """Where the file's current bytes are: staged by the open transaction, or committed."""
+    def _storage_path(self, name: str, *, recorded: bool = False) -> str:
+        """Where the file's current bytes are: staged by the open transaction, or committed
+        (checked in the catalog unless the caller has just read its row: ``recorded``)."""
         cs = self._pending()
         if cs is not None and name in cs.writes:
             return cs.writes[name].path
-        self._file_record(name)
+        if not recorded:
+            self._file_record(name)
         return f"{artifact_dir(self._namespace, self._name)}/{name}"
 
     def _open_for_read(self, name: str) -> IO[bytes]:

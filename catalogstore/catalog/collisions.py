@@ -36,7 +36,6 @@ existing artifacts.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
@@ -53,7 +52,7 @@ from sqlalchemy import (
 )
 
 from catalogstore.catalog.direct import run
-from catalogstore.catalog.engine import PG_LOCK_CLASS
+from catalogstore.catalog.engine import PG_LOCK_CLASS, case_blind_key
 from catalogstore.catalog.models import ArtifactRow, FileRow
 from catalogstore.changes import Changeset
 from catalogstore.errors import NameCollisionError
@@ -148,8 +147,7 @@ def check_new_namespaces(conn: Connection, changesets: Sequence[Changeset]) -> N
 
 def namespace_lock_key(namespace: str) -> int:
     """A stable signed 32-bit key for the spellings of ``namespace`` (case ignored)."""
-    digest = hashlib.blake2b(namespace.lower().encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return case_blind_key(namespace)
 
 
 def _created(changesets: Sequence[Changeset]) -> dict[str, list[str]]:

@@ -5,8 +5,9 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 timeout) instead of failing when it upgrades a read lock. catalogstore's own
 writers queue on a lock file first, so the busy timeout only comes into play
 against other programs writing the database (an open ``sqlite3`` shell, a
-script): a writer that still finds the database locked tries again
-:data:`SQLITE_LOCK_ATTEMPTS` times, logging a warning each time, then raises
+script): a writer that still finds the database locked waits
+:data:`SQLITE_LOCK_ATTEMPTS` busy timeouts, logging a warning before each wait after
+the first, then raises
 :class:`~catalogstore.errors.CatalogError`. The busy timeout is the SQLite URL's
 ``timeout`` query parameter in seconds (SQLAlchemy's own option for the driver,
 e.g. ``sqlite:///catalog.db?timeout=5``), 30 s when absent.
@@ -252,7 +253,12 @@ def lock_key(namespace: str, name: str) -> int:
     Spellings that differ only by case share a key, so that the check refusing
     such a second spelling (:mod:`catalogstore.catalog.collisions`) cannot race.
     """
-    digest = hashlib.blake2b(f"{namespace}/{name}".lower().encode(), digest_size=4).digest()
+    return case_blind_key(f"{namespace}/{name}")
+
+
+def case_blind_key(text: str) -> int:
+    """A stable signed 32-bit lock key for ``text``, the same for every spelling of its case."""
+    digest = hashlib.blake2b(text.lower().encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -264,12 +270,12 @@ _PG_UNLOCK = text("SELECT pg_advisory_unlock(:c, k) FROM unnest(CAST(:keys AS in
 
 @contextlib.contextmanager
 def artifact_lock(conn: Connection, keys: Iterable[int],
-                  database_lock: DatabaseLock | None = None) -> Iterator[None]:
+                  database_lock: DatabaseLock | None) -> Iterator[None]:
     """Hold the locks of ``keys`` (from :func:`lock_key`) for the block.
 
     PostgreSQL: session advisory locks on ``conn``, taken in sorted order so two
-    batches cannot deadlock. SQLite: ``database_lock`` (default: the database's
-    :class:`DatabaseLock`), since SQLite serialises writers anyway.
+    batches cannot deadlock. SQLite: ``database_lock``, the database's
+    :class:`DatabaseLock` (SQLite serialises writers anyway).
     """
     if conn.dialect.name == "postgresql":
         ordered = sorted(set(keys))
@@ -281,7 +287,8 @@ def artifact_lock(conn: Connection, keys: Iterable[int],
         finally:
             _pg_unlock(conn, ordered)
         return
-    with (database_lock or DatabaseLock(conn.engine.url)).held():
+    assert database_lock is not None
+    with database_lock.held():
         yield
 
 

@@ -45,7 +45,6 @@ from sqlalchemy import (
 
 from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
 from catalogstore.errors import QueryError
-from catalogstore.names import meta_value_to_str
 from catalogstore.query import (
     TIME_FIELDS,
     BoolOp,
@@ -472,9 +471,7 @@ def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | 
         raise QueryError("invalid page cursor: pass the 'next' cursor of a previous page "
                          "unchanged")
     patterns = namespace_patterns(namespaces)
-    # where's values compare with the stored text: 0.9 with '0.9', True with 'true'.
-    pairs = tuple((key, meta_value_to_str(key, value)) for key, value in (where or {}).items())
-    return _compile(filter or "", dialect, pairs,
+    return _compile(filter or "", dialect, tuple((where or {}).items()),
                     None if patterns is None else tuple(patterns), order_by, limit, after)
 
 
