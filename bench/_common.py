@@ -200,7 +200,7 @@ def temp_store(parent: str | None = None, *, storage_url: str | None = None,
     """
     import catalogstore
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces, get_workspace
+    from catalogstore.txn.workspace import close_workspaces, get_workspace
 
     with scratch_dir(parent) as tmp:
         settings = catalogstore.configure(

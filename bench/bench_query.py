@@ -143,7 +143,7 @@ def load_postgres(engine: Any, count: int) -> float:
 def searches(count: int) -> dict[str, Callable[[int], object]]:
     """The cases, each round with other values (no answer is served twice from a cache)."""
     from catalogstore.artifacts import query_artifacts
-    from catalogstore.workspace import get_workspace
+    from catalogstore.txn.workspace import get_workspace
 
     catalog = get_workspace().catalog
     batches = max(count // 100, 1)
@@ -211,7 +211,7 @@ def postgres_store(parent: str | None) -> Iterator[Any]:
     from catalogstore.catalog.engine import make_engine
     from catalogstore.catalog.migrate import upgrade
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces, get_workspace
+    from catalogstore.txn.workspace import close_workspaces, get_workspace
 
     schema = f"cs_bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL)

@@ -465,7 +465,7 @@ def soak_worker(worker: int, processes: int, env: dict[str, str], seconds: float
     """Run in a spawned process: set up, wait for the others, soak until the deadline."""
     from catalogstore.artifacts import get_artifact
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces
+    from catalogstore.txn.workspace import close_workspaces
 
     for key in [k for k in os.environ if k.startswith("CATALOGSTORE_")]:
         del os.environ[key]

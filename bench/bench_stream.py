@@ -44,7 +44,8 @@ from _common import (
     temp_store,
 )
 
-from catalogstore.storage import CHECKSUM_ALGORITHM, new_hasher, wait_for_frees
+from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, new_hasher
+from catalogstore.storage.filestore import wait_for_frees
 
 CHUNK = 4 * MIB
 FILE_NAME = "data.bin"

@@ -21,8 +21,8 @@ from catalogstore.errors import CatalogStoreError
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from catalogstore.batch import Batch
     from catalogstore.settings import Settings
+    from catalogstore.txn.batch import Batch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -58,6 +58,6 @@ def transaction(settings: Settings | None = None) -> AbstractContextManager[Batc
 
     See :func:`catalogstore.batch.transaction`.
     """
-    from catalogstore.batch import transaction as _transaction
+    from catalogstore.txn.batch import transaction as _transaction
 
     return _transaction(settings)

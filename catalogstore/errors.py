@@ -8,6 +8,8 @@ working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CatalogStoreError(Exception):
     """Base class of every error raised by catalogstore."""
@@ -163,3 +165,10 @@ class QueryError(CatalogStoreError, ValueError):
         shown = self.text.translate({ord(c): " " for c in "\t\r\n"})
         return (f"{self.reason} (column {self.position + 1})\n"
                 f"    {shown}\n    {' ' * self.position}^")
+
+
+def type_name(value: Any) -> str:
+    """The qualified name of ``value``'s type (``builtins.list``, ``numpy.ndarray``), as
+    messages and the object store's ``python_type`` metadata show it."""
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"

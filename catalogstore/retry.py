@@ -56,7 +56,7 @@ class Backoff:
 
 STORAGE = Backoff(attempts=3, first_delay=0.2)
 """Storage calls that can be repeated safely (S3 requests are retried by botocore
-itself, with the attempts its configuration gives: see :mod:`catalogstore.storage`)."""
+itself, with the attempts its configuration gives: see :mod:`catalogstore.storage.filestore`)."""
 CATALOG_CONNECT = Backoff(attempts=4, first_delay=0.5)
 """Opening a PostgreSQL connection: rides out a server restart of about 3 seconds."""
 CATALOG_TRANSACTION = Backoff(attempts=2, first_delay=0.5)

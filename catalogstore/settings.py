@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     object_store_strategy: Literal["fallback", "artifact", "cluster_memory"] = "fallback"
     """Where the object store puts values when a call does not say (see ``Strategy``)."""
     signing_key: SecretStr | None = None
-    """Key of the HMAC-SHA256 signatures of pickled objects (see :mod:`catalogstore.integrity`).
+    """Key of the HMAC-SHA256 signatures of pickled objects (see :mod:`catalogstore.signing`).
 
     When set, the object store signs every object it pickles and refuses to unpickle
     one that is unsigned or whose signature does not match. Never shown.

@@ -58,7 +58,7 @@ class Stack:
 def _clean_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts unconfigured, and leaves no workspace or variable behind."""
     from catalogstore import settings
-    from catalogstore.workspace import close_workspaces
+    from catalogstore.txn.workspace import close_workspaces
 
     for key in list(os.environ):
         if key.startswith("CATALOGSTORE_"):
@@ -110,7 +110,7 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    from catalogstore.workspace import close_workspaces
+    from catalogstore.txn.workspace import close_workspaces
 
     close_workspaces()
     with admin.begin() as conn:

@@ -15,7 +15,7 @@ from catalogstore.artifacts import (
     list_artifacts,
     new_artifact,
 )
-from catalogstore.demo import metadata_stage, read_artifact_stage, save_artifact_stage
+from catalogstore.demo.stages import metadata_stage, read_artifact_stage, save_artifact_stage
 from catalogstore.errors import (
     AlreadyExistsError,
     ArtifactExistsError,
@@ -25,7 +25,7 @@ from catalogstore.errors import (
     InvalidMetadataError,
     MetadataKeyError,
 )
-from catalogstore.storage import checksum_bytes
+from catalogstore.storage.checksum import checksum_bytes
 
 
 def storage_json(stack, artifact: Artifact) -> dict:
@@ -43,7 +43,7 @@ def storage_names(stack, artifact: Artifact) -> set[str]:
 
 
 # -- the seed's examples, with only the import prefix changed -------------------
-# (catalogstore.demo holds them verbatim; the demo command runs them too)
+# (catalogstore.demo.stages holds them verbatim; the demo command runs them too)
 
 
 def test_seed_artifact_stages(stack, capsys):

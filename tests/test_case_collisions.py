@@ -127,7 +127,7 @@ def _create_first(env: dict[str, str], namespace: str, name: str) -> str:
     from catalogstore.artifacts import new_artifact
     from catalogstore.errors import NameCollisionError
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces, get_workspace
+    from catalogstore.txn.workspace import close_workspaces, get_workspace
 
     os.environ.update(env)
     reset_configuration()

@@ -15,7 +15,7 @@ import catalogstore
 from catalogstore.artifacts import artifact_exists, get_artifact, new_artifact
 from catalogstore.catalog.migrate import head_revision
 from catalogstore.cli import app
-from catalogstore.storage import checksum_bytes
+from catalogstore.storage.checksum import checksum_bytes
 
 SCRIPT = Path(sys.executable).parent / "catalogstore"
 runner = CliRunner()

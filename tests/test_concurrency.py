@@ -38,7 +38,7 @@ from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact
 from catalogstore.catalog.engine import SQLITE_LOCK_ATTEMPTS, make_engine
 from catalogstore.catalog.migrate import head_revision, known_revisions, upgrade
 from catalogstore.errors import ArtifactExistsError, CatalogError
-from catalogstore.storage import checksum_bytes
+from catalogstore.storage.checksum import checksum_bytes
 
 PROCESSES = 8
 STARTERS = 16
@@ -72,7 +72,7 @@ def _task(fn: Callable[..., Any], env: dict[str, str], *args: Any) -> Any:
     dropped PostgreSQL schema would only pile up.
     """
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces
+    from catalogstore.txn.workspace import close_workspaces
 
     for key in [k for k in os.environ if k.startswith("CATALOGSTORE_")]:
         del os.environ[key]
@@ -162,7 +162,7 @@ def _write_generations(worker: int) -> int:
 
 def _observe(worker: int) -> dict[str, Any]:
     """Poll the artifact until the last generation shows; report what was seen."""
-    from catalogstore.workspace import get_workspace
+    from catalogstore.txn.workspace import get_workspace
 
     workspace = get_workspace()
     by_checksum = {checksum_bytes(_generation(g)[f].encode()): g

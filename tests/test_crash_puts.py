@@ -41,8 +41,8 @@ from catalogstore.cluster_memory._local_session import FREE_DIR, LOCK_FILE, defa
 from catalogstore.errors import ObjectNotFoundError
 from catalogstore.names import ARTIFACTS_DIR, STAGING_DIR
 from catalogstore.object_store import exists, get, put
-from catalogstore.storage import checksum_bytes
-from catalogstore.workspace import close_workspaces
+from catalogstore.storage.checksum import checksum_bytes
+from catalogstore.txn.workspace import close_workspaces
 
 pytest_plugins = ["executors"]  # ray_session: one Ray for the whole test session
 
@@ -58,7 +58,8 @@ TIMEOUT = 120
 KILL_POINTS = """
 import os, signal
 import numpy as np
-from catalogstore import storage, workspace
+from catalogstore.storage import filestore as storage
+from catalogstore.txn import workspace
 from catalogstore.cluster_memory import _local, _local_format
 
 def die(*args, **kwargs):

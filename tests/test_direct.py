@@ -20,7 +20,7 @@ from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.catalog import catalog as catalog_module
 from catalogstore.catalog import direct
 from catalogstore.errors import ArtifactExistsError, NameCollisionError
-from catalogstore.workspace import close_workspaces
+from catalogstore.txn.workspace import close_workspaces
 
 TABLES = {"artifacts": "id", "artifact_files": "artifact_id, name",
           "artifact_metadata": "artifact_id, key", "catalog_journal": "id"}
@@ -104,7 +104,7 @@ def test_writer_connections_are_kept_per_thread(tmp_path: Path) -> None:
     import gc
     import threading
 
-    from catalogstore.workspace import get_workspace
+    from catalogstore.txn.workspace import get_workspace
 
     catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
                            storage_url=str(tmp_path / "storage"))

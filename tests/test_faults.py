@@ -45,8 +45,8 @@ from catalogstore.errors import (
     UnappliedCommitError,
 )
 from catalogstore.maintenance import gc, verify
-from catalogstore.storage import checksum_bytes
-from catalogstore.workspace import close_workspaces, get_workspace
+from catalogstore.storage.checksum import checksum_bytes
+from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 BOUND = 30.0
 """Seconds within which a call against a stopped service must have failed."""
@@ -360,7 +360,7 @@ def assert_names_s3(exc: BaseException, s3: dict[str, Any]) -> None:
 
 
 def test_s3_gets_bounded_timeouts_and_retries_unless_set():
-    from catalogstore.storage import filesystem_options
+    from catalogstore.storage.filestore import filesystem_options
 
     assert filesystem_options("s3://b/r", {"key": "k"})["config_kwargs"] == {
         "connect_timeout": 5, "read_timeout": 15,

@@ -10,22 +10,23 @@ import textwrap
 
 import pytest
 
-from catalogstore import maintenance, storage
+from catalogstore import maintenance
 from catalogstore.artifacts import new_artifact
 from catalogstore.names import STAGING_DIR
-from catalogstore.storage import wait_for_frees
+from catalogstore.storage import filestore as storage
+from catalogstore.storage.filestore import wait_for_frees
 
 # Runs in a fresh interpreter so its peak RSS measures only this workload.
 CHILD = """
 import resource
 from catalogstore.artifacts import new_artifact
-from catalogstore.storage import CHECKSUM_ALGORITHM, new_hasher
+from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, new_hasher
 
 size, chunk = {size}, 4 << 20
 block = bytes(range(256)) * (chunk // 256)
 artifact = new_artifact("big")
 file = artifact.get_file("blob", create=True)
-import catalogstore.workspace  # loaded before the baseline, like any real workload
+import catalogstore.txn.workspace  # loaded before the baseline, like any real workload
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 digest = new_hasher()
 with file.open("wb") as out:

@@ -31,7 +31,7 @@ from catalogstore.artifacts import (
     list_artifacts,
     new_artifact,
 )
-from catalogstore.workspace import get_workspace
+from catalogstore.txn.workspace import get_workspace
 
 NAMESPACE = "listing"
 NAMES = ["a0", "a1", "a2"]

@@ -18,15 +18,16 @@ from test_cli import error_line, run
 from test_recovery import _prepare, _run_child, _storage
 
 import catalogstore
-from catalogstore import _reindex, maintenance
+from catalogstore import maintenance
 from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
 from catalogstore.errors import InvalidNameError, StorageError
+from catalogstore.maintenance import _index as _reindex
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.record import metadata_to_json
-from catalogstore.storage import checksum_bytes
-from catalogstore.workspace import close_workspaces, get_workspace
+from catalogstore.storage.checksum import checksum_bytes
+from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 
 def put(stack: Any, relative: str, data: bytes) -> None:

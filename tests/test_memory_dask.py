@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from memory_contract import ClusterMemoryContract, remote_get
 
 from catalogstore.cluster_memory import get_cluster_memory
 from catalogstore.cluster_memory._dask import INLINE_MAX_BYTES, DaskMemory
 from catalogstore.cluster_memory._dask_scheduler import PLUGIN_NAME
 from catalogstore.errors import ObjectNotFoundError, ObjectTooLargeError
+from catalogstore.testing.memory import ClusterMemoryContract, remote_get
 
 REPO = Path(__file__).resolve().parent.parent
 LARGE = INLINE_MAX_BYTES // 8 + 1_000  # float64 items: just over the scheduler-held size

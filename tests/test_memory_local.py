@@ -27,14 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from memory_contract import (
-    CITIES,
-    ClusterMemoryContract,
-    create_cities_list,
-    remote_array_sum,
-    remote_get,
-    use_cities_list,
-)
 from typer.testing import CliRunner
 
 from catalogstore.cli import app
@@ -51,6 +43,14 @@ from catalogstore.errors import (
     ObjectTooLargeError,
     SerializationError,
     StorageError,
+)
+from catalogstore.testing.memory import (
+    CITIES,
+    ClusterMemoryContract,
+    create_cities_list,
+    remote_array_sum,
+    remote_get,
+    use_cities_list,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,12 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import ray
-from memory_contract import ClusterMemoryContract
 
 from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
 from catalogstore.cluster_memory._ray import ACTOR_NAME, RAY_NAMESPACE, RayMemory
 from catalogstore.cluster_memory._ray_board import Board, remove_ended_boards
 from catalogstore.errors import SerializationError
+from catalogstore.testing.memory import ClusterMemoryContract
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

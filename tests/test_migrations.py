@@ -57,7 +57,7 @@ from catalogstore.catalog.migrate import alembic_config, head_revision, upgrade
 from catalogstore.catalog.models import ArtifactRow, MetadataRow
 from catalogstore.errors import SchemaVersionError
 from catalogstore.record import value_number
-from catalogstore.workspace import get_workspace
+from catalogstore.txn.workspace import get_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {"artifacts", "artifact_files", "artifact_metadata"}

@@ -237,7 +237,7 @@ def seed_stage_with_environ(environ: dict[str, str], step: str) -> dict[str, Any
     the settings read from them are restored afterwards.
     """
     from catalogstore.settings import reset_configuration
-    from catalogstore.workspace import close_workspaces
+    from catalogstore.txn.workspace import close_workspaces
 
     saved = {name: os.environ.get(name) for name in environ}
     os.environ.update(environ)

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 import catalogstore
 from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact, query_artifacts
-from catalogstore.catalog.search import compile_search, encode_cursor
+from catalogstore.catalog.query.compile import compile_search, encode_cursor
+from catalogstore.catalog.query.language import parse, tokenize
 from catalogstore.cli import app
 from catalogstore.errors import QueryError
-from catalogstore.query import parse, tokenize
 from catalogstore.record import value_number
-from catalogstore.workspace import get_workspace
+from catalogstore.txn.workspace import get_workspace
 
 INJECTION = "'; DROP TABLE artifacts; --"
 # namespace -> name -> metadata (files are added to run-001 below).

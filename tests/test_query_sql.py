@@ -23,9 +23,9 @@ from sqlalchemy import Connection, select, text
 import catalogstore
 from catalogstore.artifacts import new_artifact
 from catalogstore.catalog.catalog import A, M
-from catalogstore.catalog.search import compile_search
+from catalogstore.catalog.query.compile import compile_search
 from catalogstore.record import value_number
-from catalogstore.workspace import get_workspace
+from catalogstore.txn.workspace import get_workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -10,13 +10,13 @@ import textwrap
 import pytest
 
 from catalogstore.artifacts import get_artifact, new_artifact
-from catalogstore.workspace import close_workspaces, get_workspace
+from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 # The child kills itself at one step of the write protocol: a real crash at a
 # chosen point, not a simulated one.
 CHILD = """
 import os, signal
-from catalogstore import workspace
+from catalogstore.txn import workspace
 from catalogstore.artifacts import get_artifact
 
 point = {point!r}
@@ -30,7 +30,7 @@ if point == "before-commit":
 elif point == "after-commit":
     workspace.Workspace._apply = crash
 elif point == "during-apply":
-    from catalogstore.storage import FileStore
+    from catalogstore.storage.filestore import FileStore
     FileStore.write_metadata = crash
 
 artifact = get_artifact("victim")

@@ -30,7 +30,8 @@ from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact
 from catalogstore.catalog.engine import make_engine
 from catalogstore.errors import CatalogError, SignatureError
 from catalogstore.object_store import get, put
-from catalogstore.storage import FileStore, checksum_bytes
+from catalogstore.storage.checksum import checksum_bytes
+from catalogstore.storage.filestore import FileStore
 
 PASSWORD = "PLANTED-pw-4a1c"
 ACCESS_KEY = "PLANTEDACCESSKEY93"
@@ -88,7 +89,7 @@ def test_storage_credentials(closed_port, tmp_path, caplog):
     settings = catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
                                       storage_url="s3://bucket/root",
                                       storage_options=_storage_options(closed_port))
-    from catalogstore.workspace import _workspaces, get_workspace
+    from catalogstore.txn.workspace import _workspaces, get_workspace
 
     shown = [repr(settings), str(settings), repr(get_workspace()),
              repr(FileStore(settings.storage_url, settings.storage_options)),

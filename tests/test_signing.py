@@ -28,9 +28,9 @@ import catalogstore
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.catalog.engine import make_engine
 from catalogstore.errors import ConfigurationError, CorruptArtifactError, SignatureError
-from catalogstore.integrity import SIGNATURE_KEY
 from catalogstore.object_store import get, put
-from catalogstore.storage import checksum_bytes
+from catalogstore.signing import SIGNATURE_KEY
+from catalogstore.storage.checksum import checksum_bytes
 
 KEY = "test-signing-key-0123456789abcdef"
 OTHER_KEY = "attacker-key-0123456789abcdef-xyz"

@@ -21,15 +21,15 @@ from catalogstore import maintenance
 from catalogstore.artifacts import artifact_exists, get_artifact, new_artifact
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.record import metadata_to_json
-from catalogstore.workspace import close_workspaces, get_workspace
+from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 # Each child kills itself at one step of creating "born": a real crash.
 CHILD = """
 import os, signal
 import catalogstore
-from catalogstore import workspace
+from catalogstore.txn import workspace
 from catalogstore.artifacts import new_artifact
-from catalogstore.storage import FileStore
+from catalogstore.storage.filestore import FileStore
 
 def crash(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

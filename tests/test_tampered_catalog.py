@@ -28,8 +28,8 @@ from catalogstore import maintenance
 from catalogstore.artifacts import new_artifact
 from catalogstore.catalog.engine import make_engine
 from catalogstore.names import STAGING_DIR
-from catalogstore.storage import checksum_bytes
-from catalogstore.workspace import close_workspaces, get_workspace
+from catalogstore.storage.checksum import checksum_bytes
+from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 STAGED = f"{STAGING_DIR}/{'ab' * 16}"  # well formed, as the file store names staged files
 EVIL = b"written by whoever edited the catalog"
@@ -121,7 +121,7 @@ def test_recovery_refuses_journal_rows_that_break_the_rules(stack, tmp_path, cap
     before = snapshot(stack)
     close_workspaces()
 
-    caplog.set_level(logging.WARNING, logger="catalogstore.workspace")
+    caplog.set_level(logging.WARNING, logger="catalogstore.txn.workspace")
     entries = get_workspace().catalog.journal()  # opening the catalog recovers
     refused = [r for r in caplog.records if "is refused" in r.getMessage()]
     assert len(refused) == len(hostile)

@@ -10,7 +10,7 @@ from fsspec.callbacks import Callback
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.artifacts.transfer import CHUNK_SIZE, RichProgressCallback
 from catalogstore.errors import CorruptArtifactError, InvalidNameError, LocalPathError
-from catalogstore.storage import checksum_bytes
+from catalogstore.storage.checksum import checksum_bytes
 
 
 class Recorder(Callback):

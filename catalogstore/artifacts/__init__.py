@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
-from catalogstore.batch import current_batch
-from catalogstore.changes import Changeset
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
 from catalogstore.names import meta_value_to_str, validate_meta_key, validate_name
+from catalogstore.txn.batch import current_batch
+from catalogstore.txn.changeset import Changeset
 
 if TYPE_CHECKING:
-    from catalogstore.workspace import Workspace
+    from catalogstore.txn.workspace import Workspace
 
 __all__ = [
     "Artifact",
@@ -40,7 +40,7 @@ __all__ = [
 
 
 def get_workspace() -> Workspace:
-    from catalogstore.workspace import get_workspace as _get_workspace
+    from catalogstore.txn.workspace import get_workspace as _get_workspace
 
     return _get_workspace()
 
@@ -123,7 +123,7 @@ def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
         List every namespace instead of one.
     filter
         Keep the artifacts that match this filter, e.g. ``"meta.accuracy > 0.9"``
-        (the language of :mod:`catalogstore.query`), besides ``where``.
+        (the language of :mod:`catalogstore.catalog.query.language`), besides ``where``.
     order_by
         A built-in field or ``meta.KEY``, with ``-`` before or ``desc`` after it
         (default: by namespace, then name).
@@ -181,7 +181,8 @@ def query_artifacts(filter: str | None = None, *, namespaces: str | Iterable[str
     ----------
     filter
         For example ``"meta.model = 'xgb' AND meta.accuracy > 0.9"``; ``None``
-        matches every artifact. The language is described in :mod:`catalogstore.query`.
+        matches every artifact. The language is described in
+        :mod:`catalogstore.catalog.query.language`.
     namespaces
         ``"*"`` (every namespace), a namespace, a glob pattern of them
         (``"team-*"``: ``*`` any run of characters, ``?`` one), or a list of those.
@@ -221,7 +222,7 @@ def query_artifacts(filter: str | None = None, *, namespaces: str | Iterable[str
 def _search(workspace: Workspace, filter: str | None, *, where: dict[str, str] | None,
             namespaces: str | Iterable[str], order_by: str | None, limit: int | None,
             after: str | None) -> Page:
-    from catalogstore.catalog.search import compile_search
+    from catalogstore.catalog.query.compile import compile_search
 
     search = compile_search(filter, dialect=workspace.catalog.engine.dialect.name,
                             where=where, namespaces=namespaces, order_by=order_by,

@@ -16,8 +16,6 @@ import io
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from catalogstore.batch import current_batch, release_staged
-from catalogstore.changes import Changeset, StagedFile
 from catalogstore.errors import (
     AlreadyExistsError,
     ArtifactFileNotFoundError,
@@ -26,7 +24,6 @@ from catalogstore.errors import (
     StorageError,
     TransactionError,
 )
-from catalogstore.integrity import checksum_matches, verify_checksum
 from catalogstore.names import (
     artifact_dir,
     meta_value_to_str,
@@ -34,6 +31,10 @@ from catalogstore.names import (
     validate_meta_key,
 )
 from catalogstore.record import ArtifactRecord, FileRecord
+from catalogstore.storage.checksum import checksum_matches, verify_checksum
+from catalogstore.storage.staged import StagedFile
+from catalogstore.txn.batch import current_batch, release_staged
+from catalogstore.txn.changeset import Changeset
 
 if TYPE_CHECKING:
     import os
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from fsspec.callbacks import Callback
 
-    from catalogstore.workspace import Workspace
+    from catalogstore.txn.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
 

@@ -27,9 +27,8 @@ from fsspec.callbacks import Callback, NoOpCallback
 
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.errors import InvalidNameError, LocalPathError
-from catalogstore.integrity import checksum_mismatch
 from catalogstore.names import validate_file_name
-from catalogstore.storage import new_hasher
+from catalogstore.storage.checksum import checksum_mismatch, new_hasher
 
 if TYPE_CHECKING:
     from rich.progress import Progress

@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
+from catalogstore.batching import chunks
 from catalogstore.catalog.collisions import check_case_collisions, check_new_namespaces
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, MetadataRow, utcnow
-from catalogstore.catalog.search import Search
-from catalogstore.changes import Changeset
+from catalogstore.catalog.query.compile import Search
 from catalogstore.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
@@ -33,10 +33,11 @@ from catalogstore.errors import (
     CatalogStoreError,
     CommitOutcomeUnknownError,
 )
-from catalogstore.journal import JournalEntry, journal_payload, read_entry
 from catalogstore.record import ArtifactRecord, FileRecord, value_number
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
+from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.journal import JournalEntry, journal_payload, read_entry
 
 A = ArtifactRow.__table__
 F = FileRow.__table__
@@ -125,11 +126,6 @@ class _CommitPoint:
 def _connection_lost(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and (exc.connection_invalidated
                                             or isinstance(exc, OperationalError))
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class Catalog:
@@ -282,7 +278,7 @@ class Catalog:
         """(number of files, total bytes) by artifact id; artifacts without files are absent."""
         totals: dict[int, tuple[int, int]] = {}
         with self.errors("count files"), self.engine.connect() as conn:
-            for chunk in _chunks(list(artifact_ids)):
+            for chunk in chunks(list(artifact_ids), _CHUNK):
                 for artifact_id, count, size in conn.execute(
                         select(F.c.artifact_id, func.count(), func.sum(F.c.size))
                         .where(F.c.artifact_id.in_(chunk)).group_by(F.c.artifact_id)):
@@ -340,17 +336,17 @@ class Catalog:
         sql = self._sql
         point = _CommitPoint()
         with self.errors("commit", point), conn.begin():
-            for chunk in _chunks(self._applied_journal):
+            for chunk in chunks(self._applied_journal, _CHUNK):
                 run(conn, sql.delete_journal, {"ids": list(chunk)})
             now = utcnow()
             ids = self._resolve_ids(conn, changesets, now)
             if journal:  # reindex records the folders storage has, even case variants
                 check_case_collisions(conn, changesets, ids)
             live = [cs for cs in changesets if not cs.delete]
-            for chunk in _chunks([ids[id(cs)] for cs in changesets if cs.delete]):
+            for chunk in chunks([ids[id(cs)] for cs in changesets if cs.delete], _CHUNK):
                 for stmt in sql.delete_artifacts:
                     run(conn, stmt, {"ids": list(chunk)})
-            for chunk in _chunks([ids[id(cs)] for cs in live if not cs.create]):
+            for chunk in chunks([ids[id(cs)] for cs in live if not cs.create], _CHUNK):
                 run(conn, sql.touch, {"ids": list(chunk), "now": now})
             self._write_rows(conn, ids, live, now)
             # A new artifact's metadata is exactly what the changeset sets: no read needed.
@@ -378,7 +374,7 @@ class Catalog:
 
     def forget_journal(self, journal_ids: Sequence[int]) -> None:
         with self.errors("clean the journal"), self.engine.begin() as conn:
-            for chunk in _chunks(list(journal_ids)):
+            for chunk in chunks(list(journal_ids), _CHUNK):
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
     def _resolve_ids(self, conn: Connection, changesets: Sequence[Changeset],
@@ -400,7 +396,7 @@ class Catalog:
         try:
             # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
             with conn.begin_nested() if to_create and self._is_pg else contextlib.nullcontext():
-                for chunk in _chunks(to_create):
+                for chunk in chunks(to_create, _CHUNK):
                     rows = run(conn, self._sql.insert_artifacts, [
                         {"namespace": cs.namespace, "name": cs.name, "created_at": now,
                          "updated_at": now} for cs in chunk])
@@ -421,7 +417,7 @@ class Catalog:
                   ) -> dict[tuple[str, str], int]:
         found: dict[tuple[str, str], int] = {}
         for ns, names in names_by_ns.items():
-            for chunk in _chunks(names):
+            for chunk in chunks(names, _CHUNK):
                 for artifact_id, name in run(conn, self._sql.find_ids,
                                              {"ns": ns, "names": list(chunk)}):
                     found[(ns, name)] = artifact_id
@@ -449,7 +445,7 @@ class Catalog:
 
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
-        for chunk in _chunks(artifact_ids):
+        for chunk in chunks(artifact_ids, _CHUNK):
             for artifact_id, key, value in run(conn, self._sql.read_metas,
                                                {"ids": list(chunk)}):
                 metas[artifact_id][key] = value

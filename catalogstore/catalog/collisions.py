@@ -37,7 +37,7 @@ existing artifacts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import (
@@ -51,11 +51,12 @@ from sqlalchemy import (
     union_all,
 )
 
+from catalogstore.batching import chunks
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import PG_LOCK_CLASS, case_blind_key
 from catalogstore.catalog.models import ArtifactRow, FileRow
-from catalogstore.changes import Changeset
 from catalogstore.errors import NameCollisionError
+from catalogstore.txn.changeset import Changeset
 
 T = TypeVar("T")
 A = ArtifactRow.__table__
@@ -163,7 +164,7 @@ def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> bool
     """Refuse case variants among new artifact names; whether the namespace existed."""
     new_names = set(names)
     existed = False
-    for chunk in _chunks(sorted(new_names)):
+    for chunk in chunks(sorted(new_names), _CHUNK):
         spellings: dict[str, set[str]] = defaultdict(set)
         for found_ns, found, variant in run(conn, _SAME_NAMES, {
                 "lower": namespace.lower(), "lowers": sorted({n.lower() for n in chunk}),
@@ -221,7 +222,7 @@ def _check_files(conn: Connection, written: list[tuple[int, Changeset]]) -> None
     # A new artifact has no files yet: nothing to look up.
     pairs = [(artifact_id, name, cs) for artifact_id, cs in written if not cs.create
              for name in cs.writes]
-    for chunk in _chunks(pairs):
+    for chunk in chunks(pairs, _CHUNK):
         existing: dict[tuple[int, str], set[str]] = defaultdict(set)
         for artifact_id, found in run(conn, _SAME_FILES, {
                 "ids": sorted({p[0] for p in chunk}),
@@ -238,8 +239,3 @@ def _file_collision(cs: Changeset, name: str, other: str) -> NameCollisionError:
     return NameCollisionError(
         f"file {name!r} of artifact {cs.namespace}/{cs.name} differs only by case from "
         f"{other} ({_WHY_FILE}); use one spelling (remove the other file first to rename it)")
-
-
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]

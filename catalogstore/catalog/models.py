@@ -153,5 +153,5 @@ class JournalRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     """JSON: ``{"moves": [[staged path, file name, checksum], ...], "removes": [file name,
-    ...], "delete": bool}`` (:mod:`catalogstore.journal` writes it and checks it on reading)."""
+    ...], "delete": bool}`` (:mod:`catalogstore.txn.journal` writes it and checks it on reading)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,6 +41,7 @@ from catalogstore.errors import (
     CatalogStoreError,
     ObjectNotFoundError,
     SerializationError,
+    type_name,
 )
 
 if TYPE_CHECKING:
@@ -142,12 +143,12 @@ class DaskMemory(ClusterMemory):
         if size <= self.inline_max_bytes:
             frames = [header, *(bytes(b.raw()) for b in buffers)]
             self._commit(client, namespace, key, {
-                "kind": INLINE, "size": size, "type": _type_name(value), "frames": frames})
+                "kind": INLINE, "size": size, "type": type_name(value), "frames": frames})
         else:
             # In a list: scatter would spread a list or dict over the workers item by
             # item. hash=False: a fresh key, never one that is being released.
             future = client.scatter([value], hash=False)[0]
-            self._put_dataset(client, namespace, key, future, size, _type_name(value))
+            self._put_dataset(client, namespace, key, future, size, type_name(value))
 
     def _put_computed(self, client: Client, namespace: str, key: str, value: Any) -> None:
         """Persist a collection (a Future is computing already), wait, and publish it."""
@@ -168,7 +169,7 @@ class DaskMemory(ClusterMemory):
             if future.status != "finished":
                 future.result()  # raises the computation's error (or cancellation): nothing stored
         # Size None: the scheduler sums what the workers report, and refuses it if too large.
-        self._put_dataset(client, namespace, key, held, None, _type_name(value))
+        self._put_dataset(client, namespace, key, held, None, type_name(value))
 
     def _put_dataset(self, client: Client, namespace: str, key: str, value: Any,
                      size: int | None, type_name: str) -> None:
@@ -335,11 +336,6 @@ def _is_collection(value: Any) -> bool:
 def _is_future(value: Any) -> bool:
     distributed = sys.modules.get("distributed")
     return distributed is not None and isinstance(value, distributed.Future)
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _dumps(key: str, value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:

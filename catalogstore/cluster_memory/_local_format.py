@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from catalogstore.errors import SerializationError
+from catalogstore.errors import SerializationError, type_name
 
 MAGIC = b"CSMEMOBJ"
 VERSION = 1
@@ -55,12 +55,6 @@ class Payload:
         yield from zip(self.offsets, self.buffers, strict=True)
 
 
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return cls.__qualname__ if cls.__module__ == "builtins" else \
-        f"{cls.__module__}.{cls.__qualname__}"
-
-
 def dumps(key: str, value: Any) -> Payload:
     """Pickle ``value`` (protocol 5), keeping its contiguous buffers out of band, uncopied."""
     buffers: list[memoryview] = []
@@ -76,7 +70,7 @@ def dumps(key: str, value: Any) -> Payload:
         main = pickle.dumps(value, protocol=5, buffer_callback=out_of_band)
     except Exception as exc:  # pickle raises PicklingError, TypeError, AttributeError, ...
         raise SerializationError(
-            f"cannot put {key!r} in the local cluster memory: a {_type_name(value)} cannot "
+            f"cannot put {key!r} in the local cluster memory: a {type_name(value)} cannot "
             f"be pickled ({type(exc).__name__}: {exc})") from exc
     pos = _HEAD.size + _SPAN.size * len(buffers) + len(main)
     offsets = []

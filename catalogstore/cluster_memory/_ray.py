@@ -35,7 +35,12 @@ from catalogstore.cluster_memory._ray_board import (
     slot,
 )
 from catalogstore.cluster_memory.base import ClusterMemory
-from catalogstore.errors import BackendUnavailableError, ObjectTooLargeError, SerializationError
+from catalogstore.errors import (
+    BackendUnavailableError,
+    ObjectTooLargeError,
+    SerializationError,
+    type_name,
+)
 
 ACTOR_NAME = "catalogstore-memory"
 """Name of the detached actor that owns the stored objects."""
@@ -265,11 +270,6 @@ def read_cache() -> ReadCache:
         return _reads[1]
 
 
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _serialize(key: str, value: Any) -> Frames:
     buffers: list[pickle.PickleBuffer] = []
     try:
@@ -277,7 +277,7 @@ def _serialize(key: str, value: Any) -> Frames:
     except Exception as exc:  # pickling runs arbitrary __reduce__ code: any error is possible
         raise SerializationError(
             f"cannot store {key!r} in the ray cluster memory: its value of type "
-            f"{_type_name(value)} cannot be pickled ({exc})") from exc
+            f"{type_name(value)} cannot be pickled ({exc})") from exc
     # uint8 views (no copy) travel out of band through Ray's own serializer.
     return [np.frombuffer(stream, dtype=np.uint8),
             *(np.frombuffer(buffer.raw(), dtype=np.uint8) for buffer in buffers)]

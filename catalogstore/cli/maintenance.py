@@ -1,6 +1,4 @@
 """``catalogstore reindex``, ``verify`` and ``gc``: reconcile the catalog with the storage.
-
-Registered on :data:`catalogstore.cli.app` when that module is imported.
 """
 
 from __future__ import annotations
@@ -11,7 +9,8 @@ import typer
 from rich.filesize import decimal as human_size
 
 from catalogstore import maintenance
-from catalogstore.cli import _print_json, app
+from catalogstore.cli.app import app
+from catalogstore.cli.output import print_json
 
 _LISTED = 20
 """Artifact names shown per outcome of a reindex (``--json`` has them all)."""
@@ -48,7 +47,7 @@ def reindex(
     """
     report = maintenance.reindex(namespace or None)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     for label, names in (("added", report.added), ("changed", report.changed),
                          ("removed", report.removed)):
@@ -89,7 +88,7 @@ def verify(
     """
     report = maintenance.verify(namespace or None, repair, fast=fast, grace=grace)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         for d in report.differences:
             done = " (repaired)" if d.repaired else ""

@@ -36,18 +36,18 @@ from typing import Any, TypeVar
 
 from catalogstore import retry
 from catalogstore.catalog.catalog import Catalog, Committed
-from catalogstore.changes import Changeset
 from catalogstore.errors import (
     CatalogError,
     CommitOutcomeUnknownError,
     StorageError,
     UnappliedCommitError,
 )
-from catalogstore.journal import JournalEntry
 from catalogstore.names import METADATA_FILENAME, artifact_dir
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings
-from catalogstore.storage import FileStore
+from catalogstore.storage.filestore import FileStore
+from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.journal import JournalEntry
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

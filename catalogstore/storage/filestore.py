@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -33,7 +32,6 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractBufferedFile
 
 from catalogstore import retry
-from catalogstore.changes import StagedFile
 from catalogstore.errors import (
     CatalogStoreError,
     CommitOutcomeUnknownError,
@@ -42,14 +40,12 @@ from catalogstore.errors import (
 )
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
+from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, checksum_bytes, new_hasher
+from catalogstore.storage.staged import StagedFile
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CHECKSUM_ALGORITHM = "xxh128"
-"""XXH3-128: detects corruption at ~10 GB/s, so hashing never slows a stream down
-(SHA-256 runs at ~1.7 GB/s here, slower than writing to disk). Tampering is a
-different threat, answered by signing (not by this checksum)."""
 # Chunks at least this large are hashed on a helper thread while the next write
 # proceeds; hashlib and file writes both release the GIL.
 _ASYNC_HASH_MIN = 1 << 20
@@ -78,22 +74,6 @@ def wait_for_frees() -> None:
     """Return once the replaced files being removed on the helper thread are gone (for
     benchmarks, which must not time one write while the last one is still freed)."""
     _free_pool.submit(int).result()
-
-
-def new_hasher(algorithm: str = CHECKSUM_ALGORITHM) -> Any:
-    """A hash object for a checksum's algorithm (``xxh128``, or any of :mod:`hashlib`)."""
-    if algorithm == "xxh128":
-        import xxhash
-
-        return xxhash.xxh3_128()
-    return hashlib.new(algorithm)
-
-
-def checksum_bytes(data: bytes) -> str:
-    """The checksum catalogstore records for ``data`` (``<algorithm>:<hex>``)."""
-    hasher = new_hasher()
-    hasher.update(data)
-    return f"{CHECKSUM_ALGORITHM}:{hasher.hexdigest()}"
 
 
 # -- faults ------------------------------------------------------------------------

@@ -1,10 +1,8 @@
-"""Integrity of stored bytes: checksums against corruption, signatures against tampering.
+"""Signatures of pickled objects: whether the object store may unpickle what it reads.
 
-**Checksums** (``xxh128:<hex>`` in the catalog) tell whether the bytes in
-storage are the bytes that were committed. They are no defence against someone
-who can write the storage *and* the catalog: that person recomputes them.
-
-**Signatures** answer that threat for the one format where it matters most:
+Checksums (:mod:`catalogstore.storage.checksum`) detect corruption, not
+tampering: whoever can write the storage and the catalog recomputes them.
+Signatures answer that threat for the one format where it matters most:
 unpickling runs code chosen by whoever wrote the bytes. With a signing key
 configured (``CATALOGSTORE_SIGNING_KEY``, see
 :attr:`catalogstore.settings.Settings.signing_key`), the object store records
@@ -37,7 +35,7 @@ import hmac
 import io
 from typing import IO, TYPE_CHECKING, Any
 
-from catalogstore.errors import CorruptArtifactError, SignatureError
+from catalogstore.errors import SignatureError
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -46,31 +44,6 @@ SIGNATURE_KEY = "signature"
 """Metadata key of an object's signature."""
 SIGNATURE_ALGORITHM = "hmac-sha256"
 _DOMAIN = b"catalogstore object signature v1\0"
-
-
-# -- checksums ------------------------------------------------------------------
-
-
-def checksum_matches(data: bytes, checksum: str) -> bool:
-    """Whether ``data`` has the recorded ``checksum`` (``<algorithm>:<hex>``)."""
-    from catalogstore.storage import new_hasher  # fsspec is not imported until needed
-
-    algorithm, _, expected = checksum.partition(":")
-    hasher = new_hasher(algorithm)
-    hasher.update(data)
-    return bool(hasher.hexdigest() == expected)
-
-
-def verify_checksum(data: bytes, checksum: str, where: str) -> None:
-    """Raise :class:`CorruptArtifactError` unless ``data`` has the recorded ``checksum``."""
-    if not checksum_matches(data, checksum):
-        raise checksum_mismatch(where, checksum)
-
-
-def checksum_mismatch(where: str, checksum: str) -> CorruptArtifactError:
-    return CorruptArtifactError(
-        f"{where} does not match the checksum the catalog recorded for it ({checksum}); "
-        "the storage changed behind the catalog: check it with `catalogstore verify`")
 
 
 # -- signatures -----------------------------------------------------------------

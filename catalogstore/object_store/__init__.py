@@ -13,7 +13,7 @@ the serializer (``value_type=object``, ``serializer``, ``serializer_version``,
 checksum in the catalog before decoding them, and unpickles only objects that
 the store itself wrote with a pickle serializer. With a signing key configured,
 pickled objects are also signed and checked before unpickling (see
-:mod:`catalogstore.integrity`).
+:mod:`catalogstore.signing`).
 
 Examples
 --------
@@ -42,15 +42,16 @@ from catalogstore.errors import (
     ObjectTooLargeError,
     SerializationError,
     SignatureError,
+    type_name,
 )
-from catalogstore.integrity import (
+from catalogstore.names import validate_name
+from catalogstore.signing import (
     SIGNATURE_KEY,
     SigningWriter,
     new_signer,
     signature_of,
     verify_signature,
 )
-from catalogstore.names import validate_name
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -149,13 +150,13 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
 
 
 def _put_artifact(namespace: str, key: str, value: Any, serializer: str | None) -> None:
-    from catalogstore.batch import transaction
     from catalogstore.serializers import get_serializer, serializer_for
+    from catalogstore.txn.batch import transaction
 
     chosen = get_serializer(serializer) if serializer else serializer_for(value)
     if not chosen.accepts(value):
         raise SerializationError(f"the {chosen.name} serializer cannot store {key!r} "
-                                 f"({_type_name(value)})")
+                                 f"({type_name(value)})")
     for attempt in range(2):
         try:
             with transaction():
@@ -195,7 +196,7 @@ def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
         if old.name != chosen.file_name:
             old.remove()
     meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
-            "serializer_version": str(chosen.version), "python_type": _type_name(value)}
+            "serializer_version": str(chosen.version), "python_type": type_name(value)}
     if signature is not None:
         meta[SIGNATURE_KEY] = signature
     for stale in set(artifact.metadata) - set(meta):
@@ -222,10 +223,6 @@ def _signing_key() -> SecretStr | None:
     from catalogstore.settings import get_settings
 
     return get_settings().signing_key
-
-
-def _type_name(value: Any) -> str:
-    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 # -- get --------------------------------------------------------------------------

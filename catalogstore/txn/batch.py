@@ -1,6 +1,6 @@
 """Batches: changes to many artifacts committed to the catalog as one transaction.
 
-Kept apart from :mod:`catalogstore.workspace` so that artifact handles can ask
+Kept apart from :mod:`catalogstore.txn.workspace` so that artifact handles can ask
 "is a batch open?" without importing SQLAlchemy.
 """
 
@@ -11,12 +11,13 @@ import contextvars
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from catalogstore.changes import Changeset, StagedFile
 from catalogstore.errors import TransactionError
+from catalogstore.storage.staged import StagedFile
+from catalogstore.txn.changeset import Changeset
 
 if TYPE_CHECKING:
     from catalogstore.settings import Settings
-    from catalogstore.workspace import Workspace
+    from catalogstore.txn.workspace import Workspace
 
 
 class Batch:
@@ -60,7 +61,7 @@ def transaction(settings: Settings | None = None) -> Iterator[Batch]:
     ...     for i in range(1000):
     ...         new_artifact(f"sample-{i}").new_file("data", content=b"...")
     """
-    from catalogstore.workspace import get_workspace
+    from catalogstore.txn.workspace import get_workspace
 
     workspace = get_workspace(settings)
     outer = current_batch(workspace)

@@ -1,4 +1,4 @@
-"""Searches of :mod:`catalogstore.query` as SQL on the catalog's tables.
+"""Searches of :mod:`catalogstore.catalog.query.language` as SQL on the catalog's tables.
 
 A filter's top-level ``AND`` terms become conditions on ``artifacts``; each
 metadata term can also name the set of artifact ids it matches, read from one
@@ -44,8 +44,7 @@ from sqlalchemy import (
 )
 
 from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
-from catalogstore.errors import QueryError
-from catalogstore.query import (
+from catalogstore.catalog.query.language import (
     TIME_FIELDS,
     BoolOp,
     Literal,
@@ -62,6 +61,7 @@ from catalogstore.query import (
     parse_ordering,
     parse_time,
 )
+from catalogstore.errors import QueryError
 
 A = ArtifactRow.__table__
 F = FileRow.__table__
@@ -452,7 +452,7 @@ class Search:
 def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | None = None,
                    namespaces: str | Iterable[str] = "*", order_by: str | None = None,
                    limit: int | None = None, after: str | None = None) -> Search:
-    """Parse and check a search; see :mod:`catalogstore.query` for the language.
+    """Parse and check a search; see :mod:`catalogstore.catalog.query.language` for the language.
 
     Raises
     ------

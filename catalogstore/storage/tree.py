@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +28,8 @@ from catalogstore.names import (
     validate_name,
 )
 from catalogstore.record import FileRecord, metadata_from_json
-from catalogstore.storage import CHECKSUM_ALGORITHM, FileStore, new_hasher
+from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, new_hasher
+from catalogstore.storage.filestore import FileStore
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -355,8 +356,3 @@ def parallel(store: FileStore, fn: Callable[[T], R], items: Sequence[T]) -> list
         return [fn(item) for item in items]
     with ThreadPoolExecutor(_REMOTE_WORKERS, thread_name_prefix="catalogstore-scan") as pool:
         return list(pool.map(fn, items))
-
-
-def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -26,7 +26,7 @@ from catalogstore.errors import InvalidNameError
 from catalogstore.names import STAGING_DIR, validate_file_name, validate_name
 
 if TYPE_CHECKING:
-    from catalogstore.changes import Changeset
+    from catalogstore.txn.changeset import Changeset
 
 # What FileStore.new_staging_path and new_staging_folder give: 32 random hex digits in
 # the staging area; a staged folder holds files named as the artifact's files, or so.

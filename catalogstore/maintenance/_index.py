@@ -13,28 +13,29 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import (
     ArtifactState,
     as_epoch,
     read_versions,
     refresh_file_times,
 )
-from catalogstore.changes import Changeset, StagedFile
 from catalogstore.names import artifact_dir
 from catalogstore.record import FileRecord
-from catalogstore.storage_tree import (
+from catalogstore.storage.staged import StagedFile
+from catalogstore.storage.tree import (
     Broken,
     Entry,
     Job,
     StoredArtifact,
     algorithm_of,
     checksum_of,
-    chunks,
     parallel,
     read_metadata,
     scan,
 )
-from catalogstore.workspace import Workspace
+from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.workspace import Workspace
 
 Refresh = tuple[int, str, str, datetime]
 """An unchanged file whose recorded time to refresh: (artifact id, name, checksum, time)."""

@@ -1,6 +1,5 @@
-"""``catalogstore query``: search the catalog with the filter language of :mod:`catalogstore.query`.
-
-Registered on :data:`catalogstore.cli.app` by importing this module (cli.py does).
+"""``catalogstore query``: search the catalog in the filter language of
+:mod:`catalogstore.catalog.query.language`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,8 @@ from typing import Annotated
 import typer
 
 from catalogstore.artifacts import query_artifacts
-from catalogstore.cli import _listing, _print_json, _print_listing, app
+from catalogstore.cli.app import app
+from catalogstore.cli.output import listing, print_json, print_listing
 from catalogstore.errors import QueryError
 
 
@@ -49,13 +49,13 @@ def query(
                                limit=limit, after=after)
     except QueryError as exc:
         raise QueryError(f"invalid query: {exc.summary}") from None
-    rows = _listing(list(page))
+    rows = listing(list(page))
     if as_json:
-        _print_json({"artifacts": rows, "next": page.next})
+        print_json({"artifacts": rows, "next": page.next})
         return
     scope = "any namespace" if not namespace else "namespace " + " or ".join(
         repr(n) for n in namespace)
-    _print_listing(rows, f"no artifacts in {scope} match {filter!r}" if filter
+    print_listing(rows, f"no artifacts in {scope} match {filter!r}" if filter
                    else f"no artifacts in {scope}")
     if page.next is not None:
         typer.echo(f"more: add --after {page.next}")

@@ -26,11 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from catalogstore._reindex import BATCH, ReindexReport, index_namespace
+from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
-from catalogstore.changes import Changeset
 from catalogstore.errors import InvalidNameError, StorageError
-from catalogstore.journal import JournalEntry
+from catalogstore.maintenance._index import BATCH, ReindexReport, index_namespace
 from catalogstore.names import (
     METADATA_FILENAME,
     STAGING_DIR,
@@ -40,7 +39,7 @@ from catalogstore.names import (
 )
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings, redact_url
-from catalogstore.storage_tree import (
+from catalogstore.storage.tree import (
     Broken,
     Entry,
     Job,
@@ -49,7 +48,6 @@ from catalogstore.storage_tree import (
     abort_upload,
     algorithm_of,
     checksum_of,
-    chunks,
     forget_cached,
     list_files_with_info,
     list_namespaces,
@@ -58,10 +56,9 @@ from catalogstore.storage_tree import (
     scan,
     unfinished_uploads,
 )
-from catalogstore.workspace import Workspace
-
-__all__ = ["DEFAULT_GRACE", "KINDS", "Difference", "GcReport", "ReindexReport",
-           "VerifyReport", "gc", "reindex", "verify"]
+from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.journal import JournalEntry
+from catalogstore.txn.workspace import Workspace
 
 DEFAULT_GRACE = 3600.0
 """Seconds a staged file is left alone: younger ones may belong to a writer that

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from catalogstore.demo import DEMO_NAMESPACE
+from catalogstore.demo.stages import DEMO_NAMESPACE
 
 EXECUTORS = ("local", "ray", "dask")
 KEY = "my_dataframe"

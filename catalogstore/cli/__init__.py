@@ -1,0 +1,23 @@
+"""The ``catalogstore`` command line: one module per command group.
+
+- :mod:`~catalogstore.cli.app`: the application and its one-line errors;
+  :mod:`~catalogstore.cli.output`: tables and JSON.
+- :mod:`~catalogstore.cli.db` (``db``), :mod:`~catalogstore.cli.memory` (``memory``),
+  :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``),
+  :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
+  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``).
+
+Each command module registers its commands on :data:`app` when imported.
+"""
+
+from __future__ import annotations
+
+from catalogstore.cli import artifacts, db, demo, maintenance, memory, query  # noqa: F401
+from catalogstore.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``catalogstore`` console script."""
+    app()
