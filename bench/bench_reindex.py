@@ -77,7 +77,7 @@ def walk(storage: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser(__doc__).parse_args(argv)
     from catalogstore.maintenance import reindex, verify
-    from catalogstore.maintenance._index import SETTLE
+    from catalogstore.maintenance._reindex import SETTLE
     from catalogstore.settings import load_settings
 
     count = 1000 if args.quick else 10_000

@@ -23,7 +23,7 @@ from catalogstore.artifacts import get_artifact, list_artifacts, new_artifact
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
 from catalogstore.errors import InvalidNameError, StorageError
-from catalogstore.maintenance import _index as _reindex
+from catalogstore.maintenance import _reindex
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.record import metadata_to_json
 from catalogstore.storage.checksum import checksum_bytes

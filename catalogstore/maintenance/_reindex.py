@@ -1,39 +1,40 @@
-"""The catalog side of ``reindex``: plan the changes of a namespace, commit them in batches.
+"""``reindex``: make the catalog match the storage tree, one batch of artifacts at a time.
 
-:func:`catalogstore.maintenance.reindex` lists the storage and calls
-:func:`index_namespace` for each namespace. Each batch of artifacts becomes one
-catalog transaction through :meth:`Catalog.commit` with ``journal=False``: the
-storage already holds what the rows describe, so no storage step follows.
+:func:`reindex` lists the storage and plans each namespace's changes. Each batch
+of artifacts becomes one catalog transaction through :meth:`Catalog.commit` with
+``journal=False``: the storage already holds what the rows describe, so no storage
+step follows.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import (
     ArtifactState,
     as_epoch,
+    read_namespace,
     read_versions,
     refresh_file_times,
 )
-from catalogstore.names import artifact_dir
-from catalogstore.record import FileRecord
-from catalogstore.storage.staged import StagedFile
-from catalogstore.storage.tree import (
-    Broken,
-    Entry,
-    Job,
-    StoredArtifact,
-    algorithm_of,
-    checksum_of,
-    parallel,
-    read_metadata,
-    scan,
+from catalogstore.errors import StorageError
+from catalogstore.maintenance._hashing import hash_files, read_metadatas
+from catalogstore.maintenance._reports import ReindexReport
+from catalogstore.maintenance._steps import (
+    own_workspace,
+    pending_journal,
+    refused_journal,
+    refused_names,
 )
+from catalogstore.names import artifact_dir, validate_name
+from catalogstore.record import FileRecord
+from catalogstore.settings import Settings, redact_url
+from catalogstore.storage.staged import StagedFile
+from catalogstore.storage.tree import Broken, Entry, StoredArtifact, list_namespaces, scan
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.workspace import Workspace
 
@@ -47,30 +48,77 @@ same timestamp (S3 keeps whole seconds, FAT two): reindex does not trust its
 modification time later, and hashes it again (git's "racily clean" files)."""
 
 
-@dataclass
-class ReindexReport:
-    """What :func:`~catalogstore.maintenance.reindex` did; artifacts are ``namespace/name``."""
+def reindex(namespace: str | None = None, *, settings: Settings | None = None,
+            batch_size: int = BATCH) -> ReindexReport:
+    """Build or update the catalog from the storage tree ``artifacts/{namespace}/{name}/``.
 
-    namespaces: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    broken: list[Broken] = field(default_factory=list)
-    """Entries of the tree that break the layout or the rules, skipped."""
-    skipped: list[Broken] = field(default_factory=list)
-    """Artifacts left as they are for now: a writer is busy with them (run again)."""
-    files_hashed: int = 0
-    bytes_hashed: int = 0
-    seconds: float = 0.0
+    Every artifact folder becomes a catalog entry with its files (size, and a
+    checksum computed by streaming the file, unless size and modification time
+    show the recorded one still holds) and the metadata of its ``.artifact.json``
+    (a missing one is ``{}``; non-string values are converted as
+    :func:`~catalogstore.record.metadata_from_json` does). Entries whose folder or
+    file is gone are removed. Storage is only read. Files found this way read
+    back as ``bytes`` (the tree does not say which were text).
 
-    @property
-    def changes(self) -> int:
-        """Artifacts added, changed or removed in the catalog."""
-        return len(self.added) + len(self.changed) + len(self.removed)
+    Broken entries never stop it: a ``.artifact.json`` that is unreadable or not a
+    flat JSON object (its artifact is left as the catalog has it), names that break
+    the naming rules, sub-folders inside an artifact are reported and skipped.
+    Running it again on an unchanged tree changes nothing.
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "changes": self.changes}
+    Parameters
+    ----------
+    namespace
+        Only this namespace; by default every namespace in storage or in the catalog.
+    settings
+        The configuration (default: the one in force).
+    batch_size
+        Artifacts per catalog transaction.
+
+    Returns
+    -------
+    ReindexReport
+        Added, changed and removed artifacts, the unchanged count, broken entries.
+
+    Raises
+    ------
+    StorageError
+        When the storage cannot be listed, or holds no ``artifacts/`` folder while
+        the catalog lists artifacts (a wrong storage URL would otherwise empty it).
+    """
+    started = time.perf_counter()
+    report = ReindexReport()
+    only = validate_name(namespace, "namespace") if namespace else None
+    with own_workspace(settings) as ws:
+        with ws.storage_errors("list the storage tree"):
+            in_storage, broken, exists = list_namespaces(ws.files)
+        in_catalog = dict(ws.catalog.list_namespaces())
+        for ns, why in refused_names(in_catalog, "namespace").items():
+            report.broken.append(Broken(f"{ns}/ (catalog)", why))
+            del in_catalog[ns]
+        report.broken += [Broken(f"{e.namespace}/{e.name} (journal)", e.problem or "")
+                          for e in refused_journal(ws, only)]
+        if not exists and in_catalog:
+            raise StorageError(
+                f"storage {redact_url(ws.settings.storage_url)} holds no artifacts/ folder, "
+                f"but the catalog lists {sum(in_catalog.values())} artifact(s): is "
+                "CATALOGSTORE_STORAGE_URL right? (reindex would remove them all)")
+        if only:
+            report.namespaces = [only]
+        else:
+            report.broken += broken
+            report.namespaces = sorted(set(in_storage) | set(in_catalog))
+        for ns in report.namespaces:
+            listed_at = time.time()
+            # The catalog is read before storage is listed: an artifact whose version
+            # is still this one when its batch commits had no commit the listing missed.
+            before = read_namespace(ws.catalog, ns)
+            for name, why in refused_names(before, "artifact name").items():
+                report.broken.append(Broken(f"{ns}/{name} (catalog)", why))
+                del before[name]
+            pending = pending_journal(ws, ns)
+            index_namespace(ws, ns, before, pending, listed_at, report, batch_size)
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def _trusted(entry: Entry, row: FileRecord | None) -> bool:
@@ -127,9 +175,8 @@ def _plan(ws: Workspace, ns: str, names: Sequence[str], before: dict[str, Artifa
     """The changesets that make the catalog match storage for ``names``, and the
     unchanged files whose recorded time to refresh, by artifact."""
     present = [n for n in names if n in stored]
-    metas = dict(zip(present, parallel(
-        ws.files, lambda n: read_metadata(ws.files, ns, n, stored[n]), present), strict=True))
-    jobs: dict[tuple[str, str], Job] = {}
+    metas = read_metadatas(ws, ns, stored, present)
+    wanted: dict[tuple[str, str], tuple[FileRecord | None, int]] = {}
     for name in present:
         if isinstance(metas[name], Broken):
             continue
@@ -137,10 +184,8 @@ def _plan(ws: Workspace, ns: str, names: Sequence[str], before: dict[str, Artifa
         for file, entry in stored[name].files.items():
             row = state.files.get(file) if state else None
             if not _trusted(entry, row):
-                jobs[(name, file)] = (f"{artifact_dir(ns, name)}/{file}", algorithm_of(row),
-                                     entry.size)
-    hashed = dict(zip(jobs, parallel(ws.files, lambda j: checksum_of(ws.files, j),
-                                     list(jobs.values())), strict=True))
+                wanted[(name, file)] = (row, entry.size)
+    hashed = hash_files(ws, ns, wanted)
     changesets: list[Changeset] = []
     refresh: dict[str, list[Refresh]] = {}
     for name in names:

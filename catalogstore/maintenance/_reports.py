@@ -1,0 +1,104 @@
+"""What ``reindex``, ``verify`` and ``gc`` report: the kinds of difference, and one report each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catalogstore.storage.tree import Broken
+
+KINDS = {
+    "missing-artifact": "in the catalog, no folder in storage",
+    "extra-artifact": "a folder in storage, not in the catalog (`catalogstore reindex` adds it)",
+    "missing-file": "in the catalog, not in storage",
+    "extra-file": "in storage, not in the catalog",
+    "size": "size differs",
+    "checksum": "content differs from the recorded checksum",
+    "metadata-missing": ".artifact.json is missing",
+    "metadata-unreadable": ".artifact.json is not a flat JSON object",
+    "metadata-differs": ".artifact.json differs from the catalog's metadata",
+    "unexpected": "an entry that breaks the layout or the naming rules",
+    "journal": "a committed change whose storage step is not done",
+    "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
+}
+"""Every kind of :class:`Difference`, with what it means."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One disagreement between catalog and storage."""
+
+    kind: str
+    """One of :data:`KINDS`."""
+    namespace: str | None
+    name: str | None
+    file: str | None
+    """A file of the artifact, or for ``orphan-staged`` the staged path."""
+    detail: str
+    repaired: bool = False
+
+    @property
+    def where(self) -> str:
+        return "/".join(p for p in (self.namespace, self.name, self.file) if p)
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found (and, with ``repair``, fixed)."""
+
+    differences: list[Difference] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    artifacts: int = 0
+    files: int = 0
+    bytes_hashed: int = 0
+    fast: bool = False
+    """Sizes only: checksums were not computed."""
+    staged_in_use: int = 0
+    """Staged files younger than the grace period: a writer may still commit them."""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when catalog and storage agree (every difference found was repaired)."""
+        return all(d.repaired for d in self.differences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass
+class GcReport:
+    """What :func:`gc` cleaned up."""
+
+    journal_entries: int = 0
+    """Journal entries rolled forward (or found done and forgotten)."""
+    removed: list[str] = field(default_factory=list)
+    """Orphaned staged files removed, relative to the storage root."""
+    bytes_removed: int = 0
+    staged_in_use: int = 0
+
+
+@dataclass
+class ReindexReport:
+    """What :func:`~catalogstore.maintenance.reindex` did; artifacts are ``namespace/name``."""
+
+    namespaces: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    broken: list[Broken] = field(default_factory=list)
+    """Entries of the tree that break the layout or the rules, skipped."""
+    skipped: list[Broken] = field(default_factory=list)
+    """Artifacts left as they are for now: a writer is busy with them (run again)."""
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changes(self) -> int:
+        """Artifacts added, changed or removed in the catalog."""
+        return len(self.added) + len(self.changed) + len(self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "changes": self.changes}
