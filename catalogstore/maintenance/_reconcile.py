@@ -20,7 +20,7 @@ before reporting it.
 from __future__ import annotations
 
 import contextlib
-import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,7 +28,7 @@ from typing import Any
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
-from catalogstore.errors import InvalidNameError, StorageError
+from catalogstore.errors import ForeignEntryError, InvalidNameError, StorageError
 from catalogstore.maintenance._index import BATCH, ReindexReport, index_namespace
 from catalogstore.names import (
     METADATA_FILENAME,
@@ -50,9 +50,11 @@ from catalogstore.storage.tree import (
     checksum_of,
     forget_cached,
     list_files_with_info,
+    list_folders,
     list_namespaces,
     parallel,
     read_metadata,
+    remove_empty_folder,
     scan,
     unfinished_uploads,
 )
@@ -66,6 +68,9 @@ has not committed yet (a transaction kept open longer than this after writing a
 file would lose that file to ``gc``)."""
 _RECHECK = 100  # suspicious artifacts confirmed under one lock
 _WHOLE_LISTING = 20  # above this, one listing of the namespace beats one per artifact
+# The names FileStore.new_staging_path gives (32 hex digits): gc removes only entries it
+# can prove it staged, at the top of the staging area or inside a staged folder.
+_STAGED = re.compile(r"[0-9a-f]{32}(/[^/]+)?")
 
 
 # -- reports ---------------------------------------------------------------------------
@@ -140,6 +145,9 @@ class GcReport:
     """Orphaned staged files removed, relative to the storage root."""
     bytes_removed: int = 0
     staged_in_use: int = 0
+    left: list[Broken] = field(default_factory=list)
+    """Entries of the staging area left alone: foreign entries (links, FIFOs, ...),
+    names catalogstore does not stage, journal entries that cannot be rolled forward."""
 
 
 @contextlib.contextmanager
@@ -209,10 +217,16 @@ def _left_to_do(ws: Workspace, entry: JournalEntry) -> str:
     return ", ".join(todo)
 
 
-def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]], int]:
-    """Staged files older than ``grace`` that no journal entry references, and the
-    number of younger unreferenced ones (writers may still commit those)."""
-    listed = list_files_with_info(ws.files, STAGING_DIR)
+def _staged_orphans(ws: Workspace, grace: float
+                    ) -> tuple[list[tuple[str, Entry]], int, list[Broken]]:
+    """Staged files older than ``grace`` that no journal entry references, the number of
+    younger unreferenced ones (writers may still commit those), and the entries left
+    alone: foreign ones and names catalogstore does not stage."""
+    listed, left = list_files_with_info(ws.files, STAGING_DIR, 2)
+    for rel in [rel for rel in listed if not _STAGED.fullmatch(rel)]:
+        del listed[rel]
+        left.append(Broken(f"{STAGING_DIR}/{rel}", "not a name catalogstore stages: left "
+                           "alone"))
     # The journal is read after the listing: a writer that commits in between is seen.
     referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
     now, orphans, in_use = time.time(), [], 0
@@ -224,23 +238,29 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
             in_use += 1
         else:
             orphans.append((path, entry))
-    return orphans, in_use
+    return orphans, in_use, left
 
 
 def _remove_empty_staged_folders(ws: Workspace) -> None:
     """Remove the empty folders of the local staging area that no journal entry names:
     a new artifact's staged folder once ``gc`` has removed the files a killed writer
     left in it. A writer that has just made one and meets it gone makes it again."""
-    if not ws.files.is_local:
-        return  # object stores have no empty folders
+    folders = list_folders(ws.files, STAGING_DIR)  # none on object stores
     referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
-    with contextlib.suppress(FileNotFoundError), \
-            os.scandir(ws.files.full_path(STAGING_DIR)) as entries:
-        for child in entries:
-            if child.is_dir(follow_symlinks=False) and \
-                    f"{STAGING_DIR}/{child.name}" not in referenced:
-                with contextlib.suppress(OSError):  # not empty: in use, or left for later
-                    os.rmdir(child.path)
+    for name in folders:
+        path = f"{STAGING_DIR}/{name}"
+        if _STAGED.fullmatch(name) and path not in referenced:
+            with contextlib.suppress(OSError):  # not empty: in use, or left for later
+                remove_empty_folder(ws.files, path)
+
+
+def _recover(ws: Workspace) -> tuple[int, Broken | None]:
+    """:meth:`Workspace.recover` (the entries handled); a foreign entry in its way stops
+    it and is reported, not raised."""
+    try:
+        return ws.recover(), None
+    except ForeignEntryError as exc:
+        return 0, Broken(exc.path, f"a committed change cannot be rolled forward: {exc}")
 
 
 def _orphan_uploads(ws: Workspace, grace: float) -> tuple[list[Upload], int]:
@@ -423,8 +443,13 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
         if repair:
             # Last, so that what it fixes was reported first; it also forgets the
             # entries found done, which a writer killed while applying one leaves.
-            ws.recover()
-        orphans, report.staged_in_use = _staged_orphans(ws, grace)
+            stuck = _recover(ws)[1]
+            if stuck is not None:
+                report.differences.append(Difference("journal", None, None, stuck.path,
+                                                     stuck.reason))
+        orphans, report.staged_in_use, left = _staged_orphans(ws, grace)
+        report.differences += [Difference("unexpected", None, None, b.path, b.reason)
+                               for b in left]
         now = time.time()
         for path, entry in orphans:
             if repair:
@@ -456,7 +481,12 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
         report.differences.append(Difference("unexpected", ns, name, None, why))
         del states[name]
     report.differences += _refused_files(ns, states)
-    stored, broken = scan(ws.files, ns)
+    try:
+        stored, broken = scan(ws.files, ns)
+    except ForeignEntryError as exc:
+        report.differences.append(Difference("unexpected", ns, None, None, f"{exc}; the "
+                                             "namespace is not compared"))
+        return
     report.differences += [_unexpected(b) for b in broken]
     # An artifact with a pending journal entry is reported as that entry: the other
     # differences it shows are the ones rolling the entry forward removes.
@@ -510,6 +540,8 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
         if found is None:
             add("missing-artifact", None, f"the catalog lists it with {len(state.files)} "  # type: ignore[union-attr]
                 "file(s); storage has no folder for it")
+            continue
+        if found.foreign:  # reported as unexpected by the scan; left as it is
             continue
         if state is None:
             add("extra-artifact", None, f"storage holds {len(found.files)} file(s) for it; "
@@ -621,8 +653,11 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
     _check_grace(grace)
     report = GcReport()
     with _workspace(settings) as ws, ws.storage_errors("collect garbage"):
-        report.journal_entries = ws.recover()
-        orphans, report.staged_in_use = _staged_orphans(ws, grace)
+        report.journal_entries, stuck = _recover(ws)
+        if stuck is not None:
+            report.left.append(stuck)
+        orphans, report.staged_in_use, left = _staged_orphans(ws, grace)
+        report.left += left
         for path, entry in orphans:
             ws.files.remove_quietly(path)
             report.removed.append(path)
