@@ -457,16 +457,18 @@ class FileStore:
 
     def read_bytes(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content of ``path``, as it was at one moment; more than ``limit``
-        bytes raise :class:`StorageError`, having read no more than that.
+        bytes raise :class:`StorageError` (on local disk, having read no more than that).
 
         On an object store this is one GET: a stream would check the object's
         ETag on every block and fail if a writer replaced it between two blocks.
+        It is not a ranged GET (S3 refuses a range of an empty object): callers
+        bound it by the listed size first, and an object replaced by a larger one
+        since it was listed is read whole, then refused.
         """
         if self.is_local:
             return local.read_file(self.root, path, limit)
         full = self.full_path(path)
-        end = None if limit is None else limit + 1
-        data: bytes = self._retried(f"read {path}", lambda: self.fs.cat_file(full, end=end))
+        data: bytes = self._retried(f"read {path}", lambda: self.fs.cat_file(full))
         if limit is not None and len(data) > limit:
             raise StorageError(f"{path} holds more than {limit} bytes, the most catalogstore "
                                "reads of it; it was not read")
