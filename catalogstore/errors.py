@@ -89,6 +89,26 @@ class StorageError(CatalogStoreError, OSError):
     """The storage (fsspec filesystem) failed or could not be reached."""
 
 
+class ForeignEntryError(StorageError):
+    """An entry inside the storage root that catalogstore never makes there: a symbolic
+    link, a FIFO, a socket or a device (or one on the way to a path).
+
+    It is never followed, read, written or removed; the message names it and what it is.
+    """
+
+    def __init__(self, path: str, kind: str) -> None:
+        self.path = path
+        """Path relative to the storage root."""
+        self.kind = kind
+        """What it is: ``symbolic link``, ``FIFO``, ``socket``, ``character device``, ..."""
+        super().__init__(f"{path} is a {kind}, not a file or folder catalogstore wrote: "
+                         "it is never followed, read or removed; remove it by hand (or "
+                         "put back what belongs there)")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.kind))
+
+
 class UnappliedCommitError(StorageError):
     """A change was committed to the catalog, but the storage failed before it matched.
 

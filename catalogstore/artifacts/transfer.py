@@ -11,6 +11,8 @@ Progress is reported through an fsspec :class:`~fsspec.callbacks.Callback`
 (``set_size`` with the total number of bytes, then ``relative_update`` per
 chunk). Without one, a rich progress bar is drawn on stderr when stderr is a
 terminal and the transfer is large, and nothing otherwise.
+
+The local side (listing, opening, renaming) is :mod:`catalogstore.storage.local_files`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -26,8 +27,9 @@ from typing import IO, TYPE_CHECKING, Any
 from fsspec.callbacks import Callback, NoOpCallback
 
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
-from catalogstore.errors import InvalidNameError, LocalPathError
+from catalogstore.errors import InvalidNameError
 from catalogstore.names import validate_file_name
+from catalogstore.storage import local_files
 from catalogstore.storage.checksum import checksum_mismatch, new_hasher
 
 if TYPE_CHECKING:
@@ -95,19 +97,6 @@ def _progress(callback: Callback | None, description: str) -> Iterator[Callback]
         yield default
 
 
-def _local_error(path: Path, doing: str, exc: OSError) -> LocalPathError:
-    return LocalPathError(f"cannot {doing} {str(path)!r}: {exc.strerror or exc}")
-
-
-@contextlib.contextmanager
-def _local_errors(path: Path, doing: str) -> Iterator[None]:
-    """Translate failures of the local filesystem into :class:`LocalPathError`."""
-    try:
-        yield
-    except OSError as exc:
-        raise _local_error(path, doing, exc) from exc
-
-
 def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
           local_src: Path | None = None, local_dst: Path | None = None,
           hasher: Any = None) -> None:
@@ -118,7 +107,7 @@ def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
         except OSError as exc:
             if local_src is None:
                 raise
-            raise _local_error(local_src, "read", exc) from exc
+            raise local_files.local_error(local_src, "read", exc) from exc
         if not chunk:
             return
         if hasher is not None:
@@ -128,7 +117,7 @@ def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
         except OSError as exc:
             if local_dst is None:
                 raise
-            raise _local_error(local_dst, "write", exc) from exc
+            raise local_files.local_error(local_dst, "write", exc) from exc
         callback.relative_update(len(chunk))
 
 
@@ -137,20 +126,8 @@ def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
 
 def _folder_entries(folder: Path) -> list[tuple[Path, str, int]]:
     """(path, file name, size) of the files directly in ``folder``, all checked first."""
-    entries = []
-    with _local_errors(folder, "list"):
-        listing = sorted(os.scandir(folder), key=lambda e: e.name)
-        for entry in listing:
-            if entry.is_dir():
-                raise InvalidNameError(
-                    f"cannot upload folder {str(folder)!r}: it has a sub-folder {entry.name!r}, "
-                    "and artifact files are flat; upload its files separately")
-            if not entry.is_file():
-                raise InvalidNameError(
-                    f"cannot upload {entry.path!r}: not a regular file")
-            entries.append((Path(entry.path), _checked_name(entry.name, entry.path),
-                            entry.stat().st_size))
-    return entries
+    return [(path, _checked_name(path.name, str(path)), size)
+            for path, size in local_files.folder_files(folder)]
 
 
 def _checked_name(name: str, source: str, hint: str = "") -> str:
@@ -162,9 +139,7 @@ def _checked_name(name: str, source: str, hint: str = "") -> str:
 
 def _upload_file(artifact: Artifact, path: Path, name: str, callback: Callback) -> ArtifactFile:
     file = ArtifactFile(artifact, name)
-    with _local_errors(path, "read"):
-        src = open(path, "rb")  # noqa: SIM115 (closed by the with below)
-    with src, file.open("wb") as dst:
+    with local_files.open_source(path) as src, file.open("wb") as dst:
         _copy(src, dst, callback, local_src=path)
     return file
 
@@ -176,10 +151,8 @@ def upload(artifact: Artifact, path: str | os.PathLike[str], name: str | None = 
     See :meth:`Artifact.upload <catalogstore.artifacts.Artifact.upload>`.
     """
     source = Path(path)
-    with _local_errors(source, "read"):
-        is_dir = source.is_dir()
-        size = None if is_dir else source.stat().st_size
-    if not is_dir:
+    size = local_files.source_size(source)
+    if size is not None:
         target = _checked_name(name if name is not None else source.name, str(source),
                                "" if name is not None else "; upload it under another name")
         with _progress(callback, f"upload {target}") as cb:
@@ -202,21 +175,11 @@ def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
                    callback: Callback) -> Path:
     algorithm, _, expected = record.checksum.partition(":")
     hasher = new_hasher(algorithm)
-    # A hidden, unique name beside the destination: the rename is atomic on one filesystem.
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    with _local_errors(dest, "write"):
-        dst = open(tmp, "wb")  # noqa: SIM115 (closed by the with below)
-    try:
-        with dst, file.open("rb") as src:
+    with local_files.replacing(dest) as dst:
+        with file.open("rb") as src:
             _copy(src, dst, callback, local_dst=dest, hasher=hasher)
         if hasher.hexdigest() != expected:
             raise checksum_mismatch(file.uri, record.checksum)
-        with _local_errors(dest, "write"):
-            os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
     return dest
 
 
@@ -227,7 +190,7 @@ def download_file(file: ArtifactFile, dest: str | os.PathLike[str], *,
     See :meth:`ArtifactFile.download <catalogstore.artifacts.ArtifactFile.download>`.
     """
     target = Path(dest)
-    if target.is_dir():
+    if local_files.is_folder(target):
         target = target / file.name
     record = file.info
     with _progress(callback, f"download {file.name}") as cb:
@@ -242,8 +205,7 @@ def download(artifact: Artifact, dest: str | os.PathLike[str], *,
     See :meth:`Artifact.download <catalogstore.artifacts.Artifact.download>`.
     """
     folder = Path(dest)
-    with _local_errors(folder, "create folder"):
-        folder.mkdir(parents=True, exist_ok=True)
+    local_files.make_folder(folder)
     # One catalog read for every file's size and checksum (pending writes included).
     records = sorted(artifact._file_records().items())
     with _progress(callback, f"download {artifact.name}") as cb:

@@ -131,6 +131,8 @@ def gc(grace: _Grace = maintenance.DEFAULT_GRACE) -> None:
     """
     report = maintenance.gc(grace)
     typer.echo(f"journal: {report.journal_entries} committed change(s) rolled forward")
+    for left in report.left:
+        typer.echo(f"left     {left.path}: {left.reason}")
     typer.echo(f"staging: {len(report.removed)} orphaned file(s) removed, "
                f"{human_size(report.bytes_removed)}; {report.staged_in_use} younger than "
                f"{grace:g} s left alone")

@@ -9,19 +9,23 @@ folder left empty once its files are gone.
 from __future__ import annotations
 
 import contextlib
-import os
+import re
 import time
 from dataclasses import dataclass
 
+from catalogstore.errors import ForeignEntryError
 from catalogstore.maintenance._reports import GcReport
 from catalogstore.maintenance._steps import check_grace, duration, own_workspace
 from catalogstore.names import STAGING_DIR
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import (
+    Broken,
     Entry,
     Upload,
     abort_upload,
     list_files_with_info,
+    list_folders,
+    remove_empty_folder,
     unfinished_uploads,
 )
 from catalogstore.txn.workspace import Workspace
@@ -30,12 +34,21 @@ DEFAULT_GRACE = 3600.0
 """Seconds a staged file is left alone: younger ones may belong to a writer that
 has not committed yet (a transaction kept open longer than this after writing a
 file would lose that file to ``gc``)."""
+# The names FileStore.new_staging_path gives (32 hex digits): gc removes only entries it
+# can prove it staged, at the top of the staging area or inside a staged folder.
+_STAGED = re.compile(r"[0-9a-f]{32}(/[^/]+)?")
 
 
-def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]], int]:
-    """Staged files older than ``grace`` that no journal entry references, and the
-    number of younger unreferenced ones (writers may still commit those)."""
-    listed = list_files_with_info(ws.files, STAGING_DIR)
+def _staged_orphans(ws: Workspace, grace: float
+                    ) -> tuple[list[tuple[str, Entry]], int, list[Broken]]:
+    """Staged files older than ``grace`` that no journal entry references, the number of
+    younger unreferenced ones (writers may still commit those), and the entries left
+    alone: foreign ones and names catalogstore does not stage."""
+    listed, left = list_files_with_info(ws.files, STAGING_DIR, 2)
+    for rel in [rel for rel in listed if not _STAGED.fullmatch(rel)]:
+        del listed[rel]
+        left.append(Broken(f"{STAGING_DIR}/{rel}", "not a name catalogstore stages: left "
+                           "alone"))
     # The journal is read after the listing: a writer that commits in between is seen.
     referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
     now, orphans, in_use = time.time(), [], 0
@@ -47,23 +60,29 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
             in_use += 1
         else:
             orphans.append((path, entry))
-    return orphans, in_use
+    return orphans, in_use, left
 
 
 def _remove_empty_staged_folders(ws: Workspace) -> None:
     """Remove the empty folders of the local staging area that no journal entry names:
     a new artifact's staged folder once ``gc`` has removed the files a killed writer
     left in it. A writer that has just made one and meets it gone makes it again."""
-    if not ws.files.is_local:
-        return  # object stores have no empty folders
+    folders = list_folders(ws.files, STAGING_DIR)  # none on object stores
     referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
-    with contextlib.suppress(FileNotFoundError), \
-            os.scandir(ws.files.full_path(STAGING_DIR)) as entries:
-        for child in entries:
-            if child.is_dir(follow_symlinks=False) and \
-                    f"{STAGING_DIR}/{child.name}" not in referenced:
-                with contextlib.suppress(OSError):  # not empty: in use, or left for later
-                    os.rmdir(child.path)
+    for name in folders:
+        path = f"{STAGING_DIR}/{name}"
+        if _STAGED.fullmatch(name) and path not in referenced:
+            with contextlib.suppress(OSError):  # not empty: in use, or left for later
+                remove_empty_folder(ws.files, path)
+
+
+def recover(ws: Workspace) -> tuple[int, Broken | None]:
+    """:meth:`Workspace.recover` (the entries handled); a foreign entry in its way stops
+    it and is reported, not raised."""
+    try:
+        return ws.recover(), None
+    except ForeignEntryError as exc:
+        return 0, Broken(exc.path, f"a committed change cannot be rolled forward: {exc}")
 
 
 def _orphan_uploads(ws: Workspace, grace: float) -> tuple[list[Upload], int]:
@@ -95,11 +114,13 @@ class Orphan:
         return f"{self.size} bytes written {duration(self.age)} ago; no commit references it"
 
 
-def collect_orphans(ws: Workspace, grace: float, *, remove: bool) -> tuple[list[Orphan], int]:
+def collect_orphans(ws: Workspace, grace: float, *, remove: bool
+                    ) -> tuple[list[Orphan], int, list[Broken]]:
     """The orphans older than ``grace`` (removed, or their uploads aborted, when
-    ``remove``; then the staged folders left empty go too), and the number of
-    unreferenced staged entries younger than ``grace``: a writer may still commit them."""
-    staged, in_use = _staged_orphans(ws, grace)
+    ``remove``; then the staged folders left empty go too), the number of unreferenced
+    staged entries younger than ``grace`` (a writer may still commit them), and the
+    entries of the staging area left alone (foreign, or not of the staged shape)."""
+    staged, in_use, left = _staged_orphans(ws, grace)
     uploads, uploading = _orphan_uploads(ws, grace)
     now = time.time()
     found = []
@@ -113,7 +134,7 @@ def collect_orphans(ws: Workspace, grace: float, *, remove: bool) -> tuple[list[
         if remove:
             abort_upload(ws.files, upload)
         found.append(Orphan(upload.path, upload.size, now - (upload.started or now), True))
-    return found, in_use + uploading
+    return found, in_use + uploading, left
 
 
 def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcReport:
@@ -140,8 +161,11 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
     check_grace(grace)
     report = GcReport()
     with own_workspace(settings) as ws, ws.storage_errors("collect garbage"):
-        report.journal_entries = ws.recover()
-        orphans, report.staged_in_use = collect_orphans(ws, grace, remove=True)
+        report.journal_entries, stuck = recover(ws)
+        if stuck is not None:
+            report.left.append(stuck)
+        orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=True)
+        report.left += left
         report.removed = [orphan.path for orphan in orphans]
         report.bytes_removed = sum(orphan.size for orphan in orphans)
     return report

@@ -21,7 +21,7 @@ from catalogstore.catalog.snapshot import (
     read_versions,
     refresh_file_times,
 )
-from catalogstore.errors import StorageError
+from catalogstore.errors import ForeignEntryError, StorageError
 from catalogstore.maintenance._hashing import hash_files, read_metadatas
 from catalogstore.maintenance._reports import ReindexReport
 from catalogstore.maintenance._steps import (
@@ -154,8 +154,12 @@ def index_namespace(ws: Workspace, ns: str, before: dict[str, ArtifactState],
     ``before`` is the catalog as read before the listing that this call makes, and
     ``pending`` the artifacts with journal entries not applied yet (skipped).
     """
-    with ws.storage_errors(f"list namespace {ns!r}"):
-        stored, broken = scan(ws.files, ns)
+    try:
+        with ws.storage_errors(f"list namespace {ns!r}"):
+            stored, broken = scan(ws.files, ns)
+    except ForeignEntryError as exc:
+        report.broken.append(Broken(exc.path, f"{exc}; the namespace is skipped"))
+        return
     report.broken += broken
     for group in chunks(sorted(set(before) | set(stored)), batch_size):
         busy = [n for n in group if (ns, n) in pending]

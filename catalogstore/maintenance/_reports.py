@@ -76,6 +76,9 @@ class GcReport:
     """Orphaned staged files removed, relative to the storage root."""
     bytes_removed: int = 0
     staged_in_use: int = 0
+    left: list[Broken] = field(default_factory=list)
+    """Entries of the staging area left alone: foreign entries (links, FIFOs, ...),
+    names catalogstore does not stage, journal entries that cannot be rolled forward."""
 
 
 @dataclass

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
-from catalogstore.maintenance._gc import DEFAULT_GRACE, collect_orphans
+from catalogstore.errors import ForeignEntryError
+from catalogstore.maintenance._gc import DEFAULT_GRACE, collect_orphans, recover
 from catalogstore.maintenance._hashing import hash_files, read_metadatas
 from catalogstore.maintenance._reports import Difference, VerifyReport
 from catalogstore.maintenance._steps import (
@@ -92,8 +93,13 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
         if repair:
             # Last, so that what it fixes was reported first; it also forgets the
             # entries found done, which a writer killed while applying one leaves.
-            ws.recover()
-        orphans, report.staged_in_use = collect_orphans(ws, grace, remove=repair)
+            stuck = recover(ws)[1]
+            if stuck is not None:
+                report.differences.append(Difference("journal", None, None, stuck.path,
+                                                     stuck.reason))
+        orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=repair)
+        report.differences += [Difference("unexpected", None, None, b.path, b.reason)
+                               for b in left]
         report.differences += [Difference("orphan-staged", None, None, orphan.path,
                                           orphan.describe(), repair) for orphan in orphans]
     report.seconds = time.perf_counter() - started
@@ -107,7 +113,12 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
         report.differences.append(Difference("unexpected", ns, name, None, why))
         del states[name]
     report.differences += refused_files(ns, states)
-    stored, broken = scan(ws.files, ns)
+    try:
+        stored, broken = scan(ws.files, ns)
+    except ForeignEntryError as exc:
+        report.differences.append(Difference("unexpected", ns, None, None, f"{exc}; the "
+                                             "namespace is not compared"))
+        return
     report.differences += [unexpected(b) for b in broken]
     # An artifact with a pending journal entry is reported as that entry: the other
     # differences it shows are the ones rolling the entry forward removes.
@@ -158,6 +169,8 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
         if found is None:
             add("missing-artifact", None, f"the catalog lists it with {len(state.files)} "  # type: ignore[union-attr]
                 "file(s); storage has no folder for it")
+            continue
+        if found.foreign:  # reported as unexpected by the scan; left as it is
             continue
         if state is None:
             add("extra-artifact", None, f"storage holds {len(found.files)} file(s) for it; "

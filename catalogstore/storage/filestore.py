@@ -4,7 +4,11 @@ Every path given to :class:`FileStore` is relative to the root. New content is
 first written to the staging area (outside ``artifacts/``, so neither Flowdapt
 nor a listing sees it), hashed while it streams, and moved into the artifact
 folder only after the catalog committed it. On local disk the move is an atomic
-``os.replace``; on object stores a single PUT or copy is atomic per object.
+rename; on object stores a single PUT or copy is atomic per object.
+
+On local disk every call goes through :mod:`catalogstore.storage.local`, which never
+follows a symbolic link nor opens a FIFO, socket or device inside the root: those
+raise :class:`~catalogstore.errors.ForeignEntryError` naming them.
 
 Faults: every failure of the filesystem (an ``OSError``, botocore's and aiohttp's
 errors, ...) reaches callers as :class:`~catalogstore.errors.StorageError` naming
@@ -23,6 +27,7 @@ import errno
 import io
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -40,6 +45,7 @@ from catalogstore.errors import (
 )
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
+from catalogstore.storage import local
 from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, checksum_bytes, new_hasher
 from catalogstore.storage.staged import StagedFile
 
@@ -431,14 +437,9 @@ class FileStore:
 
     def open_raw(self, path: str, mode: str, *, retried: bool = True) -> IO[bytes]:
         """Open ``path`` in a binary mode, making parent folders when writing."""
-        full = self.full_path(path)
         if self.is_local:
-            if "w" in mode:
-                try:
-                    return open(full, mode)
-                except FileNotFoundError:
-                    os.makedirs(os.path.dirname(full), exist_ok=True)
-            return open(full, mode)
+            return local.open_file(self.root, path, mode)
+        full = self.full_path(path)
         # fsspec's default object-store blocks (50 MiB on S3) would dominate memory.
         def open_() -> IO[bytes]:
             return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
@@ -454,17 +455,24 @@ class FileStore:
             return file
         return _GuardedReader(self, file, doing)
 
-    def read_bytes(self, path: str) -> bytes:
-        """The whole content of ``path``, as it was at one moment.
+    def read_bytes(self, path: str, *, limit: int | None = None) -> bytes:
+        """The whole content of ``path``, as it was at one moment; more than ``limit``
+        bytes raise :class:`StorageError` (on local disk, having read no more than that).
 
         On an object store this is one GET: a stream would check the object's
         ETag on every block and fail if a writer replaced it between two blocks.
+        It is not a ranged GET (S3 refuses a range of an empty object): callers
+        bound it by the listed size first, and an object replaced by a larger one
+        since it was listed is read whole, then refused.
         """
-        if not self.is_local:
-            full = self.full_path(path)
-            return self._retried(f"read {path}", lambda: self.fs.cat_file(full))
-        with self.open_raw(path, "rb") as f:
-            return f.read()
+        if self.is_local:
+            return local.read_file(self.root, path, limit)
+        full = self.full_path(path)
+        data: bytes = self._retried(f"read {path}", lambda: self.fs.cat_file(full))
+        if limit is not None and len(data) > limit:
+            raise StorageError(f"{path} holds more than {limit} bytes, the most catalogstore "
+                               "reads of it; it was not read")
+        return data
 
     def move(self, src: str, dst: str) -> None:
         """Move ``src`` over ``dst`` (atomic on local disk).
@@ -473,14 +481,7 @@ class FileStore:
         retry, the attempt that failed (its answer lost) has moved it.
         """
         if self.is_local:
-            full_dst = self.full_path(dst)
-            try:
-                os.replace(self.full_path(src), full_dst)
-            except FileNotFoundError:
-                if not os.path.exists(self.full_path(src)):
-                    raise
-                os.makedirs(os.path.dirname(full_dst), exist_ok=True)
-                os.replace(self.full_path(src), full_dst)
+            local.rename(self.root, src, dst)
             return
         tries = 0
 
@@ -499,15 +500,12 @@ class FileStore:
         a helper thread (a second link to it, in the staging area, keeps its blocks
         until then; ``gc`` removes that link if the process dies first)."""
         if self.is_local:
-            full_dst = self.full_path(dst)
-            try:
-                large = os.stat(full_dst).st_size >= _FREE_LATER_MIN
-            except FileNotFoundError:
-                large = False
-            if large:
+            found = local.lstat(self.root, dst)
+            if found is not None and stat.S_ISREG(found.st_mode) and \
+                    found.st_size >= _FREE_LATER_MIN:
                 old = self.new_staging_path()
                 try:
-                    os.link(full_dst, self.full_path(old))
+                    local.hard_link(self.root, dst, old)
                 except OSError:  # no hard links here (another device, FAT, some FUSE)
                     self.move(src, dst)
                     return
@@ -521,12 +519,8 @@ class FileStore:
     def place_folder(self, staged: str, path: str) -> bool:
         """Rename the local folder ``staged`` to ``path``, with everything in it, in one
         step; False (and nothing done) when ``path`` is a folder that is not empty."""
-        full = self.full_path(path)
         try:
-            os.rename(self.full_path(staged), full)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            os.rename(self.full_path(staged), full)
+            local.rename(self.root, staged, path)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
@@ -535,15 +529,14 @@ class FileStore:
 
     def exists(self, path: str) -> bool:
         if self.is_local:
-            return os.path.exists(self.full_path(path))
+            return local.lstat(self.root, path) is not None
         full = self.full_path(path)
         return self._retried(f"look for {path}", lambda: bool(self.fs.exists(full)))
 
     def remove_quietly(self, path: str) -> None:
         """Remove ``path`` if it exists."""
         if self.is_local:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.full_path(path))
+            local.remove_file(self.root, path)
             return
 
         def remove() -> None:
@@ -553,6 +546,10 @@ class FileStore:
 
     def remove_tree(self, path: str) -> None:
         """Remove a folder and everything below it, if it exists."""
+        if self.is_local:
+            local.remove_tree(self.root, path)
+            return
+
         def remove() -> None:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm(self.full_path(path), recursive=True)
@@ -560,13 +557,7 @@ class FileStore:
 
     def makedirs(self, path: str) -> None:
         if self.is_local:
-            full = self.full_path(path)
-            try:
-                os.mkdir(full)  # the parent usually exists: one system call
-            except FileNotFoundError:
-                os.makedirs(full, exist_ok=True)
-            except FileExistsError:
-                pass
+            os.close(local.open_folder(self.root, path, create=True))
 
     # -- staging -------------------------------------------------------------
 
@@ -594,23 +585,7 @@ class FileStore:
         what was written (if it can).
         """
         path = path or self.new_staging_path()
-        full = self.full_path(path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            fd = os.open(full, flags, 0o666)
-        except FileNotFoundError:  # the first file staged here
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            fd = os.open(full, flags, 0o666)
-        try:
-            try:
-                view = memoryview(data).cast("B")
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-        except BaseException:
-            self.discard_quietly(path)
-            raise
+        local.write_new(self.root, path, data)
         return path
 
     def stage(self, encoding: str | None, on_close: Callable[[StagedFile], None],

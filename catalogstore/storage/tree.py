@@ -6,20 +6,26 @@ every file with its size and modification time in one call on local disk and in
 a few paginated requests on S3, where a call per artifact would cost a round
 trip each. Entries that break the layout or the naming rules are collected as
 :class:`Broken`, never raised: one bad folder must not hide the rest.
+
+On local disk the listing never follows a link (:mod:`catalogstore.storage.local`):
+a symbolic link, FIFO, socket or device is a *foreign entry*, reported as one with
+what it is, and an artifact folder that is or holds one is marked
+(:attr:`StoredArtifact.foreign`) so that ``reindex`` and ``verify`` leave it as the
+catalog has it. Listings go only as deep as the layout does, and ``.artifact.json``
+is read only up to :data:`METADATA_MAX_BYTES`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from catalogstore.errors import InvalidMetadataError, InvalidNameError
+from catalogstore.errors import ForeignEntryError, InvalidMetadataError, InvalidNameError
 from catalogstore.names import (
     ARTIFACTS_DIR,
     METADATA_FILENAME,
@@ -28,6 +34,7 @@ from catalogstore.names import (
     validate_name,
 )
 from catalogstore.record import FileRecord, metadata_from_json
+from catalogstore.storage import local
 from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, new_hasher
 from catalogstore.storage.filestore import FileStore
 
@@ -39,6 +46,9 @@ _WHOLE_READ = 8 << 20  # remote files up to this size are hashed from one GET
 # Requests in flight when reading or hashing many files on an object store,
 # which answers each in milliseconds.
 _REMOTE_WORKERS = 16
+METADATA_MAX_BYTES = 16 << 20
+"""The largest ``.artifact.json`` that ``reindex`` and ``verify`` read (16 MiB); a larger
+one is reported as unreadable, and not read."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,9 @@ class StoredArtifact:
 
     files: dict[str, Entry] = field(default_factory=dict)
     metadata: Entry | None = None
+    foreign: bool = False
+    """The folder is, or holds, a foreign entry (reported as a :class:`Broken`): the
+    artifact is left as the catalog has it."""
 
 
 @dataclass(frozen=True)
@@ -93,34 +106,14 @@ def forget_cached(store: FileStore, path: str) -> None:
             cache.pop(key, None)
 
 
-def _local_listing(full: str) -> dict[str, dict[str, Any]]:
-    # What fs.find(detail=True) gives, at a third of its cost: fsspec's local find
-    # makes several calls per entry on top of the stat.
-    found: dict[str, dict[str, Any]] = {}
-
-    def visit(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                if entry.is_dir():
-                    found[rel] = {"type": "directory"}
-                    visit(entry.path, rel + "/")
-                else:
-                    stat = entry.stat()
-                    found[rel] = {"type": "file", "size": stat.st_size, "mtime": stat.st_mtime}
-
-    try:
-        visit(full, "")
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    return found
-
-
-def _listing(store: FileStore, path: str) -> dict[str, dict[str, Any]]:
-    """Everything below ``path`` (relative to the root) by relative path, folders included."""
-    full = store.full_path(path)
+def _listing(store: FileStore, path: str, depth: int) -> dict[str, dict[str, Any]]:
+    """Everything below ``path`` (relative to the root) by relative path, folders included
+    (on local disk ``depth`` levels down, foreign entries as ``{"type": "other"}``; a
+    foreign entry at ``path`` or on the way raises :class:`ForeignEntryError`)."""
     if store.is_local:
-        return _local_listing(full)
+        # A third of what fs.find(detail=True) costs, which makes several calls per entry.
+        return local.listing(store.root, path, depth)
+    full = store.full_path(path)
     forget_cached(store, path)
     try:
         found = store.fs.find(full, withdirs=True, detail=True)
@@ -133,16 +126,25 @@ def _listing(store: FileStore, path: str) -> dict[str, dict[str, Any]]:
 
 def list_namespaces(store: FileStore) -> tuple[list[str], list[Broken], bool]:
     """Namespace folders under ``artifacts/``, what else is there, and whether it exists."""
-    full = store.full_path(ARTIFACTS_DIR)
-    forget_cached(store, ARTIFACTS_DIR)
-    try:
-        entries = store.fs.ls(full, detail=True)
-    except FileNotFoundError:
-        return [], [], False
+    if store.is_local:
+        if local.lstat(store.root, ARTIFACTS_DIR) is None:
+            return [], [], False
+        entries = [{**info, "name": name}
+                   for name, info in local.listing(store.root, ARTIFACTS_DIR, 1).items()]
+    else:
+        forget_cached(store, ARTIFACTS_DIR)
+        try:
+            entries = store.fs.ls(store.full_path(ARTIFACTS_DIR), detail=True)
+        except FileNotFoundError:
+            return [], [], False
     namespaces, broken = [], []
     for info in entries:
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
         where = f"{ARTIFACTS_DIR}/{name}"
+        if info.get("type") == "other":  # scanned as a namespace, which reports it
+            with contextlib.suppress(InvalidNameError):
+                namespaces.append(validate_name(name, "namespace"))
+                continue
         if info.get("type") != "directory":
             broken.append(Broken(where, "a file where namespace folders belong"))
             continue
@@ -155,12 +157,24 @@ def list_namespaces(store: FileStore) -> tuple[list[str], list[Broken], bool]:
 
 def scan(store: FileStore, namespace: str, name: str | None = None
          ) -> tuple[dict[str, StoredArtifact], list[Broken]]:
-    """The artifact folders of ``namespace`` (only ``name`` when given), by name."""
+    """The artifact folders of ``namespace`` (only ``name`` when given), by name.
+
+    Raises :class:`ForeignEntryError` when the namespace folder is a foreign entry
+    (or one is on the way to it): nothing of the namespace can be listed.
+    """
     base = artifact_dir(namespace, name) if name else f"{ARTIFACTS_DIR}/{namespace}"
     artifacts: dict[str, StoredArtifact] = {}
     broken: list[Broken] = []
     bad: set[str] = set()  # artifact folders or sub-folders reported already
-    listing = _listing(store, base)
+    try:
+        # Only as deep as the layout goes: deeper folders are reported, not walked.
+        listing = _listing(store, base, 1 if name else 2)
+    except ForeignEntryError as exc:
+        if not name or exc.path != base:
+            raise
+        artifacts[name] = StoredArtifact(foreign=True)
+        return artifacts, [Broken(base, f"a {exc.kind} where an artifact folder belongs: "
+                                  "never followed; the artifact is left as the catalog has it")]
     if name and (listing or store.exists(base)):  # an empty folder is an artifact too
         artifacts[name] = StoredArtifact()
     for rel, info in sorted(listing.items()):
@@ -168,6 +182,13 @@ def scan(store: FileStore, namespace: str, name: str | None = None
         is_dir = info.get("type") == "directory"
         where = f"{ARTIFACTS_DIR}/{namespace}/{'/'.join(parts[:2])}"
         if parts[0] in bad:
+            continue
+        if info.get("type") == "other":
+            artifacts.setdefault(parts[0], StoredArtifact()).foreign = True
+            place = "an artifact folder" if len(parts) == 1 else "a file"
+            broken.append(Broken(where, f"a {info['kind']} where {place} belongs: never "
+                                 "followed nor read; the artifact is left as the catalog "
+                                 "has it"))
             continue
         if len(parts) == 1:
             if not is_dir:
@@ -202,10 +223,39 @@ def scan(store: FileStore, namespace: str, name: str | None = None
     return artifacts, broken
 
 
-def list_files_with_info(store: FileStore, path: str) -> dict[str, Entry]:
-    """Every file below ``path`` (relative to the root) with its size and mtime."""
-    return {rel: Entry(int(info.get("size") or 0), _mtime(info))
-            for rel, info in _listing(store, path).items() if info.get("type") != "directory"}
+def list_files_with_info(store: FileStore, path: str, depth: int
+                         ) -> tuple[dict[str, Entry], list[Broken]]:
+    """Every file below ``path`` (relative to the root, ``depth`` levels down on local
+    disk) with its size and mtime, and the foreign entries there (``path`` itself
+    included), never followed."""
+    try:
+        listing = _listing(store, path, depth)
+    except ForeignEntryError as exc:
+        return {}, [Broken(exc.path, f"a {exc.kind}: never followed, left alone")]
+    files, foreign = {}, []
+    for rel, info in listing.items():
+        if info.get("type") == "other":
+            foreign.append(Broken(f"{path}/{rel}", f"a {info['kind']}: never followed, "
+                                  "left alone"))
+        elif info.get("type") != "directory":
+            files[rel] = Entry(int(info.get("size") or 0), _mtime(info))
+    return files, foreign
+
+
+def list_folders(store: FileStore, path: str) -> list[str]:
+    """The real folders directly in the local folder ``path`` (object stores have none)."""
+    if not store.is_local:
+        return []
+    try:
+        listing = local.listing(store.root, path, 1)
+    except ForeignEntryError:
+        return []  # list_files_with_info reports it
+    return sorted(name for name, info in listing.items() if info["type"] == "directory")
+
+
+def remove_empty_folder(store: FileStore, path: str) -> bool:
+    """Remove the real local folder ``path`` if it is empty; whether it was."""
+    return store.is_local and local.remove_empty_folder(store.root, path)
 
 
 @dataclass(frozen=True)
@@ -302,7 +352,7 @@ def file_checksum(store: FileStore, path: str, algorithm: str,
         hasher.update(data)
         return f"{algorithm}:{hasher.hexdigest()}", len(data)
     read = 0
-    with store.open_raw(path, "rb") as f:
+    with store.open_raw(path, "rb") as f:  # on local disk: a regular file, or it raises
         while chunk := f.read(_READ_CHUNK):
             hasher.update(chunk)
             read += len(chunk)
@@ -330,12 +380,19 @@ def algorithm_of(row: FileRecord | None) -> str:
 def read_metadata(store: FileStore, namespace: str, name: str,
                   found: StoredArtifact) -> dict[str, str] | Broken | None:
     """The metadata in an artifact's ``.artifact.json`` (``None`` when there is none),
-    or why it is unusable."""
-    path = f"{artifact_dir(namespace, name)}/{METADATA_FILENAME}"
+    or why it is unusable (too large, not a regular file, a foreign entry beside it)."""
+    folder = artifact_dir(namespace, name)
+    path = f"{folder}/{METADATA_FILENAME}"
+    if found.foreign:
+        return Broken(folder + "/", "the artifact folder is or holds a foreign entry "
+                      "(reported apart)")
     if found.metadata is None:
         return None
+    if found.metadata.size > METADATA_MAX_BYTES:
+        return Broken(path, f"{found.metadata.size} bytes, more than the "
+                      f"{METADATA_MAX_BYTES} bytes catalogstore reads of it: not read")
     try:
-        content = store.read_bytes(path)
+        content = store.read_bytes(path, limit=METADATA_MAX_BYTES)
     except FileNotFoundError:
         return None
     except OSError as exc:
