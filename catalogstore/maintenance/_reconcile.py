@@ -56,7 +56,6 @@ from catalogstore.storage.tree import (
     scan,
     unfinished_uploads,
 )
-from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.journal import JournalEntry
 from catalogstore.txn.workspace import Workspace
 
@@ -164,11 +163,11 @@ def _pending_journal(ws: Workspace, namespace: str | None) -> dict[tuple[str, st
     are not pending.
     """
     pending: dict[tuple[str, str], str] = {}
-    for entry in ws.catalog.journal():
+    for entry in ws.journal():
         ns, name = entry.namespace, entry.name
         if entry.problem is not None or (namespace is not None and ns != namespace):
             continue  # refused entries: _refused_journal
-        with ws.catalog.locked([Changeset(ns, name)]):
+        with ws.locked([(ns, name)]):
             left = _left_to_do(ws, entry)
         if left:
             earlier = pending.get((ns, name))
@@ -180,7 +179,7 @@ def _pending_journal(ws: Workspace, namespace: str | None) -> dict[tuple[str, st
 def _refused_journal(ws: Workspace, namespace: str | None) -> list[JournalEntry]:
     """Journal rows that break the naming rules or the journal's shape (edited by hand):
     recovery refuses them, and no storage path is built from them."""
-    return [entry for entry in ws.catalog.journal() if entry.problem is not None
+    return [entry for entry in ws.journal() if entry.problem is not None
             and (namespace is None or entry.namespace == namespace)]
 
 
@@ -214,11 +213,11 @@ def _staged_orphans(ws: Workspace, grace: float) -> tuple[list[tuple[str, Entry]
     number of younger unreferenced ones (writers may still commit those)."""
     listed = list_files_with_info(ws.files, STAGING_DIR)
     # The journal is read after the listing: a writer that commits in between is seen.
-    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
+    collectable = ws.collectable()
     now, orphans, in_use = time.time(), [], 0
     for rel, entry in sorted(listed.items()):
         path = f"{STAGING_DIR}/{rel}"
-        if path in referenced or path.rpartition("/")[0] in referenced:  # or its folder
+        if not collectable(path):
             continue
         if entry.mtime is None or now - entry.mtime < grace:
             in_use += 1
@@ -233,12 +232,12 @@ def _remove_empty_staged_folders(ws: Workspace) -> None:
     left in it. A writer that has just made one and meets it gone makes it again."""
     if not ws.files.is_local:
         return  # object stores have no empty folders
-    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
+    collectable = ws.collectable()
     with contextlib.suppress(FileNotFoundError), \
             os.scandir(ws.files.full_path(STAGING_DIR)) as entries:
         for child in entries:
             if child.is_dir(follow_symlinks=False) and \
-                    f"{STAGING_DIR}/{child.name}" not in referenced:
+                    collectable(f"{STAGING_DIR}/{child.name}"):
                 with contextlib.suppress(OSError):  # not empty: in use, or left for later
                     os.rmdir(child.path)
 
@@ -465,7 +464,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     first = _compare(ws, ns, names, states, stored, report.fast, report)
     suspicious = [n for n in names if first[n]]
     for group in chunks(suspicious, _RECHECK):
-        with ws.catalog.locked([Changeset(ns, n) for n in group]):
+        with ws.locked((ns, n) for n in group):
             states = read_namespace(ws.catalog, ns, group)
             _refused_files(ns, states)  # reported above
             if len(group) > _WHOLE_LISTING:
