@@ -2,8 +2,9 @@
 
 :func:`catalogstore.maintenance.reindex` lists the storage and calls
 :func:`index_namespace` for each namespace. Each batch of artifacts becomes one
-catalog transaction through :meth:`Catalog.commit` with ``journal=False``: the
-storage already holds what the rows describe, so no storage step follows.
+catalog transaction through :func:`catalogstore.txn.commit.commit_rows` with
+``journal=False``: the storage already holds what the rows describe, so no storage
+step follows.
 """
 
 from __future__ import annotations
