@@ -1,12 +1,15 @@
-"""Retries with exponential backoff: the one policy of catalogstore's storage and catalog.
+"""Retries with exponential backoff: the one retry loop of catalogstore.
 
 A call is retried only when the caller's predicate says its failure is transient
-(a connection refused or reset, a timeout) *and* repeating it cannot apply a
-change twice: reading, removing, writing whole content to a new staging path,
-connecting to the database, or a database transaction that provably did not
-commit. Each retry is logged at WARNING on the ``catalogstore.retry`` logger
-with the attempt count; the last failure is raised as it was, and
-:func:`attempts_made` tells how many attempts it took.
+(a connection refused or reset, a timeout, a lock held by another program, a
+race with a concurrent writer) *and* repeating it cannot apply a change twice:
+reading, removing, writing whole content to a new staging path, connecting to
+the database, or a database transaction that provably did not commit. Each
+retry is logged on the ``catalogstore.retry`` logger with the attempt count (at
+WARNING for faults; a race that is part of normal operation passes a lower
+level); the last failure is raised as it was, and :func:`attempts_made` tells
+how many attempts it took. The policies (:class:`Backoff`) live where they are
+named: here for the storage and the catalog, beside their loops elsewhere.
 
 The policies are small on purpose: they ride out a blip or a server restart, and
 a service that stays down is reported within seconds (the timeouts of a single
@@ -65,7 +68,7 @@ did not commit); it is run again once, from the start, on a new connection."""
 
 
 def call(fn: Callable[[], T], *, policy: Backoff, transient: Callable[[Exception], bool],
-         what: str | Callable[[], str]) -> T:
+         what: str | Callable[[], str], level: int = logging.WARNING) -> T:
     """``fn()``, tried again after a transient failure, at most ``policy.attempts`` times.
 
     Parameters
@@ -75,6 +78,8 @@ def call(fn: Callable[[], T], *, policy: Backoff, transient: Callable[[Exception
     what
         What is being done and where, for the warning (a callable is evaluated only
         when a warning is logged); it must name no secret.
+    level
+        The logging level of each retry's message.
 
     Raises
     ------
@@ -93,10 +98,12 @@ def call(fn: Callable[[], T], *, policy: Backoff, transient: Callable[[Exception
                     _remember_attempts(exc, attempt)
                 raise
             delay = next(delays)
-            logger.warning("%s failed (attempt %d of %d): %s; retrying in %.2f s",
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s failed (attempt %d of %d): %s; retrying in %.2f s",
                            what() if callable(what) else what, attempt, policy.attempts,
                            describe(exc), delay)
-            time.sleep(delay)
+            if delay:
+                time.sleep(delay)
             attempt += 1
 
 

@@ -351,10 +351,10 @@ def test_sqlite_lock_is_retried_and_reported(tmp_path, caplog):
     catalogstore.configure(catalog_url=f"sqlite:///{db}?timeout=0.2",
                            storage_url=str(tmp_path / "storage"))
     artifact = new_artifact("a")
-    caplog.set_level(logging.WARNING, logger="catalogstore.catalog.engine")
+    caplog.set_level(logging.WARNING, logger="catalogstore.retry")
 
     def reported() -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "catalogstore.catalog.engine"]
+        return [r for r in caplog.records if r.name == "catalogstore.retry"]
 
     # Another connection holds the write lock and lets go once a retry is reported.
     holder = sqlite3.connect(db, isolation_level=None)
@@ -362,11 +362,11 @@ def test_sqlite_lock_is_retried_and_reported(tmp_path, caplog):
     release = logging.Handler()
     release.emit = lambda record: holder.in_transaction and holder.execute(  # type: ignore[method-assign]
         "COMMIT")
-    logging.getLogger("catalogstore.catalog.engine").addHandler(release)
+    logging.getLogger("catalogstore.retry").addHandler(release)
     try:
         artifact["k"] = "v"
     finally:
-        logging.getLogger("catalogstore.catalog.engine").removeHandler(release)
+        logging.getLogger("catalogstore.retry").removeHandler(release)
         holder.close()
     assert [r.levelno for r in reported()] == [logging.WARNING]
     assert "locked" in reported()[0].getMessage()

@@ -105,9 +105,9 @@ def install(point):
             return written
         storage.StagedWriter.write = write
     elif point == "artifact-before-commit":
-        workspace.Catalog.commit = die
+        workspace.Catalog.writing = die
     elif point == "artifact-after-commit":
-        workspace.Workspace._apply = die
+        workspace.Workspace._apply_named = die
     else:
         assert point == "none", point
 """

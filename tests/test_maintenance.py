@@ -365,7 +365,7 @@ def test_verify_reports_what_a_writer_killed_after_its_commit_left(stack, point)
                                ".artifact.json": b'{"state": "new"}'}
     assert staged_files(stack) == []
     assert maintenance.verify().ok
-    assert get_workspace().catalog.journal() == []
+    assert get_workspace().journal() == []
     assert get_artifact("victim").metadata == {"state": "new"}
 
 
@@ -407,4 +407,4 @@ def test_cli_reindex(stack):
     error_line(run("gc", "--grace", "-1", code=2).stderr)
     with catalogstore.namespace("team"):
         assert get_artifact("m1").metadata == {"a": "1"}
-    assert get_workspace().catalog.journal() == []
+    assert get_workspace().journal() == []

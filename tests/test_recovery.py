@@ -20,15 +20,14 @@ from catalogstore.txn import workspace
 from catalogstore.artifacts import get_artifact
 
 point = {point!r}
-real_apply = workspace.Workspace._apply
 
 def crash(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if point == "before-commit":
-    workspace.Catalog.commit = crash
+    workspace.Catalog.writing = crash
 elif point == "after-commit":
-    workspace.Workspace._apply = crash
+    workspace.Workspace._apply_named = crash
 elif point == "during-apply":
     from catalogstore.storage.filestore import FileStore
     FileStore.write_metadata = crash
@@ -83,7 +82,7 @@ def test_killed_commit_is_all_or_nothing(stack, point):
         assert files == {"data": b"new content", "added": "added"}
         assert _storage(stack) == {"data": b"new content", "added": b"added",
                                    ".artifact.json": b'{"state": "new"}'}
-    assert get_workspace().catalog.journal() == []
+    assert get_workspace().journal() == []
 
 
 def test_recover_is_idempotent(stack):

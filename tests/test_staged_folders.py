@@ -36,9 +36,9 @@ def crash(*args, **kwargs):
 
 point = {point!r}
 if point == "before-commit":
-    workspace.Catalog.commit = crash
+    workspace.Catalog.writing = crash
 elif point == "after-commit":
-    workspace.Workspace._apply = crash
+    workspace.Workspace._apply_named = crash
 elif point == "placing":  # files under their names, .artifact.json written, not renamed
     FileStore.place_folder = crash
     FileStore.write_metadata = crash  # where there is no folder to place (S3)
@@ -112,7 +112,7 @@ def test_creation_in_a_transaction_places_the_whole_folder(stack):
         assert staged is None
     assert _staging(stack) == []
     close_workspaces()  # forgets the journal rows of the changes it applied
-    assert get_workspace().catalog.journal() == []
+    assert get_workspace().journal() == []
     assert maintenance.verify(grace=0).ok
 
 
@@ -136,7 +136,7 @@ def test_killed_creation_is_whole_or_absent(stack, point):
     else:
         _whole(stack)
     assert _staging(stack) == []
-    assert get_workspace().catalog.journal() == []
+    assert get_workspace().journal() == []
     assert maintenance.verify(grace=0).ok
 
 

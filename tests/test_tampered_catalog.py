@@ -122,7 +122,7 @@ def test_recovery_refuses_journal_rows_that_break_the_rules(stack, tmp_path, cap
     close_workspaces()
 
     caplog.set_level(logging.WARNING, logger="catalogstore.txn.workspace")
-    entries = get_workspace().catalog.journal()  # opening the catalog recovers
+    entries = get_workspace().journal()  # opening the catalog recovers
     refused = [r for r in caplog.records if "is refused" in r.getMessage()]
     assert len(refused) == len(hostile)
     assert len(entries) == len(hostile) and all(e.problem for e in entries)
@@ -141,7 +141,7 @@ def test_recovery_refuses_journal_rows_that_break_the_rules(stack, tmp_path, cap
     assert any("(journal)" in b.path for b in maintenance.reindex().broken)
     assert snapshot(stack) == after  # the staged file stays: refused rows still name it
     assert outside.read_bytes() == b"outside the storage root"
-    assert len(get_workspace().catalog.journal()) == len(hostile)
+    assert len(get_workspace().journal()) == len(hostile)
     print(f"\n[{stack.name}] {len(hostile)} hostile journal rows refused and reported; "
           "storage unchanged")
 

@@ -272,7 +272,7 @@ class Artifact:
         Writers hold it from their catalog commit until storage matches, so reads
         inside see the catalog and the storage agree. Not reentrant: take it once.
         """
-        with self._ws.catalog.locked([Changeset(self._namespace, self._name)]):
+        with self._ws.locked([(self._namespace, self._name)]):
             yield
 
     def refresh(self) -> Artifact:
@@ -469,27 +469,12 @@ class Artifact:
         validate_file_name(name)
         if self._deleted:
             raise self._not_found()
-        label = f"{self._namespace}/{self._name}/{name}"
-        with self._ws.storage_errors(f"write {label}"):
-            return self._ws.files.stage(
-                encoding, lambda staged: self._change(lambda cs: cs.write(name, staged)),
-                label, self._staging_path(name, whole=False))
+        return self._ws.stage(self._pending(), name, encoding, self._taker(name),
+                              f"{self._namespace}/{self._name}/{name}")
 
-    def _staging_path(self, name: str, *, whole: bool) -> str | None:
-        """Where to stage new content of ``name``: ``None`` (a new name of the staging
-        area), except for an artifact the open transaction creates on local disk: in
-        its staged folder, as ``name`` itself when the content comes whole and nothing
-        is staged under that name yet (a stream, or a second write, takes a new name
-        there and is renamed when the folder is placed)."""
-        cs = self._pending()
-        files = self._ws.files
-        if cs is None or not cs.create or not files.is_local:
-            return None
-        if cs.staged_folder is None:
-            cs.staged_folder = files.new_staging_folder()
-        if whole and name not in cs.writes:
-            return f"{cs.staged_folder}/{name}"
-        return files.new_staging_path(cs.staged_folder)
+    def _taker(self, name: str) -> Callable[[StagedFile], None]:
+        """What records new staged content of ``name`` (and commits it outside a transaction)."""
+        return lambda staged: self._change(lambda cs: cs.write(name, staged))
 
     def _write_file(self, name: str, data: str | bytes | bytearray | memoryview) -> None:
         if isinstance(data, str):
@@ -501,12 +486,8 @@ class Artifact:
         validate_file_name(name)
         if self._deleted:
             raise self._not_found()
-        # Whole content in hand: staging it can be retried after a transient failure.
-        label = f"{self._namespace}/{self._name}/{name}"
-        with self._ws.storage_errors(f"write {label}"):
-            staged = self._ws.files.stage_bytes(payload, encoding, label,
-                                                self._staging_path(name, whole=True))
-        self._ws.files.hand_over(staged, lambda s: self._change(lambda cs: cs.write(name, s)))
+        self._ws.stage_bytes(self._pending(), name, payload, encoding, self._taker(name),
+                             f"{self._namespace}/{self._name}/{name}")
 
     def list_files(self) -> list[ArtifactFile]:
         """The artifact's files, by name (``.artifact.json`` is not one of them)."""

@@ -8,19 +8,21 @@ of round trips, not thousands.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from catalogstore.batching import chunks
-from catalogstore.catalog.collisions import check_case_collisions, check_new_namespaces
+from catalogstore.catalog.collisions import (
+    WrittenFiles,
+    check_case_collisions,
+    check_new_namespaces,
+)
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
@@ -28,7 +30,6 @@ from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, Metada
 from catalogstore.catalog.query.compile import Search
 from catalogstore.errors import (
     ArtifactExistsError,
-    ArtifactNotFoundError,
     CatalogError,
     CatalogStoreError,
     CommitOutcomeUnknownError,
@@ -36,8 +37,6 @@ from catalogstore.errors import (
 from catalogstore.record import ArtifactRecord, FileRecord, value_number
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
-from catalogstore.txn.changeset import Changeset
-from catalogstore.txn.journal import JournalEntry, journal_payload, read_entry
 
 A = ArtifactRow.__table__
 F = FileRow.__table__
@@ -102,19 +101,6 @@ class _Statements:
             M.c.artifact_id.in_(_ids()))
         self.insert_journal = J.insert().returning(J.c.id, sort_by_parameter_order=True)
         self.delete_journal = delete(J).where(J.c.id.in_(_ids()))
-
-
-@dataclass(frozen=True)
-class Committed:
-    """What a commit did for one changeset, for the storage step that follows it."""
-
-    changeset: Changeset
-    artifact_id: int
-    metadata: dict[str, str] | None
-    """The artifact's full metadata after the commit, when ``.artifact.json`` must change."""
-    journal_id: int | None
-    created: ArtifactRecord | None = None
-    """The new catalog entry, for a changeset that created its artifact."""
 
 
 class _CommitPoint:
@@ -290,24 +276,24 @@ class Catalog:
             row = conn.execute(self._sql.get_file, {"id": artifact_id, "name": name}).first()
         return FileRecord(*row) if row else None
 
-    def journal(self) -> list[JournalEntry]:
-        """Storage changes committed but not yet marked applied, each checked
-        (:func:`~catalogstore.journal.read_entry`: a row edited by hand is refused)."""
+    def journal(self) -> list[tuple[int, str, str, str]]:
+        """The journal rows (id, namespace, name, payload) not yet forgotten, oldest
+        first, as the database holds them: their reader checks them."""
         with self.errors("read the journal"), self.engine.connect() as conn:
             rows = conn.execute(select(J.c.id, J.c.namespace, J.c.name, J.c.payload)
                                 .order_by(J.c.id)).all()
-        return [read_entry(i, ns, n, p) for i, ns, n, p in rows]
+        return [tuple(row) for row in rows]  # type: ignore[misc]
 
     # -- writes --------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, changesets: Iterable[Changeset]) -> Iterator[Connection]:
-        """A connection holding the locks of the artifacts of ``changesets``.
+    def locked(self, artifacts: Iterable[tuple[str, str]]) -> Iterator[Connection]:
+        """A connection holding the locks of ``artifacts`` (namespace, name pairs).
 
         Hold it from the commit until storage matches the catalog, so concurrent
         writers of one artifact apply their storage changes in commit order.
         """
-        keys = [lock_key(cs.namespace, cs.name) for cs in changesets]
+        keys = [lock_key(namespace, name) for namespace, name in artifacts]
         with self.errors("lock artifacts"), self._write_connection() as conn, \
                 artifact_lock(conn, keys, self._database_lock):
             yield conn
@@ -324,49 +310,22 @@ class Catalog:
                 self._all_kept.add(conn)
         return contextlib.nullcontext(conn)
 
-    def commit(self, conn: Connection, changesets: Sequence[Changeset], *,
-               journal: bool = True) -> list[Committed]:
-        """Apply ``changesets`` to the catalog in one database transaction.
+    @contextlib.contextmanager
+    def writing(self, conn: Connection) -> Iterator[Writes]:
+        """One database transaction on ``conn`` (from :meth:`locked`), committed when
+        the block ends: the row-level statements of a commit.
 
-        The commit of this transaction is the commit point of the changes: the
-        journal rows it writes let a crash after it be rolled forward. With
-        ``journal=False`` no storage step follows (``reindex`` records what storage
-        already holds), so there is nothing to roll forward and no row is written.
+        Journal rows marked applied are deleted first, in the same transaction. A
+        connection lost while the COMMIT itself runs raises
+        :class:`CommitOutcomeUnknownError` (see :meth:`errors`).
         """
-        sql = self._sql
         point = _CommitPoint()
         with self.errors("commit", point), conn.begin():
             for chunk in chunks(self._applied_journal, _CHUNK):
-                run(conn, sql.delete_journal, {"ids": list(chunk)})
-            now = utcnow()
-            ids = self._resolve_ids(conn, changesets, now)
-            if journal:  # reindex records the folders storage has, even case variants
-                check_case_collisions(conn, changesets, ids)
-            live = [cs for cs in changesets if not cs.delete]
-            for chunk in chunks([ids[id(cs)] for cs in changesets if cs.delete], _CHUNK):
-                for stmt in sql.delete_artifacts:
-                    run(conn, stmt, {"ids": list(chunk)})
-            for chunk in chunks([ids[id(cs)] for cs in live if not cs.create], _CHUNK):
-                run(conn, sql.touch, {"ids": list(chunk), "now": now})
-            self._write_rows(conn, ids, live, now)
-            # A new artifact's metadata is exactly what the changeset sets: no read needed.
-            metas = self._read_metas(
-                conn, [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
-            journal_ids = self._write_journal(conn, ids, changesets, now) \
-                if journal else {}
-            if journal:  # last: on PostgreSQL it locks the namespaces until the commit
-                check_new_namespaces(conn, changesets)
+                run(conn, self._sql.delete_journal, {"ids": list(chunk)})
+            yield Writes(self, conn)
             point.reached = True  # what fails from here on is the COMMIT itself
         self._applied_journal = []
-        committed = []
-        for cs in changesets:
-            artifact_id = ids[id(cs)]
-            meta = dict(cs.meta_set) if cs.create else metas.get(artifact_id)
-            created = ArtifactRecord(artifact_id, cs.namespace, cs.name, now, now,
-                                     dict(cs.meta_set)) if cs.create else None
-            committed.append(Committed(cs, artifact_id, None if cs.delete else meta,
-                                       journal_ids.get(id(cs)), created))
-        return committed
 
     def mark_applied(self, journal_ids: Iterable[int]) -> None:
         """Forget journal rows whose storage changes are done (deleted with the next commit)."""
@@ -377,72 +336,6 @@ class Catalog:
             for chunk in chunks(list(journal_ids), _CHUNK):
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
-    def _resolve_ids(self, conn: Connection, changesets: Sequence[Changeset],
-                     now: Any) -> dict[int, int]:
-        """Artifact ids by ``id(changeset)``, inserting the artifacts to create."""
-        ids: dict[int, int] = {}
-        existing = [cs for cs in changesets if not cs.create]
-        by_ns: dict[str, list[str]] = defaultdict(list)
-        for cs in existing:
-            by_ns[cs.namespace].append(cs.name)
-        found = self._find_ids(conn, by_ns)
-        for cs in existing:
-            if (cs.namespace, cs.name) not in found:
-                raise ArtifactNotFoundError(
-                    f"artifact {cs.name!r} does not exist in namespace {cs.namespace!r} "
-                    "(deleted by someone else?)")
-            ids[id(cs)] = found[(cs.namespace, cs.name)]
-        to_create = [cs for cs in changesets if cs.create]
-        try:
-            # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
-            with conn.begin_nested() if to_create and self._is_pg else contextlib.nullcontext():
-                for chunk in chunks(to_create, _CHUNK):
-                    rows = run(conn, self._sql.insert_artifacts, [
-                        {"namespace": cs.namespace, "name": cs.name, "created_at": now,
-                         "updated_at": now} for cs in chunk])
-                    for cs, row in zip(chunk, rows, strict=True):
-                        ids[id(cs)] = row[0]
-        except IntegrityError:
-            # The unique (namespace, name) constraint decided: name who is there.
-            taken = defaultdict(list)
-            for cs in to_create:
-                taken[cs.namespace].append(cs.name)
-            clash = sorted(self._find_ids(conn, taken)) or [("?", "?")]
-            ns, name = clash[0]
-            raise ArtifactExistsError(
-                f"artifact {name!r} already exists in namespace {ns!r}") from None
-        return ids
-
-    def _find_ids(self, conn: Connection, names_by_ns: dict[str, list[str]]
-                  ) -> dict[tuple[str, str], int]:
-        found: dict[tuple[str, str], int] = {}
-        for ns, names in names_by_ns.items():
-            for chunk in chunks(names, _CHUNK):
-                for artifact_id, name in run(conn, self._sql.find_ids,
-                                             {"ns": ns, "names": list(chunk)}):
-                    found[(ns, name)] = artifact_id
-        return found
-
-    def _write_rows(self, conn: Connection, ids: dict[int, int], live: list[Changeset],
-                    now: Any) -> None:
-        sql = self._sql
-        files = [{"artifact_id": ids[id(cs)], "name": name, "size": f.size,
-                  "checksum": f.checksum, "encoding": f.encoding, "created_at": now,
-                  "updated_at": f.modified or now}
-                 for cs in live for name, f in cs.writes.items()]
-        if files:
-            run(conn, sql.upsert_files, files)
-        removes = [{"a": ids[id(cs)], "n": name} for cs in live for name in cs.removes]
-        if removes:
-            run(conn, sql.remove_files, removes)
-        meta = [{"artifact_id": ids[id(cs)], "key": k, "value": v, "number": value_number(v)}
-                for cs in live for k, v in cs.meta_set.items()]
-        if meta:
-            run(conn, sql.upsert_meta, meta)
-        meta_dels = [{"a": ids[id(cs)], "k": k} for cs in live for k in cs.meta_del]
-        if meta_dels:
-            run(conn, sql.delete_meta, meta_dels)
-
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
         for chunk in chunks(artifact_ids, _CHUNK):
@@ -451,21 +344,117 @@ class Catalog:
                 metas[artifact_id][key] = value
         return metas
 
-    def _write_journal(self, conn: Connection, ids: dict[int, int],
-                       changesets: Sequence[Changeset], now: Any) -> dict[int, int]:
-        """Journal the changesets whose storage change is more than a metadata rewrite.
 
-        A lost ``.artifact.json`` rewrite is repaired from the catalog by
-        ``verify --repair``; staged files need the journal to be found again.
+class Writes:
+    """The row-level statements of one write transaction (:meth:`Catalog.writing`).
+
+    They take plain values (names, ids, file and metadata values, the journal's
+    payload as text) and run in bulk, chunked under the databases' limits on bound
+    parameters. ``now`` is the transaction's timestamp.
+    """
+
+    def __init__(self, catalog: Catalog, conn: Connection) -> None:
+        self._catalog = catalog
+        self._sql = catalog._sql
+        self.conn = conn
+        self.now = utcnow()
+
+    def find_ids(self, names_by_ns: dict[str, list[str]]) -> dict[tuple[str, str], int]:
+        """Artifact ids by (namespace, name), of those that exist."""
+        found: dict[tuple[str, str], int] = {}
+        for ns, names in names_by_ns.items():
+            for chunk in chunks(names, _CHUNK):
+                for artifact_id, name in run(self.conn, self._sql.find_ids,
+                                             {"ns": ns, "names": list(chunk)}):
+                    found[(ns, name)] = artifact_id
+        return found
+
+    def insert_artifacts(self, artifacts: Sequence[tuple[str, str]]) -> list[int]:
+        """Insert the artifacts (namespace, name) and return their ids in that order.
+
+        Raises
+        ------
+        ArtifactExistsError
+            naming one of them that exists already (the unique constraint decides,
+            so concurrent creators cannot both win).
         """
-        needing = [cs for cs in changesets
-                   if cs.writes or cs.removes or cs.delete or cs.staged_folder]
-        if not needing:
-            return {}
-        rows = run(conn, self._sql.insert_journal, [
-            {"namespace": cs.namespace, "name": cs.name, "created_at": now,
-             "payload": json.dumps(journal_payload(cs))} for cs in needing])
-        return {id(cs): row[0] for cs, row in zip(needing, rows, strict=True)}
+        ids: list[int] = []
+        try:
+            # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
+            with self.conn.begin_nested() if artifacts and self._catalog._is_pg \
+                    else contextlib.nullcontext():
+                for chunk in chunks(list(artifacts), _CHUNK):
+                    ids += [row[0] for row in run(self.conn, self._sql.insert_artifacts, [
+                        {"namespace": ns, "name": name, "created_at": self.now,
+                         "updated_at": self.now} for ns, name in chunk])]
+        except IntegrityError:
+            taken = defaultdict(list)
+            for ns, name in artifacts:
+                taken[ns].append(name)
+            ns, name = (sorted(self.find_ids(taken)) or [("?", "?")])[0]
+            raise ArtifactExistsError(
+                f"artifact {name!r} already exists in namespace {ns!r}") from None
+        return ids
+
+    def delete_artifacts(self, artifact_ids: list[int]) -> None:
+        """Delete artifacts with their files and metadata."""
+        for chunk in chunks(artifact_ids, _CHUNK):
+            for stmt in self._sql.delete_artifacts:
+                run(self.conn, stmt, {"ids": list(chunk)})
+
+    def touch(self, artifact_ids: list[int]) -> None:
+        """Set the artifacts' ``updated_at`` to :attr:`now`."""
+        for chunk in chunks(artifact_ids, _CHUNK):
+            run(self.conn, self._sql.touch, {"ids": list(chunk), "now": self.now})
+
+    def write_files(self, files: list[tuple[int, str, int, str, str | None, Any]]) -> None:
+        """Insert or replace file rows: (artifact id, name, size, checksum, encoding,
+        modified: ``updated_at`` when given, else :attr:`now`)."""
+        if files:
+            now = self.now
+            run(self.conn, self._sql.upsert_files, [
+                {"artifact_id": a, "name": n, "size": size, "checksum": checksum,
+                 "encoding": encoding, "created_at": now, "updated_at": modified or now}
+                for a, n, size, checksum, encoding, modified in files])
+
+    def remove_files(self, files: list[tuple[int, str]]) -> None:
+        """Delete file rows: (artifact id, name)."""
+        if files:
+            run(self.conn, self._sql.remove_files, [{"a": a, "n": n} for a, n in files])
+
+    def set_metadata(self, pairs: list[tuple[int, str, str]]) -> None:
+        """Insert or replace metadata: (artifact id, key, value)."""
+        if pairs:
+            run(self.conn, self._sql.upsert_meta, [
+                {"artifact_id": a, "key": k, "value": v, "number": value_number(v)}
+                for a, k, v in pairs])
+
+    def delete_metadata(self, keys: list[tuple[int, str]]) -> None:
+        """Delete metadata: (artifact id, key)."""
+        if keys:
+            run(self.conn, self._sql.delete_meta, [{"a": a, "k": k} for a, k in keys])
+
+    def read_metadata(self, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
+        """The metadata of each artifact, as this transaction sees it."""
+        return self._catalog._read_metas(self.conn, artifact_ids)
+
+    def add_journal(self, entries: list[tuple[str, str, str]]) -> list[int]:
+        """Insert journal rows (namespace, name, payload text); their ids in that order."""
+        if not entries:
+            return []
+        rows = run(self.conn, self._sql.insert_journal, [
+            {"namespace": ns, "name": name, "created_at": self.now, "payload": payload}
+            for ns, name, payload in entries])
+        return [row[0] for row in rows]
+
+    def check_case_collisions(self, created: dict[str, list[str]],
+                              written: list[WrittenFiles]) -> None:
+        """See :func:`~catalogstore.catalog.collisions.check_case_collisions`."""
+        check_case_collisions(self.conn, created, written)
+
+    def check_new_namespaces(self, created: dict[str, list[str]], deleted: set[str]) -> None:
+        """See :func:`~catalogstore.catalog.collisions.check_new_namespaces`; call it last."""
+        check_new_namespaces(self.conn, created, deleted)
 
 
 def _joined_page(search: Search, rows: Iterable[Any]) -> tuple[list[ArtifactRecord], str | None]:

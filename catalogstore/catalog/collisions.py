@@ -37,8 +37,8 @@ existing artifacts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Collection, Set
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -56,7 +56,6 @@ from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import PG_LOCK_CLASS, case_blind_key
 from catalogstore.catalog.models import ArtifactRow, FileRow
 from catalogstore.errors import NameCollisionError
-from catalogstore.txn.changeset import Changeset
 
 T = TypeVar("T")
 A = ArtifactRow.__table__
@@ -94,12 +93,26 @@ _SAME_FILES = select(F.c.artifact_id, F.c.name).where(
     F.c.artifact_id.in_(bindparam("ids", expanding=True)),
     func.lower(F.c.name).in_(bindparam("lowers", expanding=True)))
 
+
+
+class WrittenFiles(NamedTuple):
+    """The files a commit writes into one artifact (and the ones it removes)."""
+
+    artifact_id: int
+    namespace: str
+    name: str
+    created: bool
+    """Whether the commit creates the artifact (it has no files yet)."""
+    names: Collection[str]
+    removes: Set[str]
+
+
 _WHY = "on a case-insensitive filesystem the two would be one folder"
 _WHY_FILE = "on a case-insensitive filesystem the two would be one file"
 
 
-def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
-                          ids: dict[int, int]) -> None:
+def check_case_collisions(conn: Connection, created: dict[str, list[str]],
+                          written: list[WrittenFiles]) -> None:
     """Raise :class:`NameCollisionError` if the commit in progress adds a case variant
     (of a namespace on SQLite; on PostgreSQL :func:`check_new_namespaces` checks those).
 
@@ -108,34 +121,36 @@ def check_case_collisions(conn: Connection, changesets: Sequence[Changeset],
     conn
         The connection of the commit, after it inserted the artifacts it creates
         and before it writes file rows.
-    changesets
-        The changesets being committed.
-    ids
-        Artifact ids by ``id(changeset)``.
+    created
+        The names of the artifacts the commit creates, by namespace.
+    written
+        The artifacts the commit writes files into (and does not delete).
     """
     serialised = conn.dialect.name != "postgresql"  # SQLite: one writer at a time
-    for namespace, names in _created(changesets).items():
+    for namespace, names in created.items():
         if not _check_artifacts(conn, namespace, names) and serialised:
             _check_namespace(conn, namespace)
-    _check_files(conn, [(ids[id(cs)], cs) for cs in changesets if cs.writes and not cs.delete])
+    _check_files(conn, written)
 
 
-def check_new_namespaces(conn: Connection, changesets: Sequence[Changeset]) -> None:
+def check_new_namespaces(conn: Connection, created: dict[str, list[str]],
+                         deleted: set[str]) -> None:
     """On PostgreSQL, raise :class:`NameCollisionError` if the commit in progress
     creates the first artifact of a namespace that differs only by case from an
     existing namespace (SQLite: :func:`check_case_collisions` did).
+
+    ``created``: the names of the artifacts the commit creates, by namespace;
+    ``deleted``: the namespaces it deletes artifacts in.
 
     Call it last in the commit's transaction: it takes a lock on each lower-cased
     namespace the commit creates artifacts in, held until the transaction ends, and
     trusts only what was committed before the lock was granted (whether the
     namespace existed is looked up again under it).
     """
-    created = _created(changesets)
     if not created or conn.dialect.name != "postgresql":
         return
     conn.execute(_PG_NAMESPACE_LOCK, {"c": PG_NAMESPACE_LOCK_CLASS, "keys": sorted(
         {namespace_lock_key(ns) for ns in created})})
-    deleted = {cs.namespace for cs in changesets if cs.delete}
     for namespace, names in created.items():
         if _existed(conn, namespace, names):
             continue
@@ -149,15 +164,6 @@ def check_new_namespaces(conn: Connection, changesets: Sequence[Changeset]) -> N
 def namespace_lock_key(namespace: str) -> int:
     """A stable signed 32-bit key for the spellings of ``namespace`` (case ignored)."""
     return case_blind_key(namespace)
-
-
-def _created(changesets: Sequence[Changeset]) -> dict[str, list[str]]:
-    """The names of the artifacts a commit creates, by namespace."""
-    created: dict[str, list[str]] = defaultdict(list)
-    for cs in changesets:
-        if cs.create:
-            created[cs.namespace].append(cs.name)
-    return created
 
 
 def _check_artifacts(conn: Connection, namespace: str, names: list[str]) -> bool:
@@ -205,37 +211,36 @@ def _namespace_collision(namespace: str, other: str) -> NameCollisionError:
         f"{other!r} ({_WHY}); use {other!r}")
 
 
-def _check_files(conn: Connection, written: list[tuple[int, Changeset]]) -> None:
+def _check_files(conn: Connection, written: list[WrittenFiles]) -> None:
     """Refuse new file names that are case variants of a file kept or written beside them.
 
     Runs before the commit writes its file rows, so that a rewrite of a file
     that exists already is told apart from a new spelling.
     """
-    for _, cs in written:
+    for w in written:
         spellings: dict[str, set[str]] = defaultdict(set)
-        for name in cs.writes:
+        for name in w.names:
             spellings[name.lower()].add(name)
         for variants in spellings.values():
             if len(variants) > 1:
                 first, second = sorted(variants)[:2]
-                raise _file_collision(cs, first, f"{second!r}, written in the same transaction")
+                raise _file_collision(w, first, f"{second!r}, written in the same transaction")
     # A new artifact has no files yet: nothing to look up.
-    pairs = [(artifact_id, name, cs) for artifact_id, cs in written if not cs.create
-             for name in cs.writes]
+    pairs = [(w.artifact_id, name, w) for w in written if not w.created for name in w.names]
     for chunk in chunks(pairs, _CHUNK):
         existing: dict[tuple[int, str], set[str]] = defaultdict(set)
         for artifact_id, found in run(conn, _SAME_FILES, {
                 "ids": sorted({p[0] for p in chunk}),
                 "lowers": sorted({p[1].lower() for p in chunk})}):
             existing[(artifact_id, found.lower())].add(found)
-        for artifact_id, name, cs in chunk:
+        for artifact_id, name, w in chunk:
             present = existing.get((artifact_id, name.lower()), set())
-            others = present - cs.removes - {name}
+            others = present - w.removes - {name}
             if others and name not in present:
-                raise _file_collision(cs, name, f"its file {min(others)!r}")
+                raise _file_collision(w, name, f"its file {min(others)!r}")
 
 
-def _file_collision(cs: Changeset, name: str, other: str) -> NameCollisionError:
+def _file_collision(w: WrittenFiles, name: str, other: str) -> NameCollisionError:
     return NameCollisionError(
-        f"file {name!r} of artifact {cs.namespace}/{cs.name} differs only by case from "
+        f"file {name!r} of artifact {w.namespace}/{w.name} differs only by case from "
         f"{other} ({_WHY_FILE}); use one spelling (remove the other file first to rename it)")

@@ -7,7 +7,7 @@ writers queue on a lock file first, so the busy timeout only comes into play
 against other programs writing the database (an open ``sqlite3`` shell, a
 script): a writer that still finds the database locked waits
 :data:`SQLITE_LOCK_ATTEMPTS` busy timeouts, logging a warning before each wait after
-the first, then raises
+the first (:func:`catalogstore.retry.call`), then raises
 :class:`~catalogstore.errors.CatalogError`. The busy timeout is the SQLite URL's
 ``timeout`` query parameter in seconds (SQLAlchemy's own option for the driver,
 e.g. ``sqlite:///catalog.db?timeout=5``), 30 s when absent.
@@ -52,6 +52,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the write lock when the URL sets no ``timeout``."""
 SQLITE_LOCK_ATTEMPTS = 3
 """Waits of one busy timeout each before a locked SQLite database is reported."""
+# SQLite itself waits the busy timeout inside each attempt: no delay between them.
+_SQLITE_LOCK = retry.Backoff(attempts=SQLITE_LOCK_ATTEMPTS, first_delay=0)
 # Two-int form of pg_advisory_lock: this class id keeps our keys apart from other users'.
 PG_LOCK_CLASS = 0x43534C  # "CSL"
 PG_CONNECT_TIMEOUT = 10
@@ -228,23 +230,27 @@ def _begin_immediate(conn: Connection, busy: float) -> None:
     transaction (WAL mode) waits for another writer.
     """
     driver = conn.connection.driver_connection
-    for attempt in range(1, SQLITE_LOCK_ATTEMPTS + 1):
+    where = conn.engine.url.render_as_string(hide_password=True)
+
+    def begin() -> None:
         try:
             driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-            return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
-            where = conn.engine.url.render_as_string(hide_password=True)
-            if attempt == SQLITE_LOCK_ATTEMPTS:
-                raise CatalogError(
-                    f"catalog {where}: the database is locked: another program held its "
-                    f"write lock through {attempt} waits of {busy:g} s; end that program's "
-                    "transaction (an open sqlite3 shell, a long script), or wait longer "
-                    "with ?timeout=SECONDS in the catalog URL") from exc
-            logger.warning("catalog %s: the database is locked by another program; "
-                           "waiting again (attempt %d of %d, %g s each)",
-                           where, attempt + 1, SQLITE_LOCK_ATTEMPTS, busy)
+            raise
+
+    try:
+        retry.call(begin, policy=_SQLITE_LOCK,
+                   transient=lambda exc: isinstance(exc, sqlite3.OperationalError),
+                   what=lambda: f"catalog {where}: waiting {busy:g} s for the write lock "
+                   "another program holds")
+    except sqlite3.OperationalError as exc:
+        raise CatalogError(
+            f"catalog {where}: the database is locked: another program held its "
+            f"write lock through {SQLITE_LOCK_ATTEMPTS} waits of {busy:g} s; end that "
+            "program's transaction (an open sqlite3 shell, a long script), or wait longer "
+            "with ?timeout=SECONDS in the catalog URL") from exc
 
 
 def lock_key(namespace: str, name: str) -> int:

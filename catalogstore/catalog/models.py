@@ -152,6 +152,7 @@ class JournalRow(Base):
     namespace: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
-    """JSON: ``{"moves": [[staged path, file name, checksum], ...], "removes": [file name,
-    ...], "delete": bool}`` (:mod:`catalogstore.txn.journal` writes it and checks it on reading)."""
+    """Text the unit of work writes and checks on reading (JSON: ``{"moves": [[staged
+    path, file name, checksum], ...], "removes": [file name, ...], "delete": bool}``);
+    the catalog stores it as it is."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

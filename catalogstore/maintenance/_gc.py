@@ -9,7 +9,6 @@ folder left empty once its files are gone.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from dataclasses import dataclass
 
@@ -28,15 +27,13 @@ from catalogstore.storage.tree import (
     remove_empty_folder,
     unfinished_uploads,
 )
+from catalogstore.txn import staging
 from catalogstore.txn.workspace import Workspace
 
 DEFAULT_GRACE = 3600.0
 """Seconds a staged file is left alone: younger ones may belong to a writer that
 has not committed yet (a transaction kept open longer than this after writing a
 file would lose that file to ``gc``)."""
-# The names FileStore.new_staging_path gives (32 hex digits): gc removes only entries it
-# can prove it staged, at the top of the staging area or inside a staged folder.
-_STAGED = re.compile(r"[0-9a-f]{32}(/[^/]+)?")
 
 
 def _staged_orphans(ws: Workspace, grace: float
@@ -45,16 +42,15 @@ def _staged_orphans(ws: Workspace, grace: float
     younger unreferenced ones (writers may still commit those), and the entries left
     alone: foreign ones and names catalogstore does not stage."""
     listed, left = list_files_with_info(ws.files, STAGING_DIR, 2)
-    for rel in [rel for rel in listed if not _STAGED.fullmatch(rel)]:
-        del listed[rel]
-        left.append(Broken(f"{STAGING_DIR}/{rel}", "not a name catalogstore stages: left "
-                           "alone"))
     # The journal is read after the listing: a writer that commits in between is seen.
-    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
+    collectable = ws.collectable()
     now, orphans, in_use = time.time(), [], 0
     for rel, entry in sorted(listed.items()):
         path = f"{STAGING_DIR}/{rel}"
-        if path in referenced or path.rpartition("/")[0] in referenced:  # or its folder
+        if not staging.is_staged(path):
+            left.append(Broken(path, "not a name catalogstore stages: left alone"))
+            continue
+        if not collectable(path):
             continue
         if entry.mtime is None or now - entry.mtime < grace:
             in_use += 1
@@ -68,10 +64,10 @@ def _remove_empty_staged_folders(ws: Workspace) -> None:
     a new artifact's staged folder once ``gc`` has removed the files a killed writer
     left in it. A writer that has just made one and meets it gone makes it again."""
     folders = list_folders(ws.files, STAGING_DIR)  # none on object stores
-    referenced = {path for entry in ws.catalog.journal() for path in entry.staged}
+    collectable = ws.collectable()
     for name in folders:
         path = f"{STAGING_DIR}/{name}"
-        if _STAGED.fullmatch(name) and path not in referenced:
+        if staging.is_staged_top(path) and collectable(path):
             with contextlib.suppress(OSError):  # not empty: in use, or left for later
                 remove_empty_folder(ws.files, path)
 

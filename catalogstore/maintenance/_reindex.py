@@ -1,7 +1,8 @@
 """``reindex``: make the catalog match the storage tree, one batch of artifacts at a time.
 
 :func:`reindex` lists the storage and plans each namespace's changes. Each batch
-of artifacts becomes one catalog transaction through :meth:`Catalog.commit` with
+of artifacts becomes one catalog transaction through
+:func:`catalogstore.txn.commit.commit_rows` with
 ``journal=False``: the storage already holds what the rows describe, so no storage
 step follows.
 """
@@ -36,6 +37,7 @@ from catalogstore.settings import Settings, redact_url
 from catalogstore.storage.staged import StagedFile
 from catalogstore.storage.tree import Broken, Entry, StoredArtifact, list_namespaces, scan
 from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.commit import commit_rows
 from catalogstore.txn.workspace import Workspace
 
 Refresh = tuple[int, str, str, datetime]
@@ -242,10 +244,10 @@ def _commit(ws: Workspace, ns: str, changesets: list[Changeset],
     """Commit ``changesets`` to the catalog in one transaction (and refresh file times),
     leaving out the artifacts that a writer committed to since ``before`` was read."""
     catalog = ws.catalog
-    locks = changesets + [Changeset(ns, name) for name in refresh]
-    with catalog.locked(locks) as conn:
+    names = [cs.name for cs in changesets] + list(refresh)
+    with ws.locked((ns, name) for name in names) as conn:
         with catalog.errors("refresh file times"), conn.begin():
-            now = read_versions(conn, ns, [cs.name for cs in locks])
+            now = read_versions(conn, ns, names)
 
             def unchanged(name: str) -> bool:
                 state = before.get(name)
@@ -262,7 +264,7 @@ def _commit(ws: Workspace, ns: str, changesets: list[Changeset],
                                              "changed by a writer while reindexing: run "
                                              "reindex again"))
         if kept:
-            catalog.commit(conn, kept, journal=False)
+            commit_rows(catalog, conn, kept, journal=False)
     for cs in kept:
         where = f"{ns}/{cs.name}"
         (report.added if cs.create else report.removed if cs.delete

@@ -13,7 +13,6 @@ from catalogstore.maintenance._reports import Difference
 from catalogstore.names import STAGING_DIR, artifact_dir, validate_file_name, validate_name
 from catalogstore.settings import Settings, get_settings
 from catalogstore.storage.tree import Broken, forget_cached
-from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.journal import JournalEntry
 from catalogstore.txn.workspace import Workspace
 
@@ -37,11 +36,11 @@ def pending_journal(ws: Workspace, namespace: str | None) -> dict[tuple[str, str
     are not pending.
     """
     pending: dict[tuple[str, str], str] = {}
-    for entry in ws.catalog.journal():
+    for entry in ws.journal():
         ns, name = entry.namespace, entry.name
         if entry.problem is not None or (namespace is not None and ns != namespace):
             continue  # refused entries: _refused_journal
-        with ws.catalog.locked([Changeset(ns, name)]):
+        with ws.locked([(ns, name)]):
             left = _left_to_do(ws, entry)
         if left:
             earlier = pending.get((ns, name))
@@ -53,7 +52,7 @@ def pending_journal(ws: Workspace, namespace: str | None) -> dict[tuple[str, str
 def refused_journal(ws: Workspace, namespace: str | None) -> list[JournalEntry]:
     """Journal rows that break the naming rules or the journal's shape (edited by hand):
     recovery refuses them, and no storage path is built from them."""
-    return [entry for entry in ws.catalog.journal() if entry.problem is not None
+    return [entry for entry in ws.journal() if entry.problem is not None
             and (namespace is None or entry.namespace == namespace)]
 
 

@@ -24,7 +24,6 @@ from catalogstore.names import METADATA_FILENAME, artifact_dir, validate_name
 from catalogstore.record import FileRecord, metadata_to_json
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import Broken, StoredArtifact, list_namespaces, scan
-from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.workspace import Workspace
 
 _RECHECK = 100  # suspicious artifacts confirmed under one lock
@@ -127,7 +126,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     first = _compare(ws, ns, names, states, stored, report.fast, report)
     suspicious = [n for n in names if first[n]]
     for group in chunks(suspicious, _RECHECK):
-        with ws.catalog.locked([Changeset(ns, n) for n in group]):
+        with ws.locked((ns, n) for n in group):
             states = read_namespace(ws.catalog, ns, group)
             refused_files(ns, states)  # reported above
             if len(group) > _WHOLE_LISTING:

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from catalogstore import retry
 from catalogstore.context import current_namespace
 from catalogstore.errors import (
     ArtifactExistsError,
@@ -67,9 +67,12 @@ logger = logging.getLogger(__name__)
 VALUE_TYPE = "object"
 """``value_type`` of object artifacts (Flowdapt's marker)."""
 _MISSING: Any = object()
-# A reader can meet an object whose metadata and file belong to two puts (a few
-# milliseconds): it reads them again before calling the signature wrong.
-_READ_ATTEMPTS = 4
+_READ = retry.Backoff(attempts=4, first_delay=0.005, jitter=0)
+"""A reader can meet an object whose metadata and file belong to two puts (a few
+milliseconds): it reads them again before calling the signature wrong, the last
+time under the artifact's lock."""
+_CREATE_RACE = retry.Backoff(attempts=2, first_delay=0)
+"""A put whose new artifact a concurrent put created first: once more, as a rewrite."""
 
 
 class Strategy(str, Enum):
@@ -157,15 +160,14 @@ def _put_artifact(namespace: str, key: str, value: Any, serializer: str | None) 
     if not chosen.accepts(value):
         raise SerializationError(f"the {chosen.name} serializer cannot store {key!r} "
                                  f"({type_name(value)})")
-    for attempt in range(2):
-        try:
-            with transaction():
-                artifact = _object_artifact(namespace, key, create=True)
-                _write_object(artifact, key, value, chosen, auto=serializer is None)
-            return
-        except ArtifactExistsError:
-            if attempt:  # created by a concurrent put twice in a row: give up
-                raise
+
+    def put() -> None:
+        with transaction():
+            artifact = _object_artifact(namespace, key, create=True)
+            _write_object(artifact, key, value, chosen, auto=serializer is None)
+    retry.call(put, policy=_CREATE_RACE,
+               transient=lambda exc: isinstance(exc, ArtifactExistsError),
+               what=lambda: f"object store: put {namespace}/{key}", level=logging.DEBUG)
 
 
 def _object_artifact(namespace: str, key: str, *, create: bool = False) -> Artifact:
@@ -278,28 +280,30 @@ def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
     except ArtifactNotFoundError:
         raise ObjectNotFoundError(
             f"no object {key!r} in namespace {namespace!r}") from None
-    for attempt in range(_READ_ATTEMPTS):
-        try:
-            if attempt < _READ_ATTEMPTS - 1:
-                chosen, data = _read_object(artifact.refresh() if attempt else artifact,
-                                            namespace, key, serializer)
-            else:
-                # Writers hold the lock from their commit until the bytes are in
-                # place: under it the metadata and the bytes are of one put.
-                with artifact.locked():
-                    chosen, data = _read_object(artifact.refresh(), namespace, key,
-                                                serializer, locked=True)
-            break
-        except (ArtifactFileNotFoundError, SignatureError):
-            # A put with another serializer (another file name), or a put that
-            # committed between the metadata and the bytes, looks like this for a
-            # moment; tampering does not go away.
-            if attempt == _READ_ATTEMPTS - 1:
-                raise
-            time.sleep(0.005 * 2 ** attempt)
-        except ArtifactNotFoundError:  # deleted meanwhile
-            raise ObjectNotFoundError(
-                f"no object {key!r} in namespace {namespace!r}") from None
+    attempts = 0
+
+    def read() -> tuple[Serializer, bytes]:
+        nonlocal attempts
+        attempts += 1
+        if attempts < _READ.attempts:
+            return _read_object(artifact.refresh() if attempts > 1 else artifact,
+                                namespace, key, serializer)
+        # Writers hold the lock from their commit until the bytes are in
+        # place: under it the metadata and the bytes are of one put.
+        with artifact.locked():
+            return _read_object(artifact.refresh(), namespace, key, serializer, locked=True)
+
+    try:
+        # A put with another serializer (another file name), or a put that committed
+        # between the metadata and the bytes, looks like this for a moment;
+        # tampering does not go away.
+        chosen, data = retry.call(
+            read, policy=_READ, level=logging.DEBUG,
+            transient=lambda exc: isinstance(exc, (ArtifactFileNotFoundError, SignatureError)),
+            what=lambda: f"object store: read {namespace}/{key}")
+    except ArtifactNotFoundError:  # deleted meanwhile
+        raise ObjectNotFoundError(
+            f"no object {key!r} in namespace {namespace!r}") from None
     try:
         return chosen.loads(data)
     except Exception as exc:

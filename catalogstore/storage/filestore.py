@@ -39,9 +39,7 @@ from fsspec.spec import AbstractBufferedFile
 from catalogstore import retry
 from catalogstore.errors import (
     CatalogStoreError,
-    CommitOutcomeUnknownError,
     StorageError,
-    UnappliedCommitError,
 )
 from catalogstore.names import METADATA_FILENAME, STAGING_DIR
 from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
@@ -253,8 +251,7 @@ class StagedWriter(io.BufferedIOBase):
             # The storage failed: what reached it (if anything) is left for gc.
             raise error from exc
         super().close()
-        self._store.hand_over(StagedFile(self.path, self._size, checksum, self._encoding),
-                              self._on_close)
+        self._on_close(StagedFile(self.path, self._size, checksum, self._encoding))
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
@@ -566,16 +563,6 @@ class FileStore:
         hex digits, as a UUID4 has."""
         return f"{folder}/{os.urandom(16).hex()}"
 
-    def new_staging_folder(self) -> str:
-        """A new, empty folder in the local staging area, for the files of a new artifact."""
-        path = self.new_staging_path()
-        full = self.full_path(path)
-        try:
-            os.mkdir(full)
-        except FileNotFoundError:  # the first folder staged here
-            os.makedirs(full)
-        return path
-
     def write_new_file(self, data: Any, path: str | None = None) -> str:
         """``data`` written whole to a new local file at ``path`` (which must not exist;
         default: a new name in the staging area); its path.
@@ -609,17 +596,6 @@ class FileStore:
                 writer.write(data)
             return result[0]
         return self._retried(f"write {label or 'a staged file'}", stage)
-
-    def hand_over(self, staged: StagedFile, take: Callable[[StagedFile], Any]) -> None:
-        """``take(staged)``, which records the staged file in a change (and may commit it);
-        if it raises, the file is removed, unless the commit point was or may have
-        been reached: then the journal may name it, and rolling forward needs it."""
-        try:
-            take(staged)
-        except BaseException as exc:
-            if not isinstance(exc, (UnappliedCommitError, CommitOutcomeUnknownError)):
-                self.discard_quietly(staged.path)
-            raise
 
     def write_metadata(self, artifact_path: str, content: bytes) -> None:
         """Replace an artifact's ``.artifact.json`` with ``content``, whole.

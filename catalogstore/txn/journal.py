@@ -4,13 +4,13 @@ A commit writes one ``catalog_journal`` row per artifact whose files change
 (:func:`journal_payload`); the row holds the artifact's namespace and name and,
 as JSON, the staged files to move into place, the files to remove, whether
 the artifact folder goes and, for an artifact created on local disk, the staged
-folder that becomes its folder. :meth:`catalogstore.workspace.Workspace.recover`
-replays the rows a crash left.
+folder that becomes its folder. The catalog stores the payload as text it does
+not look into; :func:`catalogstore.txn.recovery.recover` replays the rows a crash left.
 
 Rows are read back from a database that anyone with its URL can edit, so every
 row is checked before any of it becomes a path (:func:`read_entry`): the names
 by the rules of :mod:`catalogstore.names`, each staged path against the shape
-the file store gives staged files, the payload against the shape written here.
+of :mod:`catalogstore.txn.staging`, the payload against the shape written here.
 A row that breaks them is refused as a whole: it is reported, left in the
 journal for a person to look at, and nothing of it is applied.
 """
@@ -18,32 +18,37 @@ journal for a person to look at, and nothing of it is applied.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from catalogstore.errors import InvalidNameError
-from catalogstore.names import STAGING_DIR, validate_file_name, validate_name
+from catalogstore.names import validate_file_name, validate_name
+from catalogstore.txn import staging
 
 if TYPE_CHECKING:
+    from catalogstore.catalog.catalog import Catalog
     from catalogstore.txn.changeset import Changeset
 
-# What FileStore.new_staging_path and new_staging_folder give: 32 random hex digits in
-# the staging area; a staged folder holds files named as the artifact's files, or so.
-_STAGED = re.compile(re.escape(STAGING_DIR) + r"/[0-9a-f]{32}")
-_IN_STAGED_FOLDER = re.compile(r"(" + _STAGED.pattern + r")/([^/]+)")
+
+def needs_entry(cs: Changeset) -> bool:
+    """Whether the storage change of ``cs`` is more than a metadata rewrite.
+
+    A lost ``.artifact.json`` rewrite is repaired from the catalog by
+    ``verify --repair``; staged files need the journal to be found again.
+    """
+    return bool(cs.writes or cs.removes or cs.delete or cs.staged_folder)
 
 
-def journal_payload(cs: Changeset) -> dict[str, Any]:
-    """The storage half of a changeset, as the journal keeps it."""
-    payload = {
+def journal_payload(cs: Changeset) -> str:
+    """The storage half of a changeset, as the journal keeps it (JSON text)."""
+    payload: dict[str, Any] = {
         "moves": [[f.path, name, f.checksum] for name, f in cs.writes.items()],
         "removes": sorted(cs.removes),
         "delete": cs.delete,
     }
     if cs.staged_folder is not None:
         payload["folder"] = cs.staged_folder
-    return payload
+    return json.dumps(payload)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,12 @@ class JournalEntry:
     them alone while the row is there."""
 
 
+def read_journal(catalog: Catalog) -> list[JournalEntry]:
+    """The catalog's journal rows (storage changes committed but not yet marked
+    applied), each checked: a row edited by hand is refused."""
+    return [read_entry(*row) for row in catalog.journal()]
+
+
 def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> JournalEntry:
     """The checked entry of a journal row (``payload`` as the database holds it)."""
     staged: set[str] = set()
@@ -76,8 +87,8 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
     if isinstance(data, dict):
         moves = data.get("moves")
         staged = {move[0] for move in moves if isinstance(move, list) and move and
-                  _staged_shape(move[0])} if isinstance(moves, list) else set()
-        if _staged_shape(data.get("folder")):
+                  staging.is_staged(move[0])} if isinstance(moves, list) else set()
+        if staging.is_staged(data.get("folder")):
             staged.add(data["folder"])
     try:
         validate_name(namespace, "namespace")
@@ -85,9 +96,9 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
         if not isinstance(data, dict):
             raise ValueError("the payload is not a JSON object")
         folder = data.get("folder")
-        if folder is not None and not (isinstance(folder, str) and _STAGED.fullmatch(folder)):
+        if folder is not None and not staging.is_staged_top(folder):
             raise ValueError(f"staged folder {folder!r:.80} is not in the staging area "
-                             f"({STAGING_DIR}/<32 hex digits>)")
+                             f"({staging.FOLDER_SHAPE})")
         moves = tuple(_move(move, folder) for move in _list(data, "moves"))
         removes = tuple(validate_file_name(f) for f in _list(data, "removes"))
         delete = data.get("delete", False)
@@ -99,12 +110,6 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
                             staged=frozenset(staged))
     return JournalEntry(journal_id, namespace, name, moves, removes, delete, folder,
                         staged=frozenset(staged))
-
-
-def _staged_shape(path: Any) -> bool:
-    """Whether ``path`` has the shape of a staged file or folder (its names unchecked)."""
-    return isinstance(path, str) and bool(_STAGED.fullmatch(path) or
-                                          _IN_STAGED_FOLDER.fullmatch(path))
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -119,10 +124,10 @@ def _move(move: Any, folder: str | None) -> tuple[str, str, str]:
     if not (isinstance(move, list) and len(move) == 3 and all(isinstance(m, str) for m in move)):
         raise ValueError(f"a move is not [staged path, file name, checksum]: {move!r:.80}")
     staged, file_name, checksum = move
-    inside = _IN_STAGED_FOLDER.fullmatch(staged)
-    if folder is not None and inside is not None and inside.group(1) == folder:
-        validate_file_name(inside.group(2))
-    elif folder is not None or not _STAGED.fullmatch(staged):
-        where = f"{folder}/<file name>" if folder else f"{STAGING_DIR}/<32 hex digits>"
+    inside = staging.split_folder(staged)
+    if folder is not None and inside is not None and inside[0] == folder:
+        validate_file_name(inside[1])
+    elif folder is not None or not staging.is_staged_top(staged):
+        where = f"{folder}/<file name>" if folder else staging.FOLDER_SHAPE
         raise ValueError(f"staged path {staged!r:.80} is not in the staging area ({where})")
     return staged, validate_file_name(file_name), checksum

@@ -1,13 +1,21 @@
-"""A catalog and a file store bound together, and the write protocol that keeps them agreeing.
+"""The unit of work: a catalog and a file store bound together, and the write protocol
+that keeps them agreeing. One implementation serves ``artifact.transaction()``, the
+one-operation commits of :class:`~catalogstore.artifacts.Artifact` methods and
+``catalogstore.transaction()`` (:mod:`catalogstore.txn.batch`): each collects
+:class:`~catalogstore.txn.changeset.Changeset` objects and hands them to
+:meth:`Workspace.commit`.
 
 Write protocol (diskcache's, adapted to object storage):
 
-1. New file content is written to the staging area while the caller writes it.
+1. New file content is written to the staging area (:mod:`catalogstore.txn.staging`)
+   while the caller writes it (:meth:`Workspace.stage`, :meth:`Workspace.stage_bytes`).
 2. Under the artifact's lock, one database transaction applies the rows and a
-   journal entry; its commit is the commit point.
+   journal entry (:mod:`catalogstore.txn.commit`, :mod:`catalogstore.txn.journal`);
+   its commit is the commit point.
 3. Still under the lock, staged files are moved into the artifact folder,
    removed files are deleted and ``.artifact.json`` is rewritten from the
-   committed metadata; the journal entry is then marked applied.
+   committed metadata (:mod:`catalogstore.txn.apply`); the journal entry is then
+   marked applied.
 4. A crash between 2 and 3 leaves the journal entry; :meth:`Workspace.recover`
    (run once per process on first use, and by ``catalogstore verify --repair``)
    rolls it forward. A crash before 2 leaves only staged files, which nothing
@@ -20,7 +28,10 @@ process, or ``verify --repair``) once the storage is back. A catalog connection
 lost during step 2 before the COMMIT was sent is retried on a new connection
 (:data:`catalogstore.retry.CATALOG_TRANSACTION`); one lost *during* the COMMIT
 raises :class:`~catalogstore.errors.CommitOutcomeUnknownError` and keeps the
-staged files, which the journal needs if the commit went through.
+staged files, which the journal needs if the commit went through. A failure
+before the commit point removes the change's staged files (:meth:`Workspace.discard`,
+:meth:`Workspace.hand_over`); what a killed process leaves there is ``gc``'s
+(:func:`catalogstore.txn.staging.is_staged`, :meth:`Workspace.collectable`).
 """
 
 from __future__ import annotations
@@ -30,24 +41,33 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from catalogstore import retry
-from catalogstore.catalog.catalog import Catalog, Committed
+from catalogstore.catalog.catalog import Catalog
 from catalogstore.errors import (
     CatalogError,
     CommitOutcomeUnknownError,
     StorageError,
     UnappliedCommitError,
 )
-from catalogstore.names import METADATA_FILENAME, artifact_dir
+from catalogstore.names import artifact_dir
 from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings
 from catalogstore.storage.filestore import FileStore
+from catalogstore.storage.staged import StagedFile
+from catalogstore.txn import staging
+from catalogstore.txn.apply import apply, roll_forward
 from catalogstore.txn.changeset import Changeset
-from catalogstore.txn.journal import JournalEntry
+from catalogstore.txn.commit import Committed, commit_rows
+from catalogstore.txn.journal import JournalEntry, read_journal
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from catalogstore.storage.filestore import StagedWriter
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -84,6 +104,76 @@ class Workspace:
         with self.files.errors(doing):
             yield
 
+    def locked(self, artifacts: Iterable[tuple[str, str]]
+               ) -> contextlib.AbstractContextManager[Connection]:
+        """Hold the write locks of ``artifacts`` (namespace, name pairs); writers hold
+        them from their commit until the storage matches the catalog."""
+        return self.catalog.locked(artifacts)
+
+    def journal(self) -> list[JournalEntry]:
+        """Storage changes committed but not yet marked applied, each checked
+        (:func:`~catalogstore.txn.journal.read_entry`: a row edited by hand is refused)."""
+        return read_journal(self.catalog)
+
+    def collectable(self) -> Callable[[str], bool]:
+        """For ``gc``: a test of whether a path of the staging area was staged by a
+        transaction and no journal entry needs it (read the journal *after* listing
+        the staging area, so that a writer committing in between is seen)."""
+        referenced = {path for entry in self.journal() for path in entry.staged}
+
+        def collectable(path: str) -> bool:
+            # A file of a staged folder belongs to that folder's entry.
+            return staging.is_staged(path) and path not in referenced and \
+                path.rpartition("/")[0] not in referenced
+        return collectable
+
+    # -- staging -------------------------------------------------------------
+
+    def stage(self, cs: Changeset | None, name: str, encoding: str | None,
+              take: Callable[[StagedFile], Any], label: str) -> StagedWriter:
+        """A stream into the staging area for new content of the file ``name``; once
+        closed, ``take`` records the staged file (see :meth:`hand_over`). ``cs``: the
+        open transaction's changeset of the artifact, if any."""
+        with self.storage_errors(f"write {label}"):
+            return self.files.stage(encoding, lambda staged: self.hand_over(staged, take),
+                                    label, self._staging_path(cs, name, whole=False))
+
+    def stage_bytes(self, cs: Changeset | None, name: str, data: Any, encoding: str | None,
+                    take: Callable[[StagedFile], Any], label: str) -> None:
+        """``data`` staged whole as new content of the file ``name`` (retried after a
+        transient failure), then recorded by ``take`` (see :meth:`hand_over`)."""
+        with self.storage_errors(f"write {label}"):
+            staged = self.files.stage_bytes(data, encoding, label,
+                                            self._staging_path(cs, name, whole=True))
+        self.hand_over(staged, take)
+
+    def _staging_path(self, cs: Changeset | None, name: str, *, whole: bool) -> str:
+        """Where to stage new content of ``name``: a new name of the staging area, except
+        for an artifact the open transaction creates on local disk: in its staged
+        folder, as ``name`` itself when the content comes whole and nothing is staged
+        under that name yet (a stream, or a second write, takes a new name there and
+        is renamed when the folder is placed)."""
+        if cs is None or not cs.create or not self.files.is_local:
+            return staging.new_path()
+        if cs.staged_folder is None:
+            cs.staged_folder = staging.new_folder(self.files)
+        if whole and name not in cs.writes:
+            return f"{cs.staged_folder}/{name}"
+        return staging.new_path(cs.staged_folder)
+
+    def hand_over(self, staged: StagedFile, take: Callable[[StagedFile], Any]) -> None:
+        """``take(staged)``, which records the staged file in a change (and may commit it);
+        if it raises, the file is removed, unless the commit point was or may have
+        been reached: then the journal may name it, and rolling forward needs it."""
+        try:
+            take(staged)
+        except BaseException as exc:
+            if not isinstance(exc, (UnappliedCommitError, CommitOutcomeUnknownError)):
+                self.files.discard_quietly(staged.path)
+            raise
+
+    # -- commit ----------------------------------------------------------------
+
     def commit(self, changesets: Sequence[Changeset]) -> list[Committed]:
         """Commit ``changesets`` to the catalog, then make storage match (see module doc).
 
@@ -100,8 +190,8 @@ class Workspace:
 
         def attempt() -> list[Committed]:
             nonlocal committed
-            with self.catalog.locked(changesets) as conn:
-                committed = self.catalog.commit(conn, changesets)
+            with self.locked((cs.namespace, cs.name) for cs in changesets) as conn:
+                committed = commit_rows(self.catalog, conn, changesets)
                 try:
                     self._map(self._apply_named, committed)
                 except Exception as exc:
@@ -165,48 +255,7 @@ class Workspace:
         """:meth:`_apply`, whose storage failures name the artifact."""
         cs = done.changeset
         with self.storage_errors(f"apply the committed change of {cs.namespace}/{cs.name}"):
-            self._apply(done)
-
-    def _apply(self, done: Committed) -> None:
-        cs = done.changeset
-        folder = artifact_dir(cs.namespace, cs.name)
-        if cs.delete:  # never one that creates: no staged folder
-            self.files.remove_tree(folder)
-            return
-        if cs.staged_folder is not None:
-            assert done.metadata is not None  # a new artifact's metadata, maybe empty
-            self._place_staged_folder(cs.staged_folder, folder, [
-                (staged.path, name) for name, staged in cs.writes.items()], done.metadata)
-            return
-        if cs.create:
-            self.files.makedirs(folder)
-        for name, staged in cs.writes.items():
-            self.files.move_over(staged.path, f"{folder}/{name}")
-        for name in cs.removes:
-            self.files.remove_quietly(f"{folder}/{name}")
-        # Written at creation too: an object store needs it for the folder to exist,
-        # and Flowdapt would otherwise create it when it first reads the artifact.
-        if done.metadata is not None:
-            self.files.write_metadata(folder, metadata_to_json(done.metadata))
-
-    def _place_staged_folder(self, staged: str, folder: str, moves: list[tuple[str, str]],
-                             metadata: dict[str, str]) -> None:
-        """Make the staged folder of a new artifact its folder: each staged file
-        (``moves``: staged path, file name) under its name, ``.artifact.json`` beside
-        them, then one rename. Where the artifact's folder exists already (a crash
-        left it, or someone wrote it behind the catalog's back), the files are moved
-        into it one by one instead, as for an existing artifact."""
-        for path, name in moves:
-            if path != f"{staged}/{name}":
-                self.files.move(path, f"{staged}/{name}")
-        content = metadata_to_json(metadata)
-        self.files.write_new_file(content, f"{staged}/{METADATA_FILENAME}")
-        if self.files.place_folder(staged, folder):
-            return
-        for _, name in moves:
-            self.files.move(f"{staged}/{name}", f"{folder}/{name}")
-        self.files.write_metadata(folder, content)
-        self.files.remove_tree(staged)
+            apply(self.files, done)
 
     def recover(self) -> int:
         """Roll forward storage changes that were committed but not applied.
@@ -219,14 +268,14 @@ class Workspace:
         number of entries handled.
         """
         handled = 0
-        for entry in self.catalog.journal():
+        for entry in self.journal():
             if entry.problem is not None:
                 logger.warning("catalog %s: %s; it was left alone (remove the row once "
                                "you have looked at it)", self.catalog, entry.problem)
                 continue
-            probe = Changeset(entry.namespace, entry.name)
-            with self.catalog.locked([probe]):
-                self._roll_forward(entry)
+            with self.locked([(entry.namespace, entry.name)]), \
+                    self.storage_errors("roll a committed change forward"):
+                roll_forward(self.files, self.catalog, entry)
             self.catalog.forget_journal([entry.id])
             handled += 1
         self._unrecovered = False
@@ -249,42 +298,9 @@ class Workspace:
             logger.warning("%s; committed changes wait in the journal until the storage is "
                            "reachable again", exc)
 
-    def _roll_forward(self, entry: JournalEntry) -> None:
-        folder = artifact_dir(entry.namespace, entry.name)
-        record = self.catalog.get_artifact(entry.namespace, entry.name)
-        with self.storage_errors("roll a committed change forward"):
-            if record is None:
-                if entry.delete:
-                    self.files.remove_tree(folder)
-                for staged, _, _ in entry.moves:
-                    self.files.remove_quietly(staged)
-                if entry.folder is not None:
-                    self.files.remove_tree(entry.folder)
-                return
-            files = {f.name: f for f in self.catalog.list_files(record.id)}
-            moves = []
-            for staged, file_name, checksum in entry.moves:
-                current = files.get(file_name)
-                if current is not None and current.checksum == checksum \
-                        and self.files.exists(staged):
-                    moves.append((staged, file_name))
-                else:
-                    self.files.remove_quietly(staged)
-            if entry.folder is not None and self.files.exists(entry.folder):
-                # The crash came before the staged folder was placed.
-                self.files.remove_quietly(f"{entry.folder}/{METADATA_FILENAME}")
-                self._place_staged_folder(entry.folder, folder, moves, record.metadata)
-                return
-            for staged, file_name in moves:
-                self.files.move(staged, f"{folder}/{file_name}")
-            for file_name in entry.removes:
-                if file_name not in files:
-                    self.files.remove_quietly(f"{folder}/{file_name}")
-            self.files.write_metadata(folder, metadata_to_json(record.metadata))
-
     def _rewrite_metadata(self, namespace: str, name: str) -> None:
         """Write ``.artifact.json`` from the catalog's metadata, as it is now."""
-        with self.catalog.locked([Changeset(namespace, name)]):
+        with self.locked([(namespace, name)]):
             record = self.catalog.get_artifact(namespace, name)
             if record is not None:
                 with self.storage_errors(f"rewrite {namespace}/{name}/.artifact.json"):

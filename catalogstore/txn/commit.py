@@ -1,0 +1,115 @@
+"""The catalog half of a commit: changesets turned into rows, and the journal written with them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from catalogstore.catalog.collisions import WrittenFiles
+from catalogstore.errors import ArtifactNotFoundError
+from catalogstore.record import ArtifactRecord
+from catalogstore.txn.changeset import Changeset
+from catalogstore.txn.journal import journal_payload, needs_entry
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from catalogstore.catalog.catalog import Catalog, Writes
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit did for one changeset, for the storage step that follows it."""
+
+    changeset: Changeset
+    artifact_id: int
+    metadata: dict[str, str] | None
+    """The artifact's full metadata after the commit, when ``.artifact.json`` must change."""
+    journal_id: int | None
+    created: ArtifactRecord | None = None
+    """The new catalog entry, for a changeset that created its artifact."""
+
+
+def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changeset], *,
+                journal: bool = True) -> list[Committed]:
+    """Apply ``changesets`` to the catalog in one database transaction on ``conn``
+    (from :meth:`Catalog.locked`).
+
+    Its commit is the commit point of the changes: the journal rows it writes let
+    a crash after it be rolled forward. With ``journal=False`` no storage step
+    follows (``reindex`` records what storage already holds), so there is nothing
+    to roll forward, no row is written and names are not checked for case variants.
+    """
+    with catalog.writing(conn) as rows:
+        done = _write(rows, changesets, journal)
+    return done
+
+
+def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list[Committed]:
+    ids = _resolve_ids(rows, changesets)
+    created = _created(changesets)
+    live = [cs for cs in changesets if not cs.delete]
+    if journal:  # reindex records the folders storage has, even case variants
+        rows.check_case_collisions(created, [
+            WrittenFiles(ids[id(cs)], cs.namespace, cs.name, cs.create, cs.writes, cs.removes)
+            for cs in live if cs.writes])
+    rows.delete_artifacts([ids[id(cs)] for cs in changesets if cs.delete])
+    rows.touch([ids[id(cs)] for cs in live if not cs.create])
+    rows.write_files([(ids[id(cs)], name, f.size, f.checksum, f.encoding, f.modified)
+                      for cs in live for name, f in cs.writes.items()])
+    rows.remove_files([(ids[id(cs)], name) for cs in live for name in cs.removes])
+    rows.set_metadata([(ids[id(cs)], k, v) for cs in live for k, v in cs.meta_set.items()])
+    rows.delete_metadata([(ids[id(cs)], k) for cs in live for k in cs.meta_del])
+    # A new artifact's metadata is exactly what the changeset sets: no read needed.
+    metas = rows.read_metadata(
+        [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
+    journal_ids: dict[int, int] = {}
+    if journal:
+        needing = [cs for cs in changesets if needs_entry(cs)]
+        added = rows.add_journal([(cs.namespace, cs.name, journal_payload(cs))
+                                  for cs in needing])
+        journal_ids = {id(cs): entry for cs, entry in zip(needing, added, strict=True)}
+        # Last: on PostgreSQL it locks the namespaces until the commit.
+        rows.check_new_namespaces(created, {cs.namespace for cs in changesets if cs.delete})
+    now = rows.now
+    committed = []
+    for cs in changesets:
+        artifact_id = ids[id(cs)]
+        meta = dict(cs.meta_set) if cs.create else metas.get(artifact_id)
+        new = ArtifactRecord(artifact_id, cs.namespace, cs.name, now, now,
+                             dict(cs.meta_set)) if cs.create else None
+        committed.append(Committed(cs, artifact_id, None if cs.delete else meta,
+                                   journal_ids.get(id(cs)), new))
+    return committed
+
+
+def _resolve_ids(rows: Writes, changesets: Sequence[Changeset]) -> dict[int, int]:
+    """Artifact ids by ``id(changeset)``, inserting the artifacts to create."""
+    ids: dict[int, int] = {}
+    existing = [cs for cs in changesets if not cs.create]
+    by_ns: dict[str, list[str]] = defaultdict(list)
+    for cs in existing:
+        by_ns[cs.namespace].append(cs.name)
+    found = rows.find_ids(by_ns) if by_ns else {}
+    for cs in existing:
+        if (cs.namespace, cs.name) not in found:
+            raise ArtifactNotFoundError(
+                f"artifact {cs.name!r} does not exist in namespace {cs.namespace!r} "
+                "(deleted by someone else?)")
+        ids[id(cs)] = found[(cs.namespace, cs.name)]
+    to_create = [cs for cs in changesets if cs.create]
+    new_ids = rows.insert_artifacts([(cs.namespace, cs.name) for cs in to_create])
+    for cs, artifact_id in zip(to_create, new_ids, strict=True):
+        ids[id(cs)] = artifact_id
+    return ids
+
+
+def _created(changesets: Sequence[Changeset]) -> dict[str, list[str]]:
+    """The names of the artifacts a commit creates, by namespace."""
+    created: dict[str, list[str]] = defaultdict(list)
+    for cs in changesets:
+        if cs.create:
+            created[cs.namespace].append(cs.name)
+    return created
