@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import catalogstore
 from catalogstore import maintenance
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.cli import app
@@ -308,3 +309,28 @@ def test_reads_of_a_foreign_file_raise_foreign_entry_error(store, method):
     store[2]("artifacts/ns/a/f", _fifo)
     with pytest.raises(ForeignEntryError, match="artifacts/ns/a/f is a FIFO"):
         METHODS[method](get_artifact("a", "ns"), store[0])
+
+
+def test_gc_rolls_the_journal_forward_past_an_entry_a_link_blocks(store, monkeypatch):
+    """Two committed changes whose storage step was not done: the one whose artifact
+    folder became a link stays in the journal and is reported; the other is applied."""
+    from catalogstore.errors import UnappliedCommitError
+    from catalogstore.txn.workspace import Workspace
+
+    def fail(self: Any, done: Any) -> None:
+        raise StorageError("the storage went away after the commit")
+
+    monkeypatch.setattr(Workspace, "_apply_named", fail)
+    with pytest.raises(UnappliedCommitError), catalogstore.transaction():
+        for namespace, name in (("ns", "a"), ("other", "b")):
+            get_artifact(name, namespace).new_file("late", b"committed")
+    monkeypatch.undo()
+    tmp_path, root, place = store
+    before = place("artifacts/ns/a", lambda p, o: _link(p, o / "a"))
+    report = maintenance.gc()
+    assert _listing(tmp_path, root) == before
+    assert report.journal_entries == 1
+    assert [left.path for left in report.left if "rolled forward" in left.reason] == [
+        "artifacts/ns/a"]
+    assert (root / "artifacts/other/b/late").read_bytes() == b"committed"
+    assert not (tmp_path / "outside/a/late").exists()

@@ -72,13 +72,13 @@ def _remove_empty_staged_folders(ws: Workspace) -> None:
                 remove_empty_folder(ws.files, path)
 
 
-def recover(ws: Workspace) -> tuple[int, Broken | None]:
-    """:meth:`Workspace.recover` (the entries handled); a foreign entry in its way stops
-    it and is reported, not raised."""
-    try:
-        return ws.recover(), None
-    except ForeignEntryError as exc:
-        return 0, Broken(exc.path, f"a committed change cannot be rolled forward: {exc}")
+def recover(ws: Workspace) -> tuple[int, list[Broken]]:
+    """:meth:`Workspace.recover`: the entries handled, and the ones a foreign entry of
+    the storage blocks, reported (they stay in the journal)."""
+    blocked: list[ForeignEntryError] = []
+    handled = ws.recover(blocked)
+    return handled, [Broken(exc.path, f"a committed change cannot be rolled forward: {exc}")
+                     for exc in blocked]
 
 
 def _orphan_uploads(ws: Workspace, grace: float) -> tuple[list[Upload], int]:
@@ -157,9 +157,7 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
     check_grace(grace)
     report = GcReport()
     with own_workspace(settings) as ws, ws.storage_errors("collect garbage"):
-        report.journal_entries, stuck = recover(ws)
-        if stuck is not None:
-            report.left.append(stuck)
+        report.journal_entries, report.left = recover(ws)
         orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=True)
         report.left += left
         report.removed = [orphan.path for orphan in orphans]

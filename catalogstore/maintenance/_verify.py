@@ -92,10 +92,8 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
         if repair:
             # Last, so that what it fixes was reported first; it also forgets the
             # entries found done, which a writer killed while applying one leaves.
-            stuck = recover(ws)[1]
-            if stuck is not None:
-                report.differences.append(Difference("journal", None, None, stuck.path,
-                                                     stuck.reason))
+            report.differences += [Difference("journal", None, None, stuck.path, stuck.reason)
+                                   for stuck in recover(ws)[1]]
         orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=repair)
         report.differences += [Difference("unexpected", None, None, b.path, b.reason)
                                for b in left]

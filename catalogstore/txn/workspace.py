@@ -50,6 +50,7 @@ from catalogstore.catalog.catalog import Catalog
 from catalogstore.errors import (
     CatalogError,
     CommitOutcomeUnknownError,
+    ForeignEntryError,
     StorageError,
     UnappliedCommitError,
 )
@@ -257,15 +258,17 @@ class Workspace:
         with self.storage_errors(f"apply the committed change of {cs.namespace}/{cs.name}"):
             apply(self.files, done)
 
-    def recover(self) -> int:
+    def recover(self, blocked: list[ForeignEntryError] | None = None) -> int:
         """Roll forward storage changes that were committed but not applied.
 
         Safe at any time: each entry is handled under its artifact's lock, and
         every step is checked against the catalog as it is now, so an entry that
         was already applied changes nothing. An entry that breaks the naming rules
         or the journal's shape (a row edited by hand) is refused: logged, left in
-        the journal, and nothing of it applied; ``verify`` reports it. Returns the
-        number of entries handled.
+        the journal, and nothing of it applied; ``verify`` reports it. An entry that
+        a foreign entry of the storage blocks (a link where its folder should be) is
+        left in the journal too, and the others are rolled forward: it is appended
+        to ``blocked`` when given, else logged. Returns the number of entries handled.
         """
         handled = 0
         for entry in self.journal():
@@ -273,9 +276,17 @@ class Workspace:
                 logger.warning("catalog %s: %s; it was left alone (remove the row once "
                                "you have looked at it)", self.catalog, entry.problem)
                 continue
-            with self.locked([(entry.namespace, entry.name)]), \
-                    self.storage_errors("roll a committed change forward"):
-                roll_forward(self.files, self.catalog, entry)
+            try:
+                with self.locked([(entry.namespace, entry.name)]), \
+                        self.storage_errors("roll a committed change forward"):
+                    roll_forward(self.files, self.catalog, entry)
+            except ForeignEntryError as exc:
+                if blocked is None:
+                    logger.warning("journal entry %s of %s/%s is left in the journal: %s",
+                                   entry.id, entry.namespace, entry.name, exc)
+                else:
+                    blocked.append(exc)
+                continue
             self.catalog.forget_journal([entry.id])
             handled += 1
         self._unrecovered = False
