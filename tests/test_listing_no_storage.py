@@ -36,7 +36,7 @@ from catalogstore.txn.workspace import get_workspace
 NAMESPACE = "listing"
 NAMES = ["a0", "a1", "a2"]
 # FileStore methods that only compute paths; every other public one reaches the storage.
-PATH_HELPERS = {"full_path", "uri", "new_staging_path"}
+PATH_HELPERS = {"full_path", "uri"}
 # fsspec methods that only compute strings.
 FS_PATH_HELPERS = {"unstrip_protocol"}
 

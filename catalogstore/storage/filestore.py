@@ -41,7 +41,7 @@ from catalogstore.errors import (
     CatalogStoreError,
     StorageError,
 )
-from catalogstore.names import METADATA_FILENAME, STAGING_DIR
+from catalogstore.names import METADATA_FILENAME
 from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
 from catalogstore.storage import local
 from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, checksum_bytes, new_hasher
@@ -165,18 +165,18 @@ def _is_expired(exc: BaseException) -> bool:
 class StagedWriter(io.BufferedIOBase):
     """A binary stream into the staging area that records size and checksum.
 
-    ``path`` is where in the staging area (default: a new name there);
+    ``path`` is where in the staging area (a name the unit of work chose);
     ``on_close`` receives the :class:`StagedFile` once all bytes are written;
     ``abort()`` (or an exception inside ``with``) removes what was written. Storage
     failures raise :class:`StorageError` naming ``label`` (the file being written).
     """
 
     def __init__(self, store: FileStore, encoding: str | None,
-                 on_close: Callable[[StagedFile], None], label: str | None = None,
-                 path: str | None = None) -> None:
+                 on_close: Callable[[StagedFile], None], label: str | None,
+                 path: str) -> None:
         super().__init__()
         self._store = store
-        self.path = path or store.new_staging_path()
+        self.path = path
         self._doing = f"write {label or self.path}"
         self._encoding = encoding
         self._on_close = on_close
@@ -326,9 +326,14 @@ class FileStore:
         (:func:`filesystem_options`).
     """
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None,
+                 scratch: Callable[[], str] | None = None) -> None:
         self.url = url
         self.options = options or {}
+        self.scratch = scratch
+        """Gives a new path for the store's own temporary files (an ``.artifact.json``
+        written aside, a replaced file kept until it is freed): the unit of work passes
+        its staging names, so that ``gc`` collects what a crash leaves of them."""
         hide_in_logs(*credential_values(self.options))
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **filesystem_options(url, self.options))
@@ -348,7 +353,7 @@ class FileStore:
         return f"FileStore({redact_url(self.url)!r}, {redact_options(self.options)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FileStore, (self.url, self.options))
+        return (FileStore, (self.url, self.options, self.scratch))
 
     def full_path(self, path: str) -> str:
         return f"{self.root}/{path}"
@@ -500,7 +505,7 @@ class FileStore:
             found = local.lstat(self.root, dst)
             if found is not None and stat.S_ISREG(found.st_mode) and \
                     found.st_size >= _FREE_LATER_MIN:
-                old = self.new_staging_path()
+                old = self._scratch_path()
                 try:
                     local.hard_link(self.root, dst, old)
                 except OSError:  # no hard links here (another device, FAT, some FUSE)
@@ -558,34 +563,33 @@ class FileStore:
 
     # -- staging -------------------------------------------------------------
 
-    def new_staging_path(self, folder: str = STAGING_DIR) -> str:
-        """A name used once in the staging area (or a staged ``folder`` of it): 32 random
-        hex digits, as a UUID4 has."""
-        return f"{folder}/{os.urandom(16).hex()}"
+    def _scratch_path(self) -> str:
+        if self.scratch is None:
+            raise StorageError(f"storage {self.where}: this FileStore was made without "
+                               "scratch=, the names of its temporary files")
+        return self.scratch()
 
-    def write_new_file(self, data: Any, path: str | None = None) -> str:
-        """``data`` written whole to a new local file at ``path`` (which must not exist;
-        default: a new name in the staging area); its path.
+    def write_new_file(self, data: Any, path: str) -> str:
+        """``data`` written whole to a new local file at ``path`` (which must not
+        exist); its path.
 
         Plain system calls: a Python file object costs three more (``fstat``,
         ``ioctl``, ``lseek``) and a buffer, for a single write. A failure removes
         what was written (if it can).
         """
-        path = path or self.new_staging_path()
         local.write_new(self.root, path, data)
         return path
 
     def stage(self, encoding: str | None, on_close: Callable[[StagedFile], None],
-              label: str | None = None, path: str | None = None) -> StagedWriter:
-        """A writer into the staging area (at ``path``, default a new name); see
-        :class:`StagedWriter`."""
+              label: str | None, path: str) -> StagedWriter:
+        """A writer into the staging area at ``path``; see :class:`StagedWriter`."""
         return self._retried(f"write {label or 'a staged file'}",
                              lambda: StagedWriter(self, encoding, on_close, label, path))
 
-    def stage_bytes(self, data: bytes, encoding: str | None, label: str | None = None,
-                    path: str | None = None) -> StagedFile:
-        """``data`` written to a new staged file (at ``path``, default a new name;
-        retried whole after a transient failure)."""
+    def stage_bytes(self, data: bytes, encoding: str | None, label: str | None,
+                    path: str) -> StagedFile:
+        """``data`` written to a new staged file at ``path`` (retried whole after a
+        transient failure)."""
         if self.is_local:  # one write: no stream, no hashing thread
             return StagedFile(self.write_new_file(data, path), memoryview(data).nbytes,
                               checksum_bytes(data), encoding)
@@ -601,13 +605,13 @@ class FileStore:
         """Replace an artifact's ``.artifact.json`` with ``content``, whole.
 
         Object stores replace it atomically (one PUT); on local disk a new file
-        is written in the staging area and renamed over it. A rewrite in place
+        is written aside (:attr:`scratch`) and renamed over it. A rewrite in place
         would show readers (Flowdapt reads this file as the metadata) an empty
         file for a moment after every commit.
         """
         path = f"{artifact_path}/{METADATA_FILENAME}"
         if self.is_local:
-            tmp = self.write_new_file(content)
+            tmp = self.write_new_file(content, self._scratch_path())
             try:
                 self.move(tmp, path)
             except BaseException:

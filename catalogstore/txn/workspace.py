@@ -87,7 +87,8 @@ class Workspace:
     def __init__(self, settings: Settings, *, recover: bool = True) -> None:
         self.settings = settings
         self.catalog = Catalog(settings.catalog_url)
-        self.files = FileStore(settings.storage_url, settings.storage_options)
+        self.files = FileStore(settings.storage_url, settings.storage_options,
+                               scratch=staging.new_path)
         self._unrecovered = False
         """Whether the journal may hold entries that this process failed to apply."""
         self._stale_metadata: set[tuple[str, str]] = set()
