@@ -1,13 +1,24 @@
 """catalogstore: hand objects from one workflow stage to the next, and keep them.
 
+The public API:
+
 - :mod:`catalogstore.artifacts`: named containers of files and metadata on any
   fsspec storage, indexed by a SQL catalog.
+- :mod:`catalogstore.object_store`: ``put``/``get``/``delete``/``exists`` of any
+  Python object, in cluster memory (:mod:`catalogstore.cluster_memory`) or as an
+  artifact (:mod:`catalogstore.serializers` turn values into files).
 - :func:`configure`, :func:`namespace`: where things are stored, and under which
-  namespace.
-- :func:`transaction`: many artifact changes committed as one.
+  namespace; :func:`transaction`: many artifact changes committed as one.
+
+Below it, data flowing down only (the README's "Architecture" draws it):
+:mod:`catalogstore.txn`, the unit of work, is the only layer that knows both the
+catalog (:mod:`catalogstore.catalog`, the SQL database and its query language)
+and the storage gateway (:mod:`catalogstore.storage`, the only code that touches
+a path of the storage). :mod:`catalogstore.maintenance` (``reindex``, ``verify``,
+``gc``) sits beside them; :mod:`catalogstore.cli` on top.
 
 Importing the package is cheap: pydantic, SQLAlchemy and fsspec load on the
-first call that needs them.
+first call that needs them (hence the imports inside the functions below).
 """
 
 from __future__ import annotations
