@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,8 @@ def use_cities_list(memory_kwargs: dict[str, Any]) -> list[str]:
     from catalogstore.cluster_memory import get_cluster_memory
 
     cluster_memory = get_cluster_memory(**memory_kwargs)
-    return cluster_memory.get("cities_list")
+    cities: list[str] = cluster_memory.get("cities_list")
+    return cities
 
 
 def remote_get(memory_kwargs: dict[str, Any], key: str) -> Any:
@@ -149,13 +151,15 @@ class ClusterMemoryContract:
 
     # -- across processes -----------------------------------------------------------
 
-    def test_seed_stages_in_other_processes(self, memory: ClusterMemory, memory_kwargs,
-                                            remote) -> None:
+    def test_seed_stages_in_other_processes(self, memory: ClusterMemory,
+                                            memory_kwargs: dict[str, Any],
+                                            remote: Callable[..., Any]) -> None:
         remote(create_cities_list, memory_kwargs)
         assert remote(use_cities_list, memory_kwargs) == CITIES
         assert memory.get("cities_list") == CITIES
 
-    def test_put_here_get_there(self, memory: ClusterMemory, memory_kwargs, remote) -> None:
+    def test_put_here_get_there(self, memory: ClusterMemory, memory_kwargs: dict[str, Any],
+                                remote: Callable[..., Any]) -> None:
         memory.put("from-driver", {"x": 1})
         assert remote(remote_get, memory_kwargs, "from-driver") == {"x": 1}
         array = np.ones(2_000_000)
