@@ -17,7 +17,7 @@ from catalogstore.catalog.migrate import head_revision
 from catalogstore.cli import app
 from catalogstore.storage.checksum import checksum_bytes
 
-SCRIPT = Path(sys.executable).parent / "catalogstore"
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 runner = CliRunner()
 
 
@@ -37,9 +37,9 @@ def error_line(stderr: str) -> str:
 
 def script(*args: str, cwd: Path, env: dict[str, str] | None = None,
            code: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script with only ``env`` as its CATALOGSTORE_* variables."""
+    """Run the command line in a new process with only ``env`` as its CATALOGSTORE_* variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
-    result = subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**clean, **(env or {})},
+    result = subprocess.run([*CLI, *args], cwd=cwd, env={**clean, **(env or {})},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == code, (result.stdout, result.stderr)
     return result

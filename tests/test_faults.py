@@ -50,7 +50,7 @@ from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 BOUND = 30.0
 """Seconds within which a call against a stopped service must have failed."""
-SCRIPT = Path(sys.executable).parent / "catalogstore"
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 
 
 def free_port() -> int:
@@ -723,7 +723,7 @@ def test_pg_stopped_during_the_commit_keeps_what_the_journal_may_need(pg):
 
 def _script(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**clean, **env},
+    return subprocess.run([*CLI, *args], cwd=cwd, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 

@@ -41,7 +41,7 @@ from catalogstore.object_store import delete, exists, get, put
 pytest_plugins = ["executors"]  # ray_session and dask_client: one of each per session
 
 BACKENDS = ["ray", "dask"]
-CLI = Path(sys.executable).with_name("catalogstore")
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 DEMO_TIMEOUT = 300
 KEY = "my_dataframe"  # the seed stages' key
 
@@ -326,7 +326,7 @@ class DemoRun:
         return stdout, time.monotonic() - self.started
 
     def listing(self) -> list[dict[str, Any]]:
-        out = subprocess.run([str(CLI), "ls", "demo", "--json"], cwd=self.cwd, env=self.env,
+        out = subprocess.run([*CLI, "ls", "demo", "--json"], cwd=self.cwd, env=self.env,
                              capture_output=True, text=True, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
@@ -347,7 +347,7 @@ def demo_runs(request: pytest.FixtureRequest,
             # As where a cluster is at hand: the demo still starts a local Ray of its
             # own (joining one with num_cpus=2 fails, and nothing listens here).
             run_env["RAY_ADDRESS"] = "127.0.0.1:9"
-        process = subprocess.Popen([str(CLI), "demo", "--executor", executor], cwd=cwd,
+        process = subprocess.Popen([*CLI, "demo", "--executor", executor], cwd=cwd,
                                    env=run_env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         runs[executor] = DemoRun(executor, cwd, run_env, process, time.monotonic())
