@@ -159,6 +159,7 @@ def test_version_and_help(local_stack):
     assert "demo" in run().stdout
 
 
+@pytest.mark.slow
 def test_passwords_are_never_shown(monkeypatch):
     monkeypatch.setenv("CATALOGSTORE_CATALOG_URL",
                        "postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nothing")
@@ -172,6 +173,7 @@ def test_passwords_are_never_shown(monkeypatch):
 # -- the installed console script ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_in_an_empty_directory(tmp_path):
     first = script("demo", cwd=tmp_path)
     for stage in ("prepare_dataframe", "use_dataframe", "clear_memory"):
@@ -198,6 +200,7 @@ def test_demo_in_an_empty_directory(tmp_path):
     assert meta["stage.clear_memory.artifact_bytes"] == "0"
 
 
+@pytest.mark.slow
 def test_console_script_on_each_stack(stack, tmp_path):
     env = stack.environ()
     data = os.urandom(1_000_000)
@@ -214,6 +217,7 @@ def test_console_script_on_each_stack(stack, tmp_path):
     assert "artifact 'missing' does not exist" in error_line(failed.stderr)
 
 
+@pytest.mark.slow
 def test_db_upgrade_of_an_empty_postgres_schema(pg_url, tmp_path):
     env = {"CATALOGSTORE_CATALOG_URL": pg_url}
     head = head_revision()

@@ -233,6 +233,7 @@ def test_downgrade_base_then_upgrade_again(engine, empty_db):
     assert version_rows(empty_db) == [head_revision()]
 
 
+@pytest.mark.slow
 def test_alembic_cli_with_the_repo_ini(engine, empty_db, tmp_path):
     env = clean_environ(CATALOGSTORE_CATALOG_URL=empty_db,
                         CATALOGSTORE_STORAGE_URL=str(tmp_path / "storage"))
@@ -354,6 +355,7 @@ print(json.dumps({"package": catalogstore.__file__, "scripts": script_location()
 """
 
 
+@pytest.mark.slow
 def test_wheel_contains_the_migrations(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     versions = {p.name for p in (REPO / "migrations" / "versions").glob("*.py")}

@@ -269,6 +269,7 @@ def three_dask_workers(client: Any) -> Iterator[list[str]]:
             time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_seed_stages_each_in_another_worker_process(tier: Tier) -> None:
     environ = catalogstore.get_settings().to_environ()
     reports: dict[str, dict[str, Any]] = {}

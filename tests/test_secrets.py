@@ -66,6 +66,7 @@ def _storage_options(port: int) -> dict[str, Any]:
             "config_kwargs": {"retries": {"max_attempts": 1}}}
 
 
+@pytest.mark.slow
 def test_catalog_password(closed_port, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     settings = catalogstore.configure(
@@ -128,6 +129,7 @@ def test_signing_key(local_stack, tmp_path, caplog):
 
 
 
+@pytest.mark.slow
 def test_command_line_output(closed_port, tmp_path):
     base = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
     unreachable_catalog = {

@@ -102,10 +102,13 @@ class TestArrow(SerializerContract):
         assert got.equals(expected)
 
 
-def test_every_registered_serializer_runs_the_contract() -> None:
+def test_every_built_in_serializer_runs_the_contract() -> None:
     # The registry is private; reading it here keeps a new built-in from going untested.
+    # (Other tests register serializers of their own, which are not built in.)
+    built_in = {name for name, serializer in serializers._registry.items()
+                if type(serializer).__module__.startswith("catalogstore.serializers")}
     tested = {cls.__name__ for cls in SerializerContract.__subclasses__()}
     names = {"pickle": "TestPickle", "cloudpickle": "TestCloudPickle", "json": "TestJSON",
              "npy": "TestNumpy", "parquet": "TestParquet", "arrow": "TestArrow"}
-    assert set(serializers._registry) <= set(names)
-    assert {names[name] for name in serializers._registry} <= tested
+    assert built_in <= set(names), f"add a contract test of {sorted(built_in - set(names))}"
+    assert {names[name] for name in built_in} <= tested
