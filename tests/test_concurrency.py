@@ -127,6 +127,7 @@ def test_concurrent_metadata_writers_lose_nothing(stack, pool):
           f"checked after {PROCESSES} x {KEYS} concurrent commits")
 
 
+@pytest.mark.slow
 def test_racing_creators_one_wins(stack, pool):
     results = _run_all(pool, _create, stack.environ())
     assert results.count("created") == 1

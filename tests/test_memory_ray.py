@@ -34,6 +34,8 @@ from catalogstore.testing.memory import ClusterMemoryContract
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SUBPROCESS_TIMEOUT = 300
+# Starting the session's Ray takes over 5 s, paid by whichever test comes first.
+pytestmark = pytest.mark.slow
 pytest_plugins = ["executors"]  # ray_session: one Ray for the whole test session
 
 
@@ -148,7 +150,6 @@ def test_outside_ray_local_is_detected_and_ray_is_refused() -> None:
 # -- lifetime ------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_object_survives_the_worker_process_that_put_it(namespace: str) -> None:
     # max_calls=1: the worker process exits after its task, so the putter is gone
     # before the getter runs (in another process).
@@ -295,13 +296,11 @@ def test_sizes_are_the_pickled_sizes(memory: RayMemory) -> None:
 # -- multi-node and the example ----------------------------------------------------
 
 
-@pytest.mark.slow
 def test_two_node_cluster_put_on_one_get_on_the_other() -> None:
     out = run_script("tests/ray_two_nodes.py")
     assert out.stdout.count("ok:") == 5, out.stdout
 
 
-@pytest.mark.slow
 def test_example_runs_each_stage_in_its_own_worker() -> None:
     out = run_script("examples/run_ray.py")
     assert "all stages ran" in out.stdout, out.stdout

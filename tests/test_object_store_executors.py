@@ -66,7 +66,9 @@ class Tier:
         return not self.catalog_file.exists() and not self.storage_dir.exists()
 
 
-@pytest.fixture(params=BACKENDS)
+# Starting the session's Ray takes over 5 s (14 s measured), and the first test to
+# use it pays that: every Ray case is slow.
+@pytest.fixture(params=[pytest.param("ray", marks=pytest.mark.slow), "dask"])
 def tier(request: pytest.FixtureRequest, local_stack: Any) -> Iterator[Tier]:
     backend = request.param
     if backend == "ray":
