@@ -95,7 +95,7 @@ class SigningWriter(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")  # pickle hands over buffers of any item format
         self._mac.update(view)
         self._stream.write(view)

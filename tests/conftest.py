@@ -1,9 +1,13 @@
-"""Fixtures: the two stacks every artifact test runs on, with real services.
+"""Fixtures: the stacks (a catalog and a storage) the tests run on, with real services.
 
-- ``sqlite-local``: a SQLite file and a storage folder under ``tmp_path``.
-- ``postgres-s3``: the PostgreSQL server on 127.0.0.1:5432 (database ``test``), in a
-  schema of its own per test, and S3 through a moto server started on loopback
-  once per session, in a bucket of its own per test.
+- catalog ``sqlite``: a SQLite file under ``tmp_path``; ``postgres``: the PostgreSQL
+  server on 127.0.0.1:5432 (database ``test``), in a schema of its own per test.
+- storage ``local``: a folder under ``tmp_path``; ``s3``: S3 through a moto server
+  started on loopback once per session, in a bucket of its own per test.
+
+``stack`` runs on ``sqlite-local`` and ``postgres-s3``; a module parametrises it over
+the whole matrix with ``stacks.ALL_STACKS``. Each parameter carries the marks of the
+servers it needs (``postgres``, ``s3``), so ``-m "not postgres"`` needs no server.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from stacks import STACKS
 
 PG_ADMIN_URL = os.environ.get(
     "CATALOGSTORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-STACKS = ["sqlite-local", "postgres-s3"]
 
 
 @dataclass
@@ -118,13 +122,16 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _upgrade(url: str) -> None:
+@pytest.fixture
+def migrated_pg_url(pg_url: str) -> str:
+    """:func:`pg_url`, with the catalog's schema made (as ``catalogstore db upgrade`` does)."""
     from catalogstore.catalog.engine import make_engine
     from catalogstore.catalog.migrate import upgrade
 
-    engine = make_engine(url)
+    engine = make_engine(pg_url)
     upgrade(engine)
     engine.dispose()
+    return pg_url
 
 
 @pytest.fixture(params=STACKS)
@@ -132,15 +139,17 @@ def stack(request: pytest.FixtureRequest, tmp_path: Any) -> Stack:
     """A configured, empty catalog and storage on each stack in turn."""
     import catalogstore
 
-    if request.param == "sqlite-local":
-        result = Stack(request.param, f"sqlite:///{tmp_path / 'catalog.db'}",
-                       str(tmp_path / "storage"), {})
+    catalog, storage = request.param.split("-")
+    if catalog == "sqlite":
+        catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
     else:
-        url = request.getfixturevalue("pg_url")
+        catalog_url = request.getfixturevalue("migrated_pg_url")
+    if storage == "local":
+        storage_url, options = str(tmp_path / "storage"), {}
+    else:
         options = request.getfixturevalue("s3_server")
-        bucket = request.getfixturevalue("s3_bucket")
-        _upgrade(url)
-        result = Stack(request.param, url, f"s3://{bucket}/root", options)
+        storage_url = f"s3://{request.getfixturevalue('s3_bucket')}/root"
+    result = Stack(request.param, catalog_url, storage_url, options)
     catalogstore.configure(catalog_url=result.catalog_url, storage_url=result.storage_url,
                            storage_options=result.storage_options)
     return result

@@ -1,10 +1,12 @@
-"""The artifact contract, on SQLite + local files and on PostgreSQL + S3."""
+"""The artifact contract, over the whole matrix of stacks: SQLite and PostgreSQL, each
+with local files and with S3."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from stacks import ALL_STACKS
 
 import catalogstore
 from catalogstore.artifacts import (
@@ -26,6 +28,8 @@ from catalogstore.errors import (
     MetadataKeyError,
 )
 from catalogstore.storage.checksum import checksum_bytes
+
+pytestmark = pytest.mark.parametrize("stack", ALL_STACKS, indirect=True)
 
 
 def storage_json(stack, artifact: Artifact) -> dict:

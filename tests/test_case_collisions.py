@@ -152,6 +152,7 @@ def pool() -> Iterator[ProcessPoolExecutor]:
         yield executor
 
 
+@pytest.mark.slow
 def test_case_variant_namespaces_created_at_once_one_wins(catalog_url, tmp_path, pool):
     env = {"CATALOGSTORE_CATALOG_URL": catalog_url,
            "CATALOGSTORE_STORAGE_URL": str(tmp_path / "storage")}

@@ -17,7 +17,7 @@ from catalogstore.catalog.migrate import head_revision
 from catalogstore.cli import app
 from catalogstore.storage.checksum import checksum_bytes
 
-SCRIPT = Path(sys.executable).parent / "catalogstore"
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 runner = CliRunner()
 
 
@@ -37,9 +37,9 @@ def error_line(stderr: str) -> str:
 
 def script(*args: str, cwd: Path, env: dict[str, str] | None = None,
            code: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script with only ``env`` as its CATALOGSTORE_* variables."""
+    """Run the command line in a new process with only ``env`` as its CATALOGSTORE_* variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
-    result = subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**clean, **(env or {})},
+    result = subprocess.run([*CLI, *args], cwd=cwd, env={**clean, **(env or {})},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == code, (result.stdout, result.stderr)
     return result
@@ -159,6 +159,7 @@ def test_version_and_help(local_stack):
     assert "demo" in run().stdout
 
 
+@pytest.mark.slow
 def test_passwords_are_never_shown(monkeypatch):
     monkeypatch.setenv("CATALOGSTORE_CATALOG_URL",
                        "postgresql+psycopg://someone:s3cret-pw@127.0.0.1:1/nothing")
@@ -172,6 +173,7 @@ def test_passwords_are_never_shown(monkeypatch):
 # -- the installed console script ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_in_an_empty_directory(tmp_path):
     first = script("demo", cwd=tmp_path)
     for stage in ("prepare_dataframe", "use_dataframe", "clear_memory"):
@@ -198,6 +200,7 @@ def test_demo_in_an_empty_directory(tmp_path):
     assert meta["stage.clear_memory.artifact_bytes"] == "0"
 
 
+@pytest.mark.slow
 def test_console_script_on_each_stack(stack, tmp_path):
     env = stack.environ()
     data = os.urandom(1_000_000)
@@ -214,6 +217,7 @@ def test_console_script_on_each_stack(stack, tmp_path):
     assert "artifact 'missing' does not exist" in error_line(failed.stderr)
 
 
+@pytest.mark.slow
 def test_db_upgrade_of_an_empty_postgres_schema(pg_url, tmp_path):
     env = {"CATALOGSTORE_CATALOG_URL": pg_url}
     head = head_revision()

@@ -107,6 +107,7 @@ def _create(worker: int) -> str:
     return "created"
 
 
+@pytest.mark.slow
 def test_concurrent_metadata_writers_lose_nothing(stack, pool):
     new_artifact("shared")
     _run_all(pool, _set_keys, stack.environ())
@@ -126,6 +127,7 @@ def test_concurrent_metadata_writers_lose_nothing(stack, pool):
           f"checked after {PROCESSES} x {KEYS} concurrent commits")
 
 
+@pytest.mark.slow
 def test_racing_creators_one_wins(stack, pool):
     results = _run_all(pool, _create, stack.environ())
     assert results.count("created") == 1
@@ -316,6 +318,7 @@ def _start_on_postgres(worker: int) -> int:
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres",
                                                              marks=pytest.mark.postgres)])
+@pytest.mark.slow
 def test_processes_starting_at_once_migrate_once(database, request, tmp_path, pool):
     if database == "sqlite":
         url, start = f"sqlite:///{tmp_path / 'catalog.db'}", _start_on_sqlite
@@ -346,6 +349,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 def test_sqlite_lock_is_retried_and_reported(tmp_path, caplog):
     db = tmp_path / "catalog.db"
     catalogstore.configure(catalog_url=f"sqlite:///{db}?timeout=0.2",

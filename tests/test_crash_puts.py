@@ -445,6 +445,7 @@ RAY_ELEMENTS = 2 << 20
     pytest.param("serialized", (1.0,), id="serialized"),
     pytest.param("call-sent", (1.0, 2.0), id="call-sent"),
     pytest.param("after-call", (2.0,), id="after-call")])
+@pytest.mark.slow
 def test_killed_ray_task_put(ray_session, point, after):
     """A task SIGKILLed in a put: the detached actor holds the old value or the new one."""
     import ray

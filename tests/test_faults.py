@@ -50,7 +50,7 @@ from catalogstore.txn.workspace import close_workspaces, get_workspace
 
 BOUND = 30.0
 """Seconds within which a call against a stopped service must have failed."""
-SCRIPT = Path(sys.executable).parent / "catalogstore"
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 
 
 def free_port() -> int:
@@ -372,6 +372,7 @@ def test_s3_gets_bounded_timeouts_and_retries_unless_set():
     assert filesystem_options("/local/path", {}) == {}
 
 
+@pytest.mark.slow
 def test_s3_stopped_between_calls(s3):
     artifact = new_artifact("model")
     artifact.new_file("weights", content=b"v1")
@@ -628,6 +629,7 @@ def test_pg_errors_that_cannot_go_away_are_not_retried(postgres, tmp_path, caplo
     assert "attempts" not in str(caught.value) and retry_warnings(caplog) == []
 
 
+@pytest.mark.slow
 def test_pg_stopped_between_calls(pg):
     artifact = new_artifact("model")
     artifact.new_file("weights", content=b"v1")
@@ -723,7 +725,7 @@ def test_pg_stopped_during_the_commit_keeps_what_the_journal_may_need(pg):
 
 def _script(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**clean, **env},
+    return subprocess.run([*CLI, *args], cwd=cwd, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 
@@ -745,6 +747,7 @@ def test_cli_with_postgres_unreachable(tmp_path):
     assert "Connection refused" in line and "(4 attempts)" in line
 
 
+@pytest.mark.slow
 def test_cli_with_s3_unreachable(tmp_path):
     port = free_port()
     options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "cli-access-key",

@@ -239,6 +239,7 @@ def scheduler_workers(dask_scheduler: Any = None) -> list[str]:
 # -- values ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dask_collections_stay_lazy(dask_client: Any, memory: DaskMemory,
                                     memory_kwargs: dict[str, Any], remote: Callable) -> None:
     import dask

@@ -168,6 +168,7 @@ def _tear_writer(memory_kwargs: dict[str, Any], size: int, rounds: int) -> None:
     memory.put("writer-done", True)
 
 
+@pytest.mark.slow
 def test_concurrent_replace_is_never_torn(memory: LocalMemory, memory_kwargs,
                                           spawn_pool: ProcessPoolExecutor) -> None:
     size = BIG // 2  # 4 MiB: replaced files go through the pool and are refilled
@@ -445,6 +446,7 @@ def test_memory_ls_other_backends(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the example ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_example_runs_stages_in_other_processes() -> None:
     # A process group of its own, as when started from a shell: it owns its session.
     result = subprocess.run([sys.executable, str(REPO / "examples" / "run_local.py")],

@@ -34,6 +34,8 @@ from catalogstore.testing.memory import ClusterMemoryContract
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SUBPROCESS_TIMEOUT = 300
+# Starting the session's Ray takes over 5 s, paid by whichever test comes first.
+pytestmark = pytest.mark.slow
 pytest_plugins = ["executors"]  # ray_session: one Ray for the whole test session
 
 

@@ -27,6 +27,7 @@ import random
 import re
 import string
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -232,12 +233,13 @@ def test_downgrade_base_then_upgrade_again(engine, empty_db):
     assert version_rows(empty_db) == [head_revision()]
 
 
+@pytest.mark.slow
 def test_alembic_cli_with_the_repo_ini(engine, empty_db, tmp_path):
     env = clean_environ(CATALOGSTORE_CATALOG_URL=empty_db,
                         CATALOGSTORE_STORAGE_URL=str(tmp_path / "storage"))
 
     def cli(*args: str) -> str:
-        done = subprocess.run([str(REPO / ".venv" / "bin" / "alembic"), *args], cwd=REPO,
+        done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO,
                               env=env, capture_output=True, text=True, timeout=120,
                               check=False)
         assert done.returncode == 0, f"alembic {' '.join(args)}:\n{done.stdout}{done.stderr}"
@@ -322,7 +324,7 @@ def test_unknown_future_revision_is_refused(empty_db, tmp_path):
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     try:
-        run([REPO / ".venv" / "bin" / "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
              "-w", out, REPO], what="building the catalogstore wheel", timeout=300)
     except VenvBuildError as exc:
         raise pytest.fail.Exception(str(exc), pytrace=False) from None
@@ -353,6 +355,7 @@ print(json.dumps({"package": catalogstore.__file__, "scripts": script_location()
 """
 
 
+@pytest.mark.slow
 def test_wheel_contains_the_migrations(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     versions = {p.name for p in (REPO / "migrations" / "versions").glob("*.py")}

@@ -89,6 +89,7 @@ def _stage(step: str) -> str:
     return step
 
 
+@pytest.mark.slow
 def test_seed_stages_in_separate_processes(store):
     ctx = multiprocessing.get_context("spawn")
     for step in ("prepare", "use", "clear"):

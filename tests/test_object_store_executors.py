@@ -41,7 +41,7 @@ from catalogstore.object_store import delete, exists, get, put
 pytest_plugins = ["executors"]  # ray_session and dask_client: one of each per session
 
 BACKENDS = ["ray", "dask"]
-CLI = Path(sys.executable).with_name("catalogstore")
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 DEMO_TIMEOUT = 300
 KEY = "my_dataframe"  # the seed stages' key
 
@@ -66,7 +66,9 @@ class Tier:
         return not self.catalog_file.exists() and not self.storage_dir.exists()
 
 
-@pytest.fixture(params=BACKENDS)
+# Starting the session's Ray takes over 5 s (14 s measured), and the first test to
+# use it pays that: every Ray case is slow.
+@pytest.fixture(params=[pytest.param("ray", marks=pytest.mark.slow), "dask"])
 def tier(request: pytest.FixtureRequest, local_stack: Any) -> Iterator[Tier]:
     backend = request.param
     if backend == "ray":
@@ -269,6 +271,7 @@ def three_dask_workers(client: Any) -> Iterator[list[str]]:
             time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_seed_stages_each_in_another_worker_process(tier: Tier) -> None:
     environ = catalogstore.get_settings().to_environ()
     reports: dict[str, dict[str, Any]] = {}
@@ -326,7 +329,7 @@ class DemoRun:
         return stdout, time.monotonic() - self.started
 
     def listing(self) -> list[dict[str, Any]]:
-        out = subprocess.run([str(CLI), "ls", "demo", "--json"], cwd=self.cwd, env=self.env,
+        out = subprocess.run([*CLI, "ls", "demo", "--json"], cwd=self.cwd, env=self.env,
                              capture_output=True, text=True, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
@@ -347,7 +350,7 @@ def demo_runs(request: pytest.FixtureRequest,
             # As where a cluster is at hand: the demo still starts a local Ray of its
             # own (joining one with num_cpus=2 fails, and nothing listens here).
             run_env["RAY_ADDRESS"] = "127.0.0.1:9"
-        process = subprocess.Popen([str(CLI), "demo", "--executor", executor], cwd=cwd,
+        process = subprocess.Popen([*CLI, "demo", "--executor", executor], cwd=cwd,
                                    env=run_env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         runs[executor] = DemoRun(executor, cwd, run_env, process, time.monotonic())

@@ -38,7 +38,7 @@ ACCESS_KEY = "PLANTEDACCESSKEY93"
 SECRET_KEY = "PLANTED-secret-key-77f2"
 SIGNING_KEY = "PLANTED-signing-key-0e9d41"
 PLANTED = (PASSWORD, ACCESS_KEY, SECRET_KEY, SIGNING_KEY)
-CLI = Path(sys.executable).parent / "catalogstore"
+CLI = [sys.executable, "-m", "catalogstore"]  # wherever the virtual environment lives
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ def _storage_options(port: int) -> dict[str, Any]:
             "config_kwargs": {"retries": {"max_attempts": 1}}}
 
 
+@pytest.mark.slow
 def test_catalog_password(closed_port, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     settings = catalogstore.configure(
@@ -128,6 +129,7 @@ def test_signing_key(local_stack, tmp_path, caplog):
 
 
 
+@pytest.mark.slow
 def test_command_line_output(closed_port, tmp_path):
     base = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
     unreachable_catalog = {
@@ -151,7 +153,7 @@ def test_command_line_output(closed_port, tmp_path):
         ("cp to S3", unreachable_storage, ["cp", str(source), "cs://default/x"]),
         ("verify S3", unreachable_storage, ["verify"]),
     ]:  # all at once: most of their time is spent waiting for retries
-        running[name] = subprocess.Popen([str(CLI), *args], env=env, cwd=tmp_path, text=True,
+        running[name] = subprocess.Popen([*CLI, *args], env=env, cwd=tmp_path, text=True,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     outputs = {name: proc.communicate(timeout=120)[0] for name, proc in running.items()}
     assert "someone:***@" in outputs["ls"]  # the database is named, its password is not

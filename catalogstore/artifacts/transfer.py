@@ -43,7 +43,7 @@ PROGRESS_MIN_BYTES = 8 << 20
 """Smaller transfers end before a progress bar is worth drawing."""
 
 
-class RichProgressCallback(Callback):
+class RichProgressCallback(Callback):  # type: ignore[misc]  # fsspec has no types
     """An fsspec callback that draws a rich progress bar on stderr.
 
     The bar appears on the first ``set_size`` of at least ``min_bytes`` and is

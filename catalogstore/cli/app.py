@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -26,12 +26,15 @@ from catalogstore.errors import CatalogStoreError
 class _OneLineErrors(TyperGroup):
     """Ends every failure as one ``error: ...`` line on stderr and an exit code."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **kwargs: Any) -> Any:
         # Always exits with the code, as click's standalone mode would, but formats
         # the failures itself.
         try:
             with _quiet_retries():
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                   windows_expand_args=windows_expand_args, **kwargs)
         except TyperException as exc:  # usage errors, with their exit code 2
             code = _fail(exc.format_message(), exc.exit_code)
         except typer.Abort:

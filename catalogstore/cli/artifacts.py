@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.filesize import decimal as human_size
@@ -87,7 +87,7 @@ def show(
     artifact = get_artifact(name, namespace)
     record = artifact.record
     files = get_workspace().catalog.list_files(record.id)
-    info = {
+    info: dict[str, Any] = {
         "namespace": record.namespace, "name": record.name,
         "uri": artifact.uri,
         "created_at": when(record.created_at), "updated_at": when(record.updated_at),

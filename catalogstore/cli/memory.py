@@ -16,7 +16,8 @@ from catalogstore.cli.output import console, print_json
 memory_app = group("memory", "Cluster memory: what it holds, and freeing it.")
 
 
-def _memory_rows(session: str | None, namespace: str, sizes: dict[str, int]) -> list[dict]:
+def _memory_rows(session: str | None, namespace: str,
+                 sizes: dict[str, int]) -> list[dict[str, Any]]:
     return [{"session": session, "namespace": namespace, "key": key, "size": size}
             for key, size in sorted(sizes.items())]
 
@@ -115,8 +116,8 @@ def memory_clear(
                        f"{human_size(size)}" if info.alive else
                        f"freed session {info.name} (owner pid {info.owner_pid} is gone): "
                        f"{human_size(size)}")
-        stale = sum(not info.alive for info, _ in freed)
-        typer.echo(f"{stale} stale session(s) freed" if stale else "no stale sessions")
+        gone = sum(not info.alive for info, _ in freed)
+        typer.echo(f"{gone} stale session(s) freed" if gone else "no stale sessions")
         return
     backend = resolve_backend(backend or None)
     scope = catalogstore.current_namespace(namespace)

@@ -235,7 +235,7 @@ class DaskMemory(ClusterMemory):
         reply = _call(client, "delete", namespace=namespace, key=key)
         if reply["old"]:
             client.unpublish_dataset(reply["old"])
-        return reply["existed"]
+        return bool(reply["existed"])
 
     def _exists(self, namespace: str, key: str) -> bool:
         reply = _call(_client(), "get", namespace=namespace, key=key, peek=True)
@@ -279,7 +279,8 @@ def _call(client: Client, op: str, **kwargs: Any) -> dict[str, Any]:
     from catalogstore.cluster_memory._dask_scheduler import OP_PREFIX
 
     _ensure_plugin(client)
-    reply = client.sync(getattr(client.scheduler, OP_PREFIX + op), **kwargs)
+    reply: dict[str, Any] | None = client.sync(getattr(client.scheduler, OP_PREFIX + op),
+                                               **kwargs)
     if reply is None:
         # An unknown operation answers None: the scheduler restarted without the plugin.
         _registered.discard(client.id)

@@ -47,7 +47,7 @@ class MemoryIndex(SchedulerPlugin):
         self.pins: dict[str, tuple[str, tuple[Any, ...]]] = {}  # pin id -> (client, keys)
         self.scheduler: Any = None
 
-    def start(self, scheduler: Any) -> None:
+    async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         for op in ("put", "get", "delete", "list", "clear", "unpin"):
             scheduler.handlers[OP_PREFIX + op] = getattr(self, "handle_" + op)

@@ -428,13 +428,13 @@ class LocalMemory(ClusterMemory):
                 vfs = os.statvfs(self._free)
                 limit = min(limit, (vfs.f_bavail * vfs.f_frsize + total) // 2)
         freed = 0
-        for _, size, name in sorted(pool):
+        for _, nbytes, file_name in sorted(pool):
             if total <= limit:
                 break
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self._free}/{name}")
-                freed += size
-            total -= size
+                os.unlink(f"{self._free}/{file_name}")
+                freed += nbytes
+            total -= nbytes
         return freed
 
     def _get(self, namespace: str, key: str) -> Any:

@@ -20,7 +20,7 @@ import os
 import pickle
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np  # a dependency of Ray itself
 import ray
@@ -59,7 +59,7 @@ Frames = list[Any]
 Version = tuple[int, int] | None
 """A key's version: (the memory actor's process id, its board counter); ``None``
 when the actor has no board."""
-Entry = tuple[Frames | None, "ray.ObjectRef | None", Version]
+Entry = tuple[Frames | None, "ray.ObjectRef[Any] | None", Version]
 """A stored value as a get sees it: inline frames or a reference, and its version."""
 
 
@@ -73,7 +73,7 @@ class MemoryActor:
     """
 
     def __init__(self) -> None:
-        self._objects: dict[tuple[str, str], tuple[Frames | ray.ObjectRef, int]] = {}
+        self._objects: dict[tuple[str, str], tuple[Frames | ray.ObjectRef[Any], int]] = {}
         self._lock = threading.Lock()
         self._board_path: str | None = None
         self._board: Board | None = None
@@ -148,7 +148,7 @@ _RemoteMemoryActor = ray.remote(MemoryActor)
 
 # The actor handle of this process, with the (Ray session, job) it belongs to: a
 # handle is only valid in the connection that obtained it.
-_cached: tuple[tuple[str, str], ActorHandle] | None = None
+_cached: tuple[tuple[str, str], ActorHandle[Any]] | None = None
 _cache_lock = threading.Lock()
 
 
@@ -167,7 +167,7 @@ def _connection() -> tuple[str, str]:
     return context.get_session_name(), context.get_job_id()
 
 
-def memory_actor() -> ActorHandle:
+def memory_actor() -> ActorHandle[Any]:
     """The handle of the memory actor, created on first use in the cluster, cached per process."""
     global _cached
     connection = _connection()
@@ -185,11 +185,13 @@ def memory_actor() -> ActorHandle:
             }
             if _HEAD_NODE_RESOURCE in ray.cluster_resources():
                 options["resources"] = {_HEAD_NODE_RESOURCE: 0.001}
-            _cached = connection, _RemoteMemoryActor.options(**options).remote()
+            # cast: ray's stubs type remote() after options() as possibly the class itself.
+            _cached = connection, cast(ActorHandle[Any],
+                                       _RemoteMemoryActor.options(**options).remote())
         return _cached[1]
 
 
-def _forget(actor: ActorHandle) -> None:
+def _forget(actor: ActorHandle[Any]) -> None:
     global _cached
     with _cache_lock:
         if _cached is not None and _cached[1] is actor:
@@ -251,7 +253,7 @@ class ReadCache:
 
 
 # The read cache of this process, with the actor handle it belongs to.
-_reads: tuple[ActorHandle, ReadCache] | None = None
+_reads: tuple[ActorHandle[Any], ReadCache] | None = None
 
 
 def read_cache() -> ReadCache:
@@ -394,7 +396,8 @@ class RayMemory(ClusterMemory):
     def _get(self, namespace: str, key: str) -> Any:
         reads = read_cache()
         entry = reads.lookup(namespace, key)
-        if entry is None:
+        frames = entry[0] if entry is not None else None
+        if frames is None:
             entry = self._call("get", namespace, key)
             if entry is None:
                 raise self._missing(namespace, key)
@@ -406,9 +409,7 @@ class RayMemory(ClusterMemory):
                     raise self._missing(namespace, key) from exc
             # The frames map the object store: keeping them (and the reference, which
             # keeps the object alive) spares the next get ray.get's call to the owner.
-            entry = frames, ref, version
-            reads.remember(namespace, key, entry)
-        frames = entry[0]
+            reads.remember(namespace, key, (frames, ref, version))
         try:
             return pickle.loads(frames[0], buffers=frames[1:])
         except Exception as exc:  # unpickling runs arbitrary code: any error is possible
@@ -418,17 +419,17 @@ class RayMemory(ClusterMemory):
 
     def _delete(self, namespace: str, key: str) -> bool:
         read_cache().forget(namespace, key)
-        return self._call("delete", namespace, key)
+        return bool(self._call("delete", namespace, key))
 
     def _exists(self, namespace: str, key: str) -> bool:
         return read_cache().lookup(namespace, key) is not None or \
-            self._call("exists", namespace, key)
+            bool(self._call("exists", namespace, key))
 
     def _keys(self, namespace: str) -> list[str]:
         return list(self._call("sizes", namespace))
 
     def _sizes(self, namespace: str) -> dict[str, int]:
-        return self._call("sizes", namespace)
+        return dict(self._call("sizes", namespace))
 
     def _clear(self, namespace: str) -> None:
         read_cache().forget(namespace)

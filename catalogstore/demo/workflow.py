@@ -150,7 +150,9 @@ def _dask() -> Iterator[Callable[[str], dict[str, Any]]]:
 
         def submit(name: str) -> dict[str, Any]:
             worker = workers[next(turn) % len(workers)]  # each stage on another worker
-            return client.submit(run_stage, name, workers=[worker], pure=False).result()
+            result: dict[str, Any] = client.submit(run_stage, name, workers=[worker],
+                                                   pure=False).result()
+            return result
 
         yield submit
 

@@ -94,7 +94,8 @@ def _claims(cls: type) -> tuple[Serializer, ...]:
 def serializer_for(value: Any) -> Serializer:
     """The serializer chosen for ``value``: the nearest type claim that accepts it, else pickle."""
     _load_entry_points()
-    for serializer in _claims(type(value)):
+    cls: type = type(value)
+    for serializer in _claims(cls):
         if serializer.accepts(value):
             return serializer
     return _registry[DEFAULT]

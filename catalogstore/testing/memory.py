@@ -2,18 +2,27 @@
 
 A backend's test module subclasses :class:`ClusterMemoryContract` and provides a
 ``memory`` fixture (a fresh, empty :class:`ClusterMemory` of that backend, its
-namespace unique to the test) and ``remote`` (run a picklable function with
-arguments in another worker process of the backend's executor and return its
-result), so every promise below is checked across processes too.
+namespace unique to the test), ``memory_kwargs`` (the arguments of
+``get_cluster_memory`` that reach the same memory from another process) and
+``remote`` (run a picklable function with arguments in another worker process of
+the backend's executor and return its result), so every promise below is checked
+across processes too. The NumPy cases are skipped where NumPy is not installed::
+
+    from catalogstore.testing.memory import ClusterMemoryContract
+
+    class TestMyBackend(ClusterMemoryContract):
+        @pytest.fixture
+        def memory(self):
+            ...
 """
 
 from __future__ import annotations
 
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 
 from catalogstore.cluster_memory import ClusterMemory
@@ -40,7 +49,8 @@ def use_cities_list(memory_kwargs: dict[str, Any]) -> list[str]:
     from catalogstore.cluster_memory import get_cluster_memory
 
     cluster_memory = get_cluster_memory(**memory_kwargs)
-    return cluster_memory.get("cities_list")
+    cities: list[str] = cluster_memory.get("cities_list")
+    return cities
 
 
 def remote_get(memory_kwargs: dict[str, Any], key: str) -> Any:
@@ -135,6 +145,7 @@ class ClusterMemoryContract:
         assert set(sizes) == {"a"} and sizes["a"] >= 10_000
 
     def test_numpy_array(self, memory: ClusterMemory) -> None:
+        np = pytest.importorskip("numpy")
         array = np.arange(1_000_000, dtype=np.float64)
         memory.put("array", array)
         got = memory.get("array")
@@ -149,13 +160,16 @@ class ClusterMemoryContract:
 
     # -- across processes -----------------------------------------------------------
 
-    def test_seed_stages_in_other_processes(self, memory: ClusterMemory, memory_kwargs,
-                                            remote) -> None:
+    def test_seed_stages_in_other_processes(self, memory: ClusterMemory,
+                                            memory_kwargs: dict[str, Any],
+                                            remote: Callable[..., Any]) -> None:
         remote(create_cities_list, memory_kwargs)
         assert remote(use_cities_list, memory_kwargs) == CITIES
         assert memory.get("cities_list") == CITIES
 
-    def test_put_here_get_there(self, memory: ClusterMemory, memory_kwargs, remote) -> None:
+    def test_put_here_get_there(self, memory: ClusterMemory, memory_kwargs: dict[str, Any],
+                                remote: Callable[..., Any]) -> None:
+        np = pytest.importorskip("numpy")
         memory.put("from-driver", {"x": 1})
         assert remote(remote_get, memory_kwargs, "from-driver") == {"x": 1}
         array = np.ones(2_000_000)
