@@ -2,8 +2,9 @@
 
 A backend's test module subclasses :class:`FileStoreContract` and provides a
 ``store`` fixture: a :class:`~catalogstore.storage.filestore.FileStore` rooted in an
-empty folder of the backend, unique to the test. pytest then runs every test below
-on it::
+empty folder of the backend, unique to the test, with ``scratch=`` (the names of its
+temporary files: the unit of work passes its staging names, a test any unique
+path). pytest then runs every test below on it::
 
     from catalogstore.storage.filestore import FileStore
     from catalogstore.testing.storage import FileStoreContract
@@ -11,7 +12,8 @@ on it::
     class TestMyFilesystem(FileStoreContract):
         @pytest.fixture
         def store(self):
-            return FileStore(f"myfs://bucket/{uuid.uuid4().hex}", {"token": ...})
+            return FileStore(f"myfs://bucket/{uuid.uuid4().hex}", {"token": ...},
+                             scratch=lambda: f"tmp/{uuid.uuid4().hex}")
 """
 
 from __future__ import annotations
@@ -29,11 +31,20 @@ from catalogstore.storage.staged import StagedFile
 ARTIFACT = "artifacts/ns/a"
 
 
+def _scratch(store: FileStore) -> str:
+    assert store.scratch is not None, "the store fixture must give FileStore a scratch="
+    return store.scratch()
+
+
+def _staged(store: FileStore, data: bytes) -> StagedFile:
+    return store.stage_bytes(data, None, None, _scratch(store))
+
+
 class FileStoreContract:
     """Tests every storage must pass. Subclasses provide ``store``."""
 
     def test_stage_bytes_then_move(self, store: FileStore) -> None:
-        staged = store.stage_bytes(b"hello", "utf-8", label="ns/a/f")
+        staged = store.stage_bytes(b"hello", "utf-8", "ns/a/f", _scratch(store))
         assert (staged.size, staged.checksum, staged.encoding) == \
             (5, checksum_bytes(b"hello"), "utf-8")
         assert store.exists(staged.path)
@@ -43,7 +54,7 @@ class FileStoreContract:
 
     def test_stage_stream(self, store: FileStore) -> None:
         closed: list[StagedFile] = []
-        with store.stage(None, closed.append, label="ns/a/f") as writer:
+        with store.stage(None, closed.append, "ns/a/f", _scratch(store)) as writer:
             writer.write(b"ab")
             writer.write(memoryview(b"cd"))
         [staged] = closed
@@ -52,8 +63,8 @@ class FileStoreContract:
 
     def test_stage_that_raises_leaves_nothing(self, store: FileStore) -> None:
         closed: list[StagedFile] = []
-        path = store.new_staging_path()
-        with pytest.raises(RuntimeError), store.stage(None, closed.append, path=path) as writer:
+        path = _scratch(store)
+        with pytest.raises(RuntimeError), store.stage(None, closed.append, None, path) as writer:
             writer.write(b"partial")
             raise RuntimeError("the caller failed mid-write")
         assert closed == []
@@ -61,7 +72,7 @@ class FileStoreContract:
 
     def test_open_read_streams(self, store: FileStore) -> None:
         data = bytes(range(256)) * 1000
-        store.move(store.stage_bytes(data, None).path, f"{ARTIFACT}/f")
+        store.move(_staged(store, data).path, f"{ARTIFACT}/f")
         with store.open_read(f"{ARTIFACT}/f", "ns/a/f") as stream:
             assert stream.read(10) == data[:10]
             assert stream.read() == data[10:]
@@ -74,12 +85,12 @@ class FileStoreContract:
             store.open_read(f"{ARTIFACT}/missing", "ns/a/missing").read()
 
     def test_move_over_replaces(self, store: FileStore) -> None:
-        store.move(store.stage_bytes(b"old", None).path, f"{ARTIFACT}/f")
-        store.move_over(store.stage_bytes(b"new", None).path, f"{ARTIFACT}/f")
+        store.move(_staged(store, b"old").path, f"{ARTIFACT}/f")
+        store.move_over(_staged(store, b"new").path, f"{ARTIFACT}/f")
         assert store.read_bytes(f"{ARTIFACT}/f") == b"new"
 
     def test_remove_quietly(self, store: FileStore) -> None:
-        store.move(store.stage_bytes(b"x", None).path, f"{ARTIFACT}/f")
+        store.move(_staged(store, b"x").path, f"{ARTIFACT}/f")
         store.remove_quietly(f"{ARTIFACT}/f")
         assert not store.exists(f"{ARTIFACT}/f")
         store.remove_quietly(f"{ARTIFACT}/f")  # gone already: not an error
@@ -87,7 +98,7 @@ class FileStoreContract:
 
     def test_remove_tree(self, store: FileStore) -> None:
         for name in ("f", "sub/g"):
-            store.move(store.stage_bytes(b"x", None).path, f"{ARTIFACT}/{name}")
+            store.move(_staged(store, b"x").path, f"{ARTIFACT}/{name}")
         store.remove_tree(ARTIFACT)
         assert not store.exists(f"{ARTIFACT}/f")
         assert not store.exists(f"{ARTIFACT}/sub/g")
@@ -96,13 +107,13 @@ class FileStoreContract:
     def test_makedirs_is_idempotent(self, store: FileStore) -> None:
         store.makedirs(f"{ARTIFACT}/sub")
         store.makedirs(f"{ARTIFACT}/sub")
-        store.move(store.stage_bytes(b"x", None).path, f"{ARTIFACT}/sub/f")
+        store.move(_staged(store, b"x").path, f"{ARTIFACT}/sub/f")
         assert store.read_bytes(f"{ARTIFACT}/sub/f") == b"x"
 
     def test_write_new_file(self, store: FileStore) -> None:
         if not store.is_local:
             pytest.skip("write_new_file writes local files only (stage_bytes elsewhere)")
-        path = store.write_new_file(memoryview(b"abc"))
+        path = store.write_new_file(memoryview(b"abc"), _scratch(store))
         assert store.read_bytes(path) == b"abc"
         with pytest.raises(FileExistsError):  # never over an existing file
             store.write_new_file(b"other", path)
@@ -132,7 +143,7 @@ class FileStoreContract:
 
     def test_pickle_round_trip(self, store: FileStore) -> None:
         # Stores travel to Ray and Dask workers inside artifacts and object stores.
-        store.move(store.stage_bytes(b"shared", None).path, f"{ARTIFACT}/f")
+        store.move(_staged(store, b"shared").path, f"{ARTIFACT}/f")
         copy = pickle.loads(pickle.dumps(store))
         assert (copy.url, copy.options) == (store.url, store.options)
         assert copy.read_bytes(f"{ARTIFACT}/f") == b"shared"
