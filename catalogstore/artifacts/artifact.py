@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from catalogstore.errors import (
     AlreadyExistsError,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from fsspec.callbacks import Callback
 
+    from catalogstore.storage.filestore import StagedWriter
     from catalogstore.txn.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
@@ -133,10 +134,11 @@ class ArtifactFile:
     def read_locked(self) -> tuple[FileRecord, bytes]:
         """The file's catalog row and its verified bytes, inside :meth:`Artifact.locked`."""
         info, data = self.info, self._read_bytes()
+        assert data is not None  # missing: StorageError
         verify_checksum(data, info.checksum, self.uri)
         return info, data
 
-    def _read_bytes(self, *, missing_ok: bool = False) -> Any:
+    def _read_bytes(self, *, missing_ok: bool = False) -> bytes | None:
         """The stored bytes; ``None`` if absent and ``missing_ok`` (a commit in flight).
         Callers have read the file's row (:attr:`info`) already: it is not read again."""
         artifact = self._artifact
@@ -167,13 +169,16 @@ class ArtifactFile:
             if mode == "rb":
                 return raw
             encoding = self.info.encoding or TEXT_ENCODING
-            return io.TextIOWrapper(raw, encoding=encoding, newline="")  # type: ignore[arg-type]
+            return io.TextIOWrapper(raw, encoding=encoding, newline="")
         if mode in ("w", "wb", "wt"):
             writer = self._artifact._stage_writer(self._name, None if mode == "wb"
                                                   else TEXT_ENCODING)
+            # A buffered binary stream, as IO's users expect (typeshed's IO is a protocol
+            # io.BufferedIOBase does not declare).
+            stream = cast(IO[bytes], writer)
             if mode == "wb":
-                return writer
-            return _TextWriter(writer, encoding=TEXT_ENCODING, newline="")
+                return stream
+            return _TextWriter(stream, encoding=TEXT_ENCODING, newline="")
         raise ValueError(f"unsupported mode {mode!r}: use 'r', 'rb', 'w' or 'wb'")
 
     def remove(self) -> None:
@@ -465,7 +470,7 @@ class Artifact:
         path = self._storage_path(name)
         return self._ws.files.open_read(path, f"{self._namespace}/{self._name}/{name}")
 
-    def _stage_writer(self, name: str, encoding: str | None) -> Any:
+    def _stage_writer(self, name: str, encoding: str | None) -> StagedWriter:
         validate_file_name(name)
         if self._deleted:
             raise self._not_found()
@@ -478,7 +483,8 @@ class Artifact:
 
     def _write_file(self, name: str, data: str | bytes | bytearray | memoryview) -> None:
         if isinstance(data, str):
-            payload, encoding = data.encode(TEXT_ENCODING), TEXT_ENCODING
+            payload: bytes | bytearray | memoryview = data.encode(TEXT_ENCODING)
+            encoding: str | None = TEXT_ENCODING
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload, encoding = data, None
         else:

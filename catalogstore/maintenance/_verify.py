@@ -149,10 +149,10 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
     metas = read_metadatas(ws, ns, stored, both)
     wanted: dict[tuple[str, str], tuple[FileRecord | None, int]] = {}
     for name in both if not fast else ():
-        for file, row in states[name].files.items():
+        for file, recorded in states[name].files.items():
             entry = stored[name].files.get(file)
-            if entry is not None and entry.size == row.size:
-                wanted[(name, file)] = (row, entry.size)
+            if entry is not None and entry.size == recorded.size:
+                wanted[(name, file)] = (recorded, entry.size)
     hashed = hash_files(ws, ns, wanted)
     result: dict[str, list[Difference]] = {}
     for name in names:

@@ -30,7 +30,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -57,6 +57,9 @@ _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 # A local file at least this large that a commit replaces is removed afterwards, on a
 # helper thread: ext4 takes ~100 ms to free 256 MiB, which would hold up the commit.
 _FREE_LATER_MIN = 8 << 20
+
+_hash_pool: concurrent.futures.ThreadPoolExecutor
+_free_pool: concurrent.futures.ThreadPoolExecutor
 
 
 def _start_helpers() -> None:
@@ -192,7 +195,7 @@ class StagedWriter(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("write to a closed file")
         view = memoryview(data).cast("B")
@@ -266,7 +269,7 @@ class _GuardedReader(io.BufferedIOBase):
     Every other attribute (``size``, ``details``, ...) is the file's own.
     """
 
-    def __init__(self, store: FileStore, file: Any, doing: str) -> None:
+    def __init__(self, store: FileStore, file: IO[bytes], doing: str) -> None:
         super().__init__()
         self._store = store
         self._file = file
@@ -294,7 +297,7 @@ class _GuardedReader(io.BufferedIOBase):
         return self._call(self._file.read, size)
 
     def readinto(self, buffer: Any) -> int:
-        return self._call(self._file.readinto, buffer)
+        return int(self._call(cast(Any, self._file).readinto, buffer))
 
     def readline(self, size: int | None = -1) -> bytes:
         return self._call(self._file.readline, -1 if size is None else size)
@@ -359,7 +362,7 @@ class FileStore:
         return f"{self.root}/{path}"
 
     def uri(self, path: str) -> str:
-        return self.fs.unstrip_protocol(self.full_path(path))
+        return str(self.fs.unstrip_protocol(self.full_path(path)))
 
     # -- faults --------------------------------------------------------------
 
@@ -455,7 +458,7 @@ class FileStore:
             file = self.open_raw(path, "rb")
         if self.is_local:
             return file
-        return _GuardedReader(self, file, doing)
+        return cast(IO[bytes], _GuardedReader(self, file, doing))
 
     def read_bytes(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content of ``path``, as it was at one moment; more than ``limit``

@@ -304,11 +304,12 @@ def _list_uploads(store: FileStore, call: Callable[..., dict[str, Any]],
                   path: str) -> list[Upload]:
     bucket, _, key_prefix = f"{store.full_path(path)}/".partition("/")
     root = store.root.partition("/")[2]
-    uploads, markers = [], {}
+    uploads: list[Upload] = []
+    markers: dict[str, str] = {}
     while True:
         page = call("list_multipart_uploads", Bucket=bucket, Prefix=key_prefix, **markers)
         for found in page.get("Uploads") or []:
-            size, parts_marker = 0, {}
+            size, parts_marker = 0, dict[str, Any]()
             try:
                 while True:
                     parts = call("list_parts", Bucket=bucket, Key=found["Key"],
