@@ -8,10 +8,12 @@ check``) sees every one of them. Changing them needs a migration in
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Dialect,
     Double,
     ForeignKey,
     Index,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     column,
     func,
@@ -53,9 +56,36 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp column that stores UTC and hands back aware UTC datetimes.
+
+    SQLite keeps ``DateTime(timezone=True)`` as text without an offset (SQLAlchemy
+    drops the zone when it writes and returns naive values); PostgreSQL returns
+    values in the session's time zone. Converting at the column, both ways, lets
+    every reader compare and print timestamps without patching them. The DDL is
+    the plain ``DateTime(timezone=True)``'s, so the schema is unchanged.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: UTCDateTime()}
 
 
 class ArtifactRow(Base):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -42,13 +42,6 @@ class ArtifactState:
     @property
     def version(self) -> Version:
         return (self.id, self.updated_at)
-
-
-def as_epoch(moment: datetime) -> float:
-    """Seconds since the epoch (SQLite hands back naive datetimes that are UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def _name_filter(query: Any, names: Sequence[str] | None) -> Iterator[Any]:

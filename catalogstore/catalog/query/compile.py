@@ -20,7 +20,7 @@ import json
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -240,9 +240,7 @@ def _sort_keys(ordering: Ordering) -> tuple[list[Any], Any]:
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        # SQLite hands back naive datetimes that are UTC.
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return {"t": moment.isoformat()}
+        return {"t": value.isoformat()}
     return value
 
 
