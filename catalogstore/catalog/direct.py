@@ -31,7 +31,7 @@ _Prepared = tuple[str, Callable[[Params], tuple[Any, ...]]]
 _cache: dict[tuple[Any, ...], tuple[Any, _Prepared]] = {}
 _CACHE_SIZE = 512
 # Longer IN lists go through Core: one compiled form per list length would not pay.
-_MAX_LIST = 16
+MAX_LIST = 16
 
 
 def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> list[Any]:
@@ -70,7 +70,7 @@ def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
     if len(rows) > 1 and (getattr(statement, "_returning", ()) or
                           getattr(statement, "is_select", False)):
         return False
-    return all(n <= _MAX_LIST for _, n in lengths)
+    return all(n <= MAX_LIST for _, n in lengths)
 
 
 def _prepare(conn: Connection, statement: Any, params: Params,

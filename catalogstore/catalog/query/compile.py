@@ -412,18 +412,6 @@ class Search:
                      .select_from(self.from_clause).where(*conditions).order_by(*order))
         return statement if self.limit is None else statement.limit(self.limit + 1)
 
-    def with_metadata(self, statement: Select[Any]) -> Select[Any]:
-        """``statement`` (a page) joined with the metadata of its artifacts, in its order.
-
-        On PostgreSQL one statement instead of a second round trip for the metadata;
-        SQLite, in process, reads the page and its metadata faster in two statements.
-        """
-        page = statement.subquery("page")
-        sort = [page.c[f"k{i}"] for i in range(len(self.keys))]
-        return (select(*page.c, M.c.key, M.c.value)
-                .select_from(page.outerjoin(M, M.c.artifact_id == page.c.id))
-                .order_by(*(k.desc() if self.ordering.descending else k.asc() for k in sort)))
-
     def cursor(self, row: Any) -> str:
         """The cursor of the page that follows ``row`` (a row of :meth:`statement`)."""
         return encode_cursor(self.ordering.signature, tuple(row)[5:5 + len(self.keys)])
