@@ -247,7 +247,9 @@ class Catalog:
         the page comes from the one statement :meth:`Search.statement` compiles, and
         :meth:`_read_metas` attaches the metadata.
         """
-        with self.errors("search artifacts"), self.engine.connect() as conn:
+        # One read transaction: the plan's counts, the page and its metadata see one
+        # snapshot, and its statements may take the direct path.
+        with self.errors("search artifacts"), self.engine.connect() as conn, conn.begin():
             page = conn.execute(search.statement(conn)).all()
             more = search.limit is not None and len(page) > search.limit
             page = page[:search.limit] if more else page

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, intersect, select
 
+from catalogstore.catalog.direct import run
 from catalogstore.catalog.models import ArtifactRow
 
 if TYPE_CHECKING:
@@ -94,6 +95,6 @@ def plan(search: Search, conn: Connection) -> Plan:
 
 def _count(search: Search, conn: Connection, term: _Term) -> int:
     """How many artifacts ``term`` matches, counted up to :data:`PROBE_CAP`."""
-    return conn.execute(search.memo(("count", id(term)), lambda: select(func.count())
-                                     .select_from(term.ids.limit(PROBE_CAP).subquery()))
-                        ).scalar_one()
+    statement = search.memo(("count", id(term)), lambda: select(func.count())
+                            .select_from(term.ids.limit(PROBE_CAP).subquery()))
+    return int(run(conn, statement, {})[0][0])
