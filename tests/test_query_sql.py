@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Connection, select, text
 
 import catalogstore
-from catalogstore.artifacts import new_artifact
+from catalogstore.artifacts import list_artifacts, new_artifact
 from catalogstore.catalog.catalog import A, M
 from catalogstore.catalog.query.compile import compile_search
 from catalogstore.record import value_number
@@ -177,6 +177,31 @@ def test_common_searches_use_indexes(loaded):
         plan = explain(conn, select(A.c.namespace, text("count(*)")).group_by(A.c.namespace))
         assert (UNIQUE_SQLITE if engine.dialect.name == "sqlite"
                 else "uq_artifacts_namespace_name") in plan, plan
+
+
+def test_a_metadata_equality_listing_starts_from_its_hits(loaded):
+    """``list_artifacts(ns, where=...)`` reads the (key, value) index, then each hit's
+    artifact by its id, filtered by namespace: never the namespace's artifacts (its
+    cost follows the hits, whatever the namespace's size). Batch b7's 50 artifacts
+    are all in team-2's 1,000."""
+    engine = loaded.engine
+    sqlite = engine.dialect.name == "sqlite"
+    search = compile_search(None, dialect=engine.dialect.name, where={"batch": "b7"},
+                            namespaces=["team-2"])
+    with engine.connect() as conn:
+        chosen = search.plan(conn)
+        plan = explain(conn, search.statement(conn, chosen))
+        if not sqlite:  # PostgreSQL reads the ids of the plan first
+            plan = explain(conn, chosen.ids) + "\n" + plan
+    hits, by_id, namespace_index = (
+        ("ix_artifact_metadata_key_value", "USING INTEGER PRIMARY KEY", UNIQUE_SQLITE)
+        if sqlite else ("ix_artifact_metadata_value", "pk_artifacts",
+                        "uq_artifacts_namespace_name"))
+    assert hits in plan and by_id in plan, plan
+    assert namespace_index not in plan and "Seq Scan" not in plan \
+        and not re.search(r"\bSCAN artifacts\b", plan), plan
+    listed = list_artifacts("team-2", where={"batch": "b7"})
+    assert len(listed) == 50 and all(a.metadata["batch"] == "b7" for a in listed)
 
 
 def test_the_search_results_match_the_plans(loaded):

@@ -137,11 +137,8 @@ def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
     """
     workspace = get_workspace()
     ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
-    # Both paths compare with the stored text: True with 'true', 0.9 with '0.9'.
+    # Compared with the stored text: True with 'true', 0.9 with '0.9'.
     where = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
-    if filter is None and order_by is None and limit is None:
-        return [Artifact(workspace, record, namespace=record.namespace, name=record.name)
-                for record in workspace.catalog.list_artifacts(ns, where)]
     return list(_search(workspace, filter, where=where, namespaces="*" if ns is None else [ns],
                         order_by=order_by, limit=limit, after=None))
 

@@ -506,6 +506,11 @@ class Artifact:
             return False
         return True
 
+    def file_handle(self, name: str) -> ArtifactFile:
+        """A handle on the file ``name``, whether or not it exists yet (for the streams of
+        :mod:`~catalogstore.artifacts.transfer`; :meth:`get_file` checks)."""
+        return ArtifactFile(self, name)
+
     def get_file(self, name: str, create: bool = False) -> ArtifactFile:
         """The file ``name``; with ``create=True`` an empty one is made when it is missing.
 

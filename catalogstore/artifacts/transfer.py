@@ -26,7 +26,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fsspec.callbacks import Callback, NoOpCallback
 
-from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.errors import InvalidNameError
 from catalogstore.names import validate_file_name
 from catalogstore.storage import local_files
@@ -35,6 +34,7 @@ from catalogstore.storage.checksum import checksum_mismatch, new_hasher
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from catalogstore.artifacts.artifact import Artifact, ArtifactFile
     from catalogstore.record import FileRecord
 
 CHUNK_SIZE = 4 << 20
@@ -138,7 +138,7 @@ def _checked_name(name: str, source: str, hint: str = "") -> str:
 
 
 def _upload_file(artifact: Artifact, path: Path, name: str, callback: Callback) -> ArtifactFile:
-    file = ArtifactFile(artifact, name)
+    file = artifact.file_handle(name)
     with local_files.open_source(path) as src, file.open("wb") as dst:
         _copy(src, dst, callback, local_src=path)
     return file
@@ -210,5 +210,5 @@ def download(artifact: Artifact, dest: str | os.PathLike[str], *,
     records = sorted(artifact._file_records().items())
     with _progress(callback, f"download {artifact.name}") as cb:
         cb.set_size(sum(record.size for _, record in records))
-        return [_download_file(ArtifactFile(artifact, name), record, folder / name, cb)
+        return [_download_file(artifact.file_handle(name), record, folder / name, cb)
                 for name, record in records]

@@ -8,13 +8,26 @@ of round trips, not thousands.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    and_,
+    any_,
+    bindparam,
+    column,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from catalogstore.batching import chunks
@@ -23,10 +36,14 @@ from catalogstore.catalog.collisions import (
     check_case_collisions,
     check_new_namespaces,
 )
-from catalogstore.catalog.direct import run
+from catalogstore.catalog.direct import MAX_LIST, run
 from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
-from catalogstore.catalog.models import ArtifactRow, FileRow, JournalRow, MetadataRow, utcnow
+from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
+from catalogstore.catalog.models import JOURNAL as J
+from catalogstore.catalog.models import METADATA as M
+from catalogstore.catalog.models import utcnow
 from catalogstore.catalog.query.compile import Search
 from catalogstore.errors import (
     ArtifactExistsError,
@@ -38,10 +55,6 @@ from catalogstore.record import ArtifactRecord, FileRecord, value_number
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
 
-A = ArtifactRow.__table__
-F = FileRow.__table__
-M = MetadataRow.__table__
-J = JournalRow.__table__
 # Bound parameters per statement stay under SQLite's limit (32766) and PostgreSQL's (65535).
 _CHUNK = 5000
 
@@ -59,10 +72,19 @@ class _Statements:
 
     def __init__(self, dialect: str) -> None:
         # Import only the dialect in use: PostgreSQL's costs a worker 50 ms to load.
+        many_ids: Any
+        insert: Callable[..., Any]  # the dialect's, with ON CONFLICT
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import ARRAY, insert
+
+            many_ids = M.c.artifact_id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+            self.id_array: Callable[[list[int]], Any] = list
         else:
             from sqlalchemy.dialects.sqlite import insert
+
+            many_ids = M.c.artifact_id.in_(select(column("value")).select_from(
+                func.json_each(bindparam("ids"))))
+            self.id_array = json.dumps
         self.get_artifact = (
             select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
                    M.c.key, M.c.value)
@@ -97,8 +119,10 @@ class _Statements:
             set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number})
         self.delete_meta = delete(M).where(and_(M.c.artifact_id == bindparam("a"),
                                                 M.c.key == bindparam("k")))
-        self.read_metas = select(M.c.artifact_id, M.c.key, M.c.value).where(
-            M.c.artifact_id.in_(_ids()))
+        metadata = select(M.c.artifact_id, M.c.key, M.c.value)
+        self.read_metas = metadata.where(M.c.artifact_id.in_(_ids()))
+        # Any number of ids as one parameter (an array; JSON text on SQLite).
+        self.read_metas_many = metadata.where(many_ids)
         self.insert_journal = J.insert().returning(J.c.id, sort_by_parameter_order=True)
         self.delete_journal = delete(J).where(J.c.id.in_(_ids()))
 
@@ -203,45 +227,18 @@ class Catalog:
         return ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
                               first.updated_at, meta)
 
-    def list_artifacts(self, namespace: str | None,
-                       where: dict[str, str] | None = None) -> list[ArtifactRecord]:
-        """Artifacts of ``namespace`` (all when ``None``) whose metadata has every pair of
-        ``where``, ordered by namespace and name, each with its metadata."""
-        query = select(A)
-        if namespace is not None:
-            query = query.where(A.c.namespace == namespace)
-        for key, value in (where or {}).items():
-            query = query.where(select(M.c.id).where(
-                M.c.artifact_id == A.c.id, M.c.key == key, M.c.value == value).exists())
-        query = query.order_by(A.c.namespace, A.c.name)
-        with self.errors("list artifacts"), self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            metas: dict[int, dict[str, str]] = defaultdict(dict)
-            meta_query = select(M.c.artifact_id, M.c.key, M.c.value).join(
-                A, A.c.id == M.c.artifact_id)
-            if len(rows) > _CHUNK:
-                # Large listings: one scan of the namespace beats many IN lists.
-                if namespace is not None:
-                    meta_query = meta_query.where(A.c.namespace == namespace)
-                batches: Iterable[Any] = [conn.execute(meta_query)]
-            else:
-                batches = [conn.execute(meta_query.where(
-                    M.c.artifact_id.in_([r.id for r in rows])))] if rows else []
-            for result in batches:
-                for artifact_id, key, value in result:
-                    metas[artifact_id][key] = value
-        return [ArtifactRecord(r.id, r.namespace, r.name, r.created_at, r.updated_at,
-                               metas.get(r.id, {})) for r in rows]
-
     def search(self, search: Search) -> tuple[list[ArtifactRecord], str | None]:
         """Run a compiled search: one page of artifacts with their metadata, and the
-        cursor of the next page (``None`` after the last one)."""
-        with self.errors("search artifacts"), self.engine.connect() as conn:
-            statement = search.statement(conn)
-            if self._is_pg:  # one round trip: the page joined with its metadata
-                return _joined_page(search, conn.execute(search.with_metadata(statement)))
-            # In process, two statements beat a join (and the sort after it).
-            page = conn.execute(statement).all()
+        cursor of the next page (``None`` after the last one).
+
+        Every listing runs here (``list_artifacts``, ``query_artifacts``, the CLI):
+        the page comes from the one statement :meth:`Search.statement` compiles, and
+        :meth:`_read_metas` attaches the metadata.
+        """
+        # One read transaction: the plan's counts, the page and its metadata see one
+        # snapshot, and its statements may take the direct path.
+        with self.errors("search artifacts"), self.engine.connect() as conn, conn.begin():
+            page = conn.execute(search.statement(conn)).all()
             more = search.limit is not None and len(page) > search.limit
             page = page[:search.limit] if more else page
             metas = self._read_metas(conn, [row[0] for row in page])
@@ -282,7 +279,7 @@ class Catalog:
         with self.errors("read the journal"), self.engine.connect() as conn:
             rows = conn.execute(select(J.c.id, J.c.namespace, J.c.name, J.c.payload)
                                 .order_by(J.c.id)).all()
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
     # -- writes --------------------------------------------------------------
 
@@ -337,11 +334,17 @@ class Catalog:
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
+        """The metadata of ``artifact_ids``: the one loader of listings and commits."""
         metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
-        for chunk in chunks(artifact_ids, _CHUNK):
-            for artifact_id, key, value in run(conn, self._sql.read_metas,
-                                               {"ids": list(chunk)}):
-                metas[artifact_id][key] = value
+        if not artifact_ids:
+            return metas
+        # A few ids as an IN list, which the direct path runs prepared; more as one
+        # parameter: no compiled form per list length, no limit on bound parameters.
+        rows = run(conn, self._sql.read_metas, {"ids": artifact_ids}) \
+            if len(artifact_ids) <= MAX_LIST else \
+            run(conn, self._sql.read_metas_many, {"ids": self._sql.id_array(artifact_ids)})
+        for artifact_id, key, value in rows:
+            metas[artifact_id][key] = value
         return metas
 
 
@@ -455,21 +458,4 @@ class Writes:
     def check_new_namespaces(self, created: dict[str, list[str]], deleted: set[str]) -> None:
         """See :func:`~catalogstore.catalog.collisions.check_new_namespaces`; call it last."""
         check_new_namespaces(self.conn, created, deleted)
-
-
-def _joined_page(search: Search, rows: Iterable[Any]) -> tuple[list[ArtifactRecord], str | None]:
-    """Records from :meth:`Search.with_metadata` rows: one per metadata pair (one for an
-    artifact without any), artifact by artifact in the page's order: id, namespace,
-    name, created_at, updated_at, the sort keys, key, value."""
-    records: list[ArtifactRecord] = []
-    current, last, meta = None, None, {}
-    for row in rows:  # positions, not names: the hot path
-        if row[0] != current:
-            if search.limit is not None and len(records) == search.limit:
-                return records, search.cursor(last)  # this row is on the next page
-            current, last, meta = row[0], row, {}
-            records.append(ArtifactRecord(row[0], row[1], row[2], row[3], row[4], meta))
-        if row[-2] is not None:
-            meta[row[-2]] = row[-1]
-    return records, None
 

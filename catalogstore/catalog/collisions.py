@@ -54,12 +54,11 @@ from sqlalchemy import (
 from catalogstore.batching import chunks
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import PG_LOCK_CLASS, case_blind_key
-from catalogstore.catalog.models import ArtifactRow, FileRow
+from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
 from catalogstore.errors import NameCollisionError
 
 T = TypeVar("T")
-A = ArtifactRow.__table__
-F = FileRow.__table__
 # Names checked per statement: two bound parameters each, far below SQLite's limit.
 _CHUNK = 2000
 

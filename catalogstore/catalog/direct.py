@@ -31,7 +31,7 @@ _Prepared = tuple[str, Callable[[Params], tuple[Any, ...]]]
 _cache: dict[tuple[Any, ...], tuple[Any, _Prepared]] = {}
 _CACHE_SIZE = 512
 # Longer IN lists go through Core: one compiled form per list length would not pay.
-_MAX_LIST = 16
+MAX_LIST = 16
 
 
 def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> list[Any]:
@@ -46,16 +46,16 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
                      type(v) is tuple])
     if not _direct(conn, statement, rows, lengths):
         result = conn.execute(statement, first if len(rows) == 1 else list(rows))
-        return result.all() if result.returns_rows else []
+        return list(result.all()) if result.returns_rows else []
     sql, args_of = _prepare(conn, statement, first, lengths)
     driver = conn.connection.driver_connection
     args: Any = None
     try:
         if len(rows) == 1:
             args = args_of(first)
-            return driver.execute(sql, args).fetchall()  # type: ignore[union-attr]
+            return list(driver.execute(sql, args).fetchall())  # type: ignore[union-attr]
         args = [args_of(row) for row in rows]
-        return driver.executemany(sql, args).fetchall()  # type: ignore[union-attr]
+        return list(driver.executemany(sql, args).fetchall())  # type: ignore[union-attr]
     except sqlite3.Error as exc:
         # The exception SQLAlchemy would raise (IntegrityError, OperationalError, ...).
         raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
@@ -67,10 +67,10 @@ def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
     those of the call's list parameters."""
     if conn.dialect.name != "sqlite" or not conn.in_transaction():
         return False  # outside a transaction Core's autobegin must run
-    if len(rows) > 1 and (getattr(statement, "_returning", ()) or
+    if len(rows) > 1 and (bool(getattr(statement, "_returning", ())) or
                           getattr(statement, "is_select", False)):
         return False
-    return all(n <= _MAX_LIST for _, n in lengths)
+    return all(n <= MAX_LIST for _, n in lengths)
 
 
 def _prepare(conn: Connection, statement: Any, params: Params,

@@ -8,17 +8,21 @@ check``) sees every one of them. Changing them needs a migration in
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Dialect,
     Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     column,
     func,
@@ -53,9 +57,53 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp column that stores UTC and hands back aware UTC datetimes.
+
+    SQLite keeps ``DateTime(timezone=True)`` as text without an offset (SQLAlchemy
+    drops the zone when it writes and returns naive values); PostgreSQL returns
+    values in the session's time zone. Converting at the column, both ways, lets
+    every reader compare and print timestamps without patching them. The DDL is
+    the plain ``DateTime(timezone=True)``'s, so the schema is unchanged.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # A listing parses two timestamps per artifact: one C call for the text SQLite
+        # holds (naive UTC) instead of parsing, then datetime.replace (several times slower).
+        parse, utc = datetime.fromisoformat, timezone.utc
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                moment = parse(value + "+00:00")
+            except ValueError:  # not as SQLAlchemy writes it: an offset already
+                moment = parse(value)
+            return moment if moment.tzinfo is utc else as_utc(moment)  # a date alone, ...
+        return process
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: UTCDateTime()}
 
 
 class ArtifactRow(Base):
@@ -156,3 +204,11 @@ class JournalRow(Base):
     path, file name, checksum], ...], "removes": [file name, ...], "delete": bool}``);
     the catalog stores it as it is."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The tables as SQLAlchemy Core sees them, for the prebuilt statements of the hot paths
+# (the declarative attribute is typed as any FromClause).
+ARTIFACTS = cast(Table, ArtifactRow.__table__)
+FILES = cast(Table, FileRow.__table__)
+METADATA = cast(Table, MetadataRow.__table__)
+JOURNAL = cast(Table, JournalRow.__table__)

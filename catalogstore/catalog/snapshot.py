@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 
 from catalogstore.catalog.catalog import Catalog
-from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
+from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
+from catalogstore.catalog.models import METADATA as M
 from catalogstore.record import FileRecord
 
-A = ArtifactRow.__table__
-F = FileRow.__table__
-M = MetadataRow.__table__
 # Names per IN list: under SQLite's and PostgreSQL's bound parameter limits.
 _CHUNK = 5000
 
@@ -42,13 +41,6 @@ class ArtifactState:
     @property
     def version(self) -> Version:
         return (self.id, self.updated_at)
-
-
-def as_epoch(moment: datetime) -> float:
-    """Seconds since the epoch (SQLite hands back naive datetimes that are UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def _name_filter(query: Any, names: Sequence[str] | None) -> Iterator[Any]:

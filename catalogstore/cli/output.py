@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -24,12 +24,8 @@ def console() -> Console:
 
 
 def when(moment: datetime | None) -> str:
-    """An ISO timestamp in UTC (SQLite hands back naive datetimes that are UTC)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    """A catalog timestamp in ISO form (the catalog hands back aware UTC datetimes)."""
+    return "" if moment is None else moment.isoformat(timespec="seconds")
 
 
 def print_json(value: Any) -> None:

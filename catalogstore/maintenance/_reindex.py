@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import (
     ArtifactState,
-    as_epoch,
     read_namespace,
     read_versions,
     refresh_file_times,
@@ -134,7 +133,7 @@ def _trusted(entry: Entry, row: FileRecord | None) -> bool:
     """
     if row is None or row.size != entry.size or entry.mtime is None or row.updated_at is None:
         return False
-    recorded = as_epoch(row.updated_at)
+    recorded = row.updated_at.timestamp()  # aware UTC (models.UTCDateTime)
     # 1 us: the database keeps microseconds, the mtime may have nanoseconds
     return abs(entry.mtime - recorded) <= 1e-6 or entry.mtime <= recorded - SETTLE
 

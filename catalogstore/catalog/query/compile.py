@@ -2,11 +2,10 @@
 
 A filter's top-level ``AND`` terms become conditions on ``artifacts``; each
 metadata term can also name the set of artifact ids it matches, read from one
-index. Neither database's planner knows how many artifacts a metadata condition
-matches (SQLite keeps no such statistics; PostgreSQL's treat key and value as
-independent), so :meth:`Search.plan` counts the ids of each term (up to
-:data:`PROBE_CAP`) and starts from the smallest sets, intersected, checking the
-other terms per candidate; without a small set, PostgreSQL's planner decides.
+index. :mod:`~catalogstore.catalog.query.planner` chooses which sets a search
+starts from; :meth:`Search.statement` builds the one statement of a page from
+that choice, and every listing runs it (``list_artifacts``, ``query_artifacts``,
+the CLI).
 
 Every value is a bound parameter: the filter's text never becomes SQL.
 """
@@ -18,9 +17,10 @@ import binascii
 import functools
 import json
 import operator
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    intersect,
     literal,
     not_,
     or_,
@@ -43,7 +42,9 @@ from sqlalchemy import (
     union,
 )
 
-from catalogstore.catalog.models import ArtifactRow, FileRow, MetadataRow
+from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
+from catalogstore.catalog.models import METADATA as M
 from catalogstore.catalog.query.language import (
     TIME_FIELDS,
     BoolOp,
@@ -61,19 +62,8 @@ from catalogstore.catalog.query.language import (
     parse_ordering,
     parse_time,
 )
+from catalogstore.catalog.query.planner import Plan, plan
 from catalogstore.errors import QueryError
-
-A = ArtifactRow.__table__
-F = FileRow.__table__
-M = MetadataRow.__table__
-
-PROBE_CAP = 20_000
-"""Ids counted (PostgreSQL: read) at most per metadata term when a search is planned;
-PostgreSQL starts from a set of ids only when it is smaller."""
-CHECK_COST = 30
-"""A per-artifact check of a term costs about as much as reading this many index
-entries (measured on SQLite): a term joins the intersection while its set is at most
-this many times the smallest one."""
 
 FILES = select(func.count()).where(F.c.artifact_id == A.c.id).scalar_subquery()
 SIZE = select(cast(func.coalesce(func.sum(F.c.size), 0), BigInteger)).where(
@@ -85,19 +75,6 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt, ">=": operator.ge}
 _GLOB_LITERAL = {"*": "[*]", "?": "[?]", "[": "[[]"}
 _LIKE_LITERAL = {"%": "\\%", "_": "\\_", "\\": "\\\\"}
-
-
-@dataclass
-class Plan:
-    """Where a search starts: a SELECT of candidate ids (``None``: the database's own
-    choice), and the terms those ids answer exactly (not checked again)."""
-
-    ids: Any
-    answered: list[_Term]
-    fetched: list[int] | None = None
-    """The ids of ``ids``, when planning read them already (PostgreSQL)."""
-    small: bool = False
-    """``ids`` is known to hold fewer than :data:`PROBE_CAP` ids."""
 
 
 @dataclass
@@ -146,10 +123,12 @@ class _Compiler:
             # SQLite's LIKE ignores case; GLOB does not, and uses indexes for prefixes.
             glob = "".join("*" if kind == "any" else "?" if kind == "one"
                            else _GLOB_LITERAL.get(char, char) for kind, char in parts)
-            return column.op("GLOB", is_comparison=True)(glob)
-        # PostgreSQL's LIKE escapes with a backslash by default.
-        return column.like("".join("%" if kind == "any" else "_" if kind == "one"
-                                   else _LIKE_LITERAL.get(char, char) for kind, char in parts))
+            matched = column.op("GLOB", is_comparison=True)(glob)
+        else:  # PostgreSQL's LIKE escapes with a backslash by default.
+            matched = column.like("".join("%" if kind == "any" else "_" if kind == "one"
+                                          else _LIKE_LITERAL.get(char, char)
+                                          for kind, char in parts))
+        return typing.cast(ColumnElement[bool], matched)
 
     def value_condition(self, p: Predicate) -> ColumnElement[bool]:
         """The condition on one ``artifact_metadata`` row of the key."""
@@ -240,9 +219,7 @@ def _sort_keys(ordering: Ordering) -> tuple[list[Any], Any]:
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        # SQLite hands back naive datetimes that are UTC.
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return {"t": moment.isoformat()}
+        return {"t": value.isoformat()}
     return value
 
 
@@ -318,45 +295,8 @@ class Search:
             _check_types(self.keys, self.after)
 
     def plan(self, conn: Connection) -> Plan:
-        """Choose the id sets to start from, counting each term's (up to a cap)."""
-        candidates = [t for t in self.terms if t.ids is not None]
-        if not candidates:
-            return Plan(None, [])
-        by_name = any(t.by_name for t in self.terms)
-        ordered_scan = self._scans_in_order()
-        if len(candidates) == 1 and not (by_name or ordered_scan):
-            only = candidates[0]
-            answered = [only] if only.exact else []
-            if self.sqlite:
-                # Counted only to choose between these ids and the namespace index.
-                small = self.namespaces is not None and self._count(conn, only) < PROBE_CAP
-                return Plan(only.ids, answered, small=small)
-            # One term: read its ids at once, unless there are too many to pass on.
-            ids = list(conn.execute(only.ids.limit(PROBE_CAP + 1)).scalars())
-            if len(ids) > PROBE_CAP:
-                return Plan(None, [])
-            return Plan(only.ids, answered, ids, small=True)
-        counts = [self._count(conn, t) for t in candidates]
-        smallest = min(counts)
-        # PostgreSQL fetches the ids of the plan: only a bounded set. SQLite keeps them in
-        # the statement, and a large set beats reading every artifact, unless the name
-        # index finds the matches.
-        if smallest >= PROBE_CAP and (by_name or not self.sqlite):
-            return Plan(None, [])
-        if ordered_scan and self.limit is not None and smallest > 0:
-            # Reading artifacts in index order stops after a page of matches: about
-            # limit * total / matches rows, each checked per artifact. The largest id
-            # stands in for the total; a capped count for half of it.
-            total = conn.execute(select(func.max(A.c.id))).scalar() or 0
-            matches = smallest if smallest < PROBE_CAP else max(smallest, total // 2)
-            if (self.limit + 1) * total / matches * CHECK_COST < matches:
-                return Plan(None, [])
-        chosen = [t for t, n in sorted(zip(candidates, counts, strict=True),
-                                       key=lambda pair: pair[1])
-                  if n <= max(smallest, 1) * CHECK_COST]
-        ids = self._memo(("ids", *map(id, chosen)), lambda: chosen[0].ids if len(chosen) == 1
-                         else intersect(*(t.ids for t in chosen)))
-        return Plan(ids, [t for t in chosen if t.exact], small=smallest < PROBE_CAP)
+        """Where this search starts (:func:`~catalogstore.catalog.query.planner.plan`)."""
+        return plan(self, conn)
 
     def statement(self, conn: Connection, plan: Plan | None = None) -> Select[Any]:
         """The SELECT of one page: the artifact columns, then the sort keys.
@@ -368,7 +308,7 @@ class Search:
         plan = plan or self.plan(conn)
         if self.sqlite:  # the same plan, the same statement: built and cache-keyed once
             key = ("page", id(plan.ids), plan.small, *map(id, plan.answered))
-            return self._memo(key, lambda: self._page(conn, plan))
+            return typing.cast(Select[Any], self.memo(key, lambda: self._page(conn, plan)))
         return self._page(conn, plan)
 
     def _page(self, conn: Connection, plan: Plan) -> Select[Any]:
@@ -388,7 +328,7 @@ class Search:
             # one namespace's own index (namespace, name) is in that order already.
             field = self.ordering.field
             one = len(self.namespaces) == 1 and not set("*?") & set(self.namespaces[0])
-            in_order = (plan.ids is None and self._scans_in_order()
+            in_order = (plan.ids is None and self.scans_in_order()
                         and field is not None and field.name in ("name", *TIME_FIELDS)
                         and not (one and field.name == "name"))
             conditions.append(_namespace_condition(
@@ -414,36 +354,18 @@ class Search:
                      .select_from(self.from_clause).where(*conditions).order_by(*order))
         return statement if self.limit is None else statement.limit(self.limit + 1)
 
-    def with_metadata(self, statement: Select[Any]) -> Select[Any]:
-        """``statement`` (a page) joined with the metadata of its artifacts, in its order.
-
-        On PostgreSQL one statement instead of a second round trip for the metadata;
-        SQLite, in process, reads the page and its metadata faster in two statements.
-        """
-        page = statement.subquery("page")
-        sort = [page.c[f"k{i}"] for i in range(len(self.keys))]
-        return (select(*page.c, M.c.key, M.c.value)
-                .select_from(page.outerjoin(M, M.c.artifact_id == page.c.id))
-                .order_by(*(k.desc() if self.ordering.descending else k.asc() for k in sort)))
-
     def cursor(self, row: Any) -> str:
         """The cursor of the page that follows ``row`` (a row of :meth:`statement`)."""
         return encode_cursor(self.ordering.signature, tuple(row)[5:5 + len(self.keys)])
 
-    def _count(self, conn: Connection, term: _Term) -> int:
-        """How many artifacts ``term`` matches, counted up to :data:`PROBE_CAP`."""
-        return conn.execute(self._memo(("count", id(term)), lambda: select(func.count())
-                                       .select_from(term.ids.limit(PROBE_CAP).subquery()))
-                            ).scalar_one()
-
-    def _memo(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    def memo(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """Statements built once per search (SQLAlchemy then caches their compiled form)."""
         found = self._built.get(key)
         if found is None:
             found = self._built[key] = build()
         return found
 
-    def _scans_in_order(self) -> bool:
+    def scans_in_order(self) -> bool:
         """Whether a page of this ordering can be read in the order of an index."""
         return self.limit is not None and self.ordering.indexed \
             and not any(t.by_name for t in self.terms)

@@ -64,7 +64,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from catalogstore.errors import QueryError
@@ -400,19 +400,17 @@ def check(node: Node, text: str) -> None:
 
 
 def parse_time(literal: Literal, text: str) -> datetime:
-    """An ISO 8601 literal as an aware UTC datetime (no offset means UTC)."""
+    """An ISO 8601 literal as a datetime; without an offset it is naive, which the
+    timestamp columns (:class:`~catalogstore.catalog.models.UTCDateTime`) take as UTC."""
     if literal.is_number or not isinstance(literal.value, str):
         raise QueryError("timestamps are quoted ISO 8601 strings, e.g. '2024-05-01T12:00:00Z'",
                          text, literal.pos)
     value = literal.value.strip()
     try:
-        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
     except ValueError:
         raise QueryError(f"not an ISO 8601 timestamp: {literal.value!r}", text,
                          literal.pos) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def like_parts(pattern: str, text: str, pos: int) -> list[tuple[str, str]]:
