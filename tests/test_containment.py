@@ -334,3 +334,22 @@ def test_gc_rolls_the_journal_forward_past_an_entry_a_link_blocks(store, monkeyp
         "artifacts/ns/a"]
     assert (root / "artifacts/other/b/late").read_bytes() == b"committed"
     assert not (tmp_path / "outside/a/late").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the one-call open needs /proc")
+def test_a_folder_opened_in_one_call_is_kept_only_when_no_link_was_crossed(tmp_path: Path):
+    """The fast path of storage/local.py: one open of the whole path, checked against the
+    descriptor's path; through a link it gives way to the walk, which refuses the link."""
+    from catalogstore.storage import local
+
+    root = tmp_path / "root"
+    (root / "real/inner").mkdir(parents=True)
+    (tmp_path / "outside/inner").mkdir(parents=True)
+    os.symlink(tmp_path / "outside", root / "linked")
+    fd = local._open_direct(str(root), "real/inner")
+    assert fd is not None and os.path.samestat(os.fstat(fd), (root / "real/inner").stat())
+    os.close(fd)
+    assert local._open_direct(str(root), "linked/inner") is None
+    assert local._open_direct(str(root), "real/../linked/inner") is None
+    with pytest.raises(ForeignEntryError, match="linked"):
+        local.open_folder(str(root), "linked/inner")

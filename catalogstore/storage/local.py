@@ -3,7 +3,10 @@
 Every path is relative to the root and is reached by an openat-style walk: the
 root is opened by its configured path (the one place a link may be followed: it is
 configuration, not storage content), then each folder on the way is opened relative
-to the one before with ``O_DIRECTORY | O_NOFOLLOW``. The last component is used
+to the one before with ``O_DIRECTORY | O_NOFOLLOW``. On Linux a folder is first
+opened by its whole path in one call and kept only if ``/proc/self/fd`` shows the
+descriptor's path to be exactly the expected one, which a followed link would
+change; otherwise the walk runs. The last component is used
 through its folder's descriptor with the no-follow form of each call: files are
 opened with ``O_NOFOLLOW | O_NONBLOCK`` (so a FIFO cannot hang the open) and checked
 with ``fstat`` to be regular before a byte is read or written; renames, links and
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 from collections.abc import Iterator
@@ -34,6 +38,7 @@ from typing import IO, Any
 
 from catalogstore.errors import ForeignEntryError, StorageError
 
+_PROC_FDS = "/proc/self/fd"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO must not wait for a writer. It does nothing to a regular
 # file, so the descriptor is used as it is once fstat shows it is one.
@@ -103,8 +108,46 @@ def _descend(dir_fd: int, name: str, rel: str, create: bool) -> int:
         raise _refusal(exc, dir_fd, name, rel) from None
 
 
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str | None:
+    """The root's path with its links resolved (the root is configuration, trusted),
+    or ``None`` where ``/proc`` cannot tell a descriptor's path."""
+    return os.path.realpath(root) if os.path.isdir(_PROC_FDS) else None
+
+
+def _open_direct(root: str, rel: str) -> int | None:
+    """The folder ``rel`` opened by its whole path in one call, kept only when the
+    kernel shows that no link was crossed on the way: the descriptor's path, as
+    ``/proc`` reads it, is exactly the root's plus ``rel``. ``None``: walk instead
+    (a link or a special file on the way, a missing folder, no ``/proc``), which
+    also finds what to report."""
+    real = _real_root(root)
+    if real is None or any(part in ("", ".", "..") for part in rel.split("/")):
+        return None
+    path = os.path.join(real, rel)
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        if os.readlink(f"{_PROC_FDS}/{fd}") == path:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
 def open_folder(root: str, rel: str, *, create: bool = False) -> int:
-    """A descriptor of the folder ``rel`` ("" for the root), every step a real folder."""
+    """A descriptor of the folder ``rel`` ("" for the root), every step a real folder.
+
+    One ``open`` of the whole path where ``/proc`` proves it crossed no link (three to
+    five times fewer system calls on the hot paths); else the walk, one folder at a time.
+    """
+    if rel:
+        fd = _open_direct(root, rel)
+        if fd is not None:
+            return fd
     fd = _open_root(root, create)
     if not rel:
         return fd
