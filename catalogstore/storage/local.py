@@ -148,6 +148,12 @@ def open_folder(root: str, rel: str, *, create: bool = False) -> int:
         fd = _open_direct(root, rel)
         if fd is not None:
             return fd
+        head, _, last = rel.rpartition("/")
+        if create and head and (parent_fd := _open_direct(root, head)) is not None:
+            try:  # a new folder in an existing one: the usual case of staging
+                return _descend(parent_fd, last, rel, create)
+            finally:
+                os.close(parent_fd)
     fd = _open_root(root, create)
     if not rel:
         return fd
