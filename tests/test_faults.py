@@ -139,7 +139,7 @@ def _faulty(op: str) -> Any:
     return method
 
 
-for _op in ("_open", "mv", "rm_file", "rm", "cat_file", "pipe_file", "exists", "find"):
+for _op in ("_open", "mv", "cp_file", "rm_file", "rm", "cat_file", "pipe_file", "exists", "find"):
     setattr(FaultyFileSystem, _op, _faulty(_op))
 fsspec.register_implementation("faulty", FaultyFileSystem, clobber=True)
 
@@ -161,7 +161,7 @@ def test_transient_faults_are_retried_with_backoff(faulty, caplog):
     Faults.fail("_open", times=2)  # the staged file: two refusals, then it works
     artifact.new_file("weights", content=b"w" * 1000)
     assert Faults.failed["_open"] == 2
-    Faults.fail("mv", times=1)  # the move into place, after the commit
+    Faults.fail("cp_file", times=1)  # the move into place, after the commit
     Faults.fail("cat_file", times=2, error=TimeoutError)
     artifact.new_file("config", content="{}")
     assert get_artifact("model").get_file("weights").read() == b"w" * 1000
@@ -199,13 +199,13 @@ def test_a_lasting_fault_gives_up_after_the_bounded_attempts(faulty, caplog):
 def test_a_fault_after_the_commit_is_rolled_forward_in_process(faulty):
     artifact = new_artifact("model")
     artifact.new_file("weights", content=b"old")
-    Faults.fail("mv")  # every move into place fails: the storage is "down" after the commit
+    Faults.fail("cp_file")  # every move into place fails: the storage is "down" after the commit
     with bounded(), pytest.raises(UnappliedCommitError, match="the change is committed"), \
             artifact.transaction():
         artifact.get_file("weights").write(b"new")
         artifact.new_file("extra", content=b"extra")
         artifact["stage"] = "evaluated"
-    assert Faults.failed["mv"] == 3
+    assert Faults.failed["cp_file"] == 6  # two copies at once, three attempts each
     # Committed: the catalog has it, the journal keeps the storage step...
     assert sorted(f.name for f in get_artifact("model").list_files()) == ["extra", "weights"]
     assert get_artifact("model").metadata == {"stage": "evaluated"}
@@ -225,7 +225,7 @@ def test_a_fault_after_the_commit_is_rolled_forward_in_process(faulty):
 
 def test_a_fault_after_the_commit_is_rolled_forward_by_verify_repair(faulty):
     artifact = new_artifact("model")
-    Faults.fail("mv")
+    Faults.fail("cp_file")
     with pytest.raises(UnappliedCommitError):
         artifact.new_file("weights", content=b"w")
     Faults.fail("pipe_file")  # and .artifact.json cannot be written either
@@ -274,7 +274,7 @@ def test_a_fault_in_the_middle_of_a_batch_leaves_nothing(faulty):
 
 
 def test_a_fault_while_a_batch_is_applied_is_rolled_forward(faulty):
-    Faults.fail("mv", after=7)  # the commit went through; the storage fails on the 8th move
+    Faults.fail("cp_file", after=7)  # the commit went through; the storage fails on the 8th move
     with pytest.raises(UnappliedCommitError), catalogstore.transaction():
         for i in range(20):
             new_artifact(f"sample-{i}").new_file("data", content=f"row {i}")

@@ -126,6 +126,27 @@ def test_folder_round_trip(stack, folder, tmp_path):
     assert recorder.sizes == [sum(len(d) for d in contents.values())]
 
 
+def test_many_files_move_concurrently_and_count_once(stack, tmp_path):
+    # On S3 the files' copies overlap (FileStore.for_each); the progress, the catalog
+    # and the storage must still see each file exactly once.
+    source = tmp_path / "many"
+    source.mkdir()
+    contents = {f"part-{i:03d}": bytes([i]) * (100 + i) for i in range(40)}
+    for name, data in contents.items():
+        (source / name).write_bytes(data)
+    recorder = Recorder()
+    artifact = new_artifact("many")
+    artifact.upload(source, callback=recorder)
+    assert recorder.value == recorder.sizes[0] == sum(len(d) for d in contents.values())
+    assert {f.name: f.read() for f in get_artifact("many").list_files()} == contents
+    assert storage_listing(stack, artifact) == set(contents)
+    assert staged(stack) == []
+    recorder = Recorder()
+    get_artifact("many").download(tmp_path / "back", callback=recorder)
+    assert recorder.value == recorder.sizes[0]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "back").iterdir()} == contents
+
+
 def test_folder_upload_checks_everything_first(stack, folder):
     path, _ = folder
     artifact = new_artifact("flat")

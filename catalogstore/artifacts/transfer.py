@@ -7,9 +7,14 @@ whole or not at all. Downloads write to a temporary file beside the destination,
 check the bytes against the checksum the catalog recorded, and rename it into
 place, so a failed download leaves no partial file.
 
+The files of a folder are copied concurrently on a remote store (S3: up to
+:data:`~catalogstore.storage.filestore.REMOTE_CONCURRENCY` requests in flight,
+:meth:`FileStore.for_each <catalogstore.storage.filestore.FileStore.for_each>`)
+and one after another on local disk, where threads would only add overhead.
+
 Progress is reported through an fsspec :class:`~fsspec.callbacks.Callback`
 (``set_size`` with the total number of bytes, then ``relative_update`` per
-chunk). Without one, a rich progress bar is drawn on stderr when stderr is a
+chunk; one update at a time, whichever file's copy it comes from). Without one, a rich progress bar is drawn on stderr when stderr is a
 terminal and the transfer is large, and nothing otherwise.
 
 The local side (listing, opening, renaming) is :mod:`catalogstore.storage.local_files`.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -85,19 +91,34 @@ class RichProgressCallback(Callback):  # type: ignore[misc]  # fsspec has no typ
             self._progress = None
 
 
+class _Progress:
+    """The one progress of a transfer, advanced by the copies of all its files."""
+
+    def __init__(self, callback: Callback) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def advance(self, size: int) -> None:
+        with self._lock:  # fsspec's callbacks are not thread-safe (value += size)
+            self._callback.relative_update(size)
+
+
 @contextlib.contextmanager
-def _progress(callback: Callback | None, description: str) -> Iterator[Callback]:
-    """``callback`` as given, or the terminal's progress bar (closed at the end)."""
+def _progress(callback: Callback | None, description: str, size: int) -> Iterator[_Progress]:
+    """The progress of a transfer of ``size`` bytes, told to ``callback`` or drawn as
+    the terminal's progress bar (closed at the end)."""
     if callback is not None:
-        yield callback
+        callback.set_size(size)
+        yield _Progress(callback)
         return
     default: Callback = RichProgressCallback(description) if sys.stderr.isatty() \
         else NoOpCallback()
     with default:
-        yield default
+        default.set_size(size)
+        yield _Progress(default)
 
 
-def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
+def _copy(src: IO[bytes], dst: IO[bytes], progress: _Progress, *,
           local_src: Path | None = None, local_dst: Path | None = None,
           hasher: Any = None) -> None:
     """Stream ``src`` into ``dst`` chunk by chunk; the local side's errors are translated."""
@@ -118,7 +139,7 @@ def _copy(src: IO[bytes], dst: IO[bytes], callback: Callback, *,
             if local_dst is None:
                 raise
             raise local_files.local_error(local_dst, "write", exc) from exc
-        callback.relative_update(len(chunk))
+        progress.advance(len(chunk))
 
 
 # -- upload -------------------------------------------------------------------
@@ -137,10 +158,10 @@ def _checked_name(name: str, source: str, hint: str = "") -> str:
         raise InvalidNameError(f"cannot upload {source!r}: {exc}{hint}") from None
 
 
-def _upload_file(artifact: Artifact, path: Path, name: str, callback: Callback) -> ArtifactFile:
+def _upload_file(artifact: Artifact, path: Path, name: str, progress: _Progress) -> ArtifactFile:
     file = artifact.file_handle(name)
     with local_files.open_source(path) as src, file.open("wb") as dst:
-        _copy(src, dst, callback, local_src=path)
+        _copy(src, dst, progress, local_src=path)
     return file
 
 
@@ -155,29 +176,29 @@ def upload(artifact: Artifact, path: str | os.PathLike[str], name: str | None = 
     if size is not None:
         target = _checked_name(name if name is not None else source.name, str(source),
                                "" if name is not None else "; upload it under another name")
-        with _progress(callback, f"upload {target}") as cb:
-            cb.set_size(size)
-            return [_upload_file(artifact, source, target, cb)]
+        with _progress(callback, f"upload {target}", size) as progress:
+            return [_upload_file(artifact, source, target, progress)]
     if name is not None:
         raise InvalidNameError(f"cannot upload folder {str(source)!r} under the name "
                                f"{name!r}: a folder's files keep their own names")
     entries = _folder_entries(source)
-    with _progress(callback, f"upload {source.name}") as cb, artifact.transaction():
-        cb.set_size(sum(size for _, _, size in entries))
-        return [_upload_file(artifact, file_path, file_name, cb)
-                for file_path, file_name, _ in entries]
+    with _progress(callback, f"upload {source.name}", sum(size for _, _, size in entries)) \
+            as progress, artifact.transaction():
+        artifact._ws.files.for_each(
+            lambda entry: _upload_file(artifact, entry[0], entry[1], progress), entries)
+    return [artifact.file_handle(file_name) for _, file_name, _ in entries]
 
 
 # -- download -----------------------------------------------------------------
 
 
 def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
-                   callback: Callback) -> Path:
+                   progress: _Progress) -> Path:
     algorithm, _, expected = record.checksum.partition(":")
     hasher = new_hasher(algorithm)
     with local_files.replacing(dest) as dst:
         with file.open("rb") as src:
-            _copy(src, dst, callback, local_dst=dest, hasher=hasher)
+            _copy(src, dst, progress, local_dst=dest, hasher=hasher)
         if hasher.hexdigest() != expected:
             raise checksum_mismatch(file.uri, record.checksum)
     return dest
@@ -193,9 +214,8 @@ def download_file(file: ArtifactFile, dest: str | os.PathLike[str], *,
     if local_files.is_folder(target):
         target = target / file.name
     record = file.info
-    with _progress(callback, f"download {file.name}") as cb:
-        cb.set_size(record.size)
-        return _download_file(file, record, target, cb)
+    with _progress(callback, f"download {file.name}", record.size) as progress:
+        return _download_file(file, record, target, progress)
 
 
 def download(artifact: Artifact, dest: str | os.PathLike[str], *,
@@ -208,7 +228,9 @@ def download(artifact: Artifact, dest: str | os.PathLike[str], *,
     local_files.make_folder(folder)
     # One catalog read for every file's size and checksum (pending writes included).
     records = sorted(artifact._file_records().items())
-    with _progress(callback, f"download {artifact.name}") as cb:
-        cb.set_size(sum(record.size for _, record in records))
-        return [_download_file(artifact.file_handle(name), record, folder / name, cb)
-                for name, record in records]
+    with _progress(callback, f"download {artifact.name}",
+                   sum(record.size for _, record in records)) as progress:
+        artifact._ws.files.for_each(
+            lambda item: _download_file(artifact.file_handle(item[0]), item[1],
+                                        folder / item[0], progress), records)
+    return [folder / name for name, _ in records]

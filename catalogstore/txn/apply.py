@@ -28,8 +28,7 @@ def apply(files: FileStore, done: Committed) -> None:
         return
     if cs.create:
         files.makedirs(folder)
-    for name, staged in cs.writes.items():
-        files.move_over(staged.path, f"{folder}/{name}")
+    files.move_all([(staged.path, f"{folder}/{name}") for name, staged in cs.writes.items()])
     for name in cs.removes:
         files.remove_quietly(f"{folder}/{name}")
     # Written at creation too: an object store needs it for the folder to exist,
