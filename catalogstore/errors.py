@@ -27,6 +27,12 @@ class InvalidMetadataError(CatalogStoreError, TypeError):
     """A metadata key or value is not acceptable (nothing was written)."""
 
 
+class InvalidDocumentError(CatalogStoreError, ValueError):
+    """A JSON document read from the storage breaks the limits of
+    :mod:`catalogstore.bounded_json` (too large, too deep, not UTF-8, a lone surrogate...);
+    ``reindex`` and ``verify`` report its artifact as broken, with this reason."""
+
+
 class NotFoundError(CatalogStoreError):
     """Base class of the "does not exist" errors."""
 
