@@ -55,6 +55,7 @@ from catalogstore.errors import (
     InvalidDocumentError,
     InvalidMetadataError,
     QueryError,
+    SerializationError,
 )
 
 TRIED: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -428,6 +429,11 @@ def test_metadata_with_lone_surrogates_or_nul(stack):
             attempt()
         TRIED["metadata value or key (set_meta, transaction)", "InvalidMetadataError"] += 1
     assert get_artifact("m").metadata == {"ok": "yes"}  # nothing written
+    for bad in BAD_TEXT[:3]:  # text file content: a lone surrogate is not text
+        with pytest.raises(SerializationError):
+            artifact.new_file("notes.txt", bad)
+        TRIED["text file content", "SerializationError"] += 1
+    assert not artifact.has_file("notes.txt")
 
 
 @pytest.mark.timeout(120)

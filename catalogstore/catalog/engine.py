@@ -44,7 +44,13 @@ from sqlalchemy.pool import NullPool
 
 from catalogstore import retry
 from catalogstore.errors import CatalogError, ConfigurationError
-from catalogstore.settings import DEFAULT_CATALOG_FILE, DEFAULT_HOME, hide_in_logs, redact_url
+from catalogstore.settings import (
+    DEFAULT_CATALOG_FILE,
+    DEFAULT_HOME,
+    hide_in_logs,
+    redact_url,
+    url_secrets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +118,7 @@ def sqlite_busy_timeout(url: URL) -> float:
 def make_engine(url: str) -> Engine:
     """An engine configured for catalog work on SQLite or PostgreSQL."""
     parsed = normalize_url(url)
-    hide_in_logs(parsed.password if isinstance(parsed.password, str) else None)
+    hide_in_logs(*url_secrets(url))
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(parsed)
         if path is not None and not path.parent.is_dir():
