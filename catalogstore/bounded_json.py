@@ -79,9 +79,17 @@ def _constant(token: str) -> Any:
     raise InvalidDocumentError(f"{token} is not a JSON number")
 
 
-def _check_values(value: Any) -> None:
-    """Refuse a lone surrogate or NUL in any key or string of ``value``, and a number beyond
-    the range of a double (depth is bounded, but walked with a stack all the same)."""
+def check_values(value: Any) -> None:
+    """Refuse a lone surrogate or NUL in any key or string of ``value``, and a float beyond
+    the range of a double: what :func:`parse_document` checks of the values it parsed,
+    for JSON values that come from elsewhere (a user's metadata). Walked with a stack,
+    never recursively.
+
+    Raises
+    ------
+    InvalidDocumentError
+        naming the problem.
+    """
     stack = [value]
     while stack:
         item = stack.pop()
@@ -154,5 +162,5 @@ def parse_document(content: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> 
     except (RecursionError, ValueError) as exc:  # not JSON, whatever its brackets said
         raise InvalidDocumentError(f"not valid JSON: {type(exc).__name__}") from None
     if _SUSPECT_ESCAPE.search(content) or _BIG_EXPONENT.search(outside_strings):
-        _check_values(value)
+        check_values(value)
     return value

@@ -16,7 +16,8 @@ case-insensitive filesystem would give them one folder.
 - **File names**: the same set plus ``+``, ``=``, ``@``, ``,`` and inner spaces;
   may start with ``.`` or ``_``; at most 255 characters; not ``.artifact.json``.
 - **Metadata**: keys are non-empty strings of at most 255 printable characters;
-  no key or value holds a NUL or a lone surrogate (``"\\ud800"``: not text);
+  no key or value holds a NUL or a lone surrogate (``"\\ud800"``: not text), no
+  integer has more than 100 digits;
   values are strings (``int``, ``float`` and ``bool`` are stored as their ``str``,
   ``True``/``False`` as ``"true"``/``"false"``); anything else is refused.
 """
@@ -27,7 +28,7 @@ import math
 import re
 from typing import Any
 
-from catalogstore.bounded_json import text_problem
+from catalogstore.bounded_json import MAX_INTEGER_DIGITS, text_problem
 from catalogstore.errors import InvalidMetadataError, InvalidNameError
 
 METADATA_FILENAME = ".artifact.json"
@@ -43,6 +44,7 @@ MAX_META_KEY = 255
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FILE_NAME = re.compile(r"[A-Za-z0-9._+=@,-]([A-Za-z0-9._+=@, -]*[A-Za-z0-9._+=@,-])?")
+_INTEGER_BOUND = 10**MAX_INTEGER_DIGITS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -120,6 +122,11 @@ def meta_value_to_str(key: str, value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= _INTEGER_BOUND:
+        # The limit documents read from storage have (bounded_json); str() of one of
+        # more than 4,300 digits would raise a bare ValueError (issue 12).
+        raise InvalidMetadataError(f"metadata value of {key!r}: an integer of more than "
+                                   f"{MAX_INTEGER_DIGITS} digits")
     if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
     raise InvalidMetadataError(

@@ -395,6 +395,7 @@ def test_tampered_cursors(stack):
 def test_where_pairs_are_checked(stack):
     new_artifact("a").set_meta("k", "v")
     for where in ({"k": "\ud800"}, {"\udfff": "v"}, {"k": "v\x00"}, {"k\x00": "v"},
+                  {"k": 10**5000},
                   {f"k{i}": "v" for i in range(MAX_TERMS + 1)}):
         with pytest.raises((QueryError, InvalidMetadataError)) as caught:
             list_artifacts(where=where)
@@ -410,7 +411,9 @@ BAD_TEXT = ["\ud800", "a\udfffb", "\udbff\udc00"[::-1], "\x00", "a\x00b"]
 def test_metadata_with_lone_surrogates_or_nul(stack):
     artifact = new_artifact("m")
     artifact.set_meta("ok", "yes")
-    attempts: list[Callable[[], Any]] = []
+    attempts: list[Callable[[], Any]] = [
+        lambda: artifact.set_meta("k", 10**5000), lambda: artifact.set_meta("k", -(10**100)),
+        lambda: artifact.set_meta("k", float("nan"))]
     for bad in BAD_TEXT:
         attempts += [lambda b=bad: artifact.set_meta("k", b),
                      lambda b=bad: artifact.set_meta(b, "v")]
