@@ -457,6 +457,35 @@ def test_names_and_urls_with_lone_surrogates_or_nul(stack, tmp_path):
             TRIED["URL (catalog, storage)", "ConfigurationError"] += 1
 
 
+NON_UTF8_ARGUMENTS = [
+    [b"query", b"meta.k = '\xff'"], [b"ls", b"--where", b"k=\xff"], [b"ls", b"--where", b"\xff=v"],
+    [b"ls", b"--filter", b"name = '\xed\xa0\x80'"], [b"show", b"default/\xff"],
+    [b"cp", b"/nonexistent\xff", b"cs://default/x"], [b"cp", b"/etc/hostname", b"cs://default/x\xff"],
+    [b"reindex", b"\xff"], [b"verify", b"\xff"], [b"query", b"", b"--after", b"\xff"],
+    [b"query", b"", b"--order-by", b"meta.\xff"], [b"query", b"", b"-n", b"\xff*"],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_non_utf8_command_line_arguments(local_stack, tmp_path):
+    """Bytes that are not UTF-8 reach Python as lone surrogates (``\\udcff``): each command
+    refuses them in one printable error line."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **local_stack.environ()}
+    running = [subprocess.Popen([sys.executable.encode(), b"-m", b"catalogstore", *args],
+                                env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE) for args in NON_UTF8_ARGUMENTS]
+    for proc in running:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and not out, (proc.args, out, err)
+        assert err.startswith(b"error: ") and err.count(b"\n") == 1, (proc.args, err)
+        err.decode("utf-8")  # printable
+        TRIED["command line argument (not UTF-8)", "one error line, exit 1"] += 1
+
+
 # -- configuration mistakes ----------------------------------------------------------------
 
 @pytest.mark.timeout(120)

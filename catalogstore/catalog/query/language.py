@@ -225,8 +225,9 @@ Node = Predicate | BoolOp | Not
 class _Parser:
     """Recursive descent over the grammar of the module docstring."""
 
-    def __init__(self, text: str, *, terms: int = 0, values: int = 0) -> None:
-        check_text(text, "filter")
+    def __init__(self, text: str, *, terms: int = 0, values: int = 0,
+                 what: str = "filter") -> None:
+        check_text(text, what)
         if len(text) > MAX_FILTER_CHARS:
             raise QueryError(f"the filter is {len(text)} characters long, more than the "
                              f"{MAX_FILTER_CHARS} accepted")
@@ -428,7 +429,7 @@ def check_text(text: str, what: str) -> str:
 
 def parse_field(text: str) -> Field:
     """A field alone (``name``, ``meta.accuracy``), as ``order_by`` names it."""
-    parser = _Parser(text)
+    parser = _Parser(text, what="ordering")
     field = parser.field()
     if parser.token.kind != "end":
         raise parser.fail("expected only a field")
