@@ -216,6 +216,7 @@ def redact_url(url: str | URL) -> str:
     from sqlalchemy.engine import URL, make_url
     from sqlalchemy.exc import ArgumentError
 
+    text: str | None = None
     if not isinstance(url, URL):
         text = url
         if "://" not in text:
@@ -226,8 +227,8 @@ def redact_url(url: str | URL) -> str:
             # Not a URL SQLAlchemy reads: hide what may be a password before an "@".
             return re.sub(r"(://[^/?#@]*?:)[^@]*@", rf"\1{_HIDDEN}@", text)
     secret = {k for k in url.query if _SECRET_KEY.search(k)}
-    if url.password is None and not secret:
-        return url.render_as_string(hide_password=False)
+    if url.password is None and not secret:  # as written: nothing to hide
+        return text if text is not None else url.render_as_string(hide_password=False)
     hidden = url.set(query={k: _HIDDEN if k in secret else v for k, v in url.query.items()})
     return hidden.render_as_string(hide_password=True).replace("%2A%2A%2A", _HIDDEN)
 
