@@ -283,6 +283,9 @@ FILTERS: dict[str, tuple[str, list[str] | None]] = {
     f"like-{MAX_PATTERN_CHARS}": ("name LIKE '" + "[%" * (MAX_PATTERN_CHARS // 2) + "'", []),
     f"like-{MAX_PATTERN_CHARS}-meta": ("meta.k LIKE '" + "\u00e9_" * (MAX_PATTERN_CHARS // 2)
                                        + "'", []),
+    f"like-{MAX_PATTERN_CHARS + 1}": ("name LIKE '" + "a" * (MAX_PATTERN_CHARS + 1) + "'", None),
+    "filter-over-1-MiB": ("name = '" + "x" * (1 << 20) + "'", None),
+    "filter-just-under-1-MiB": ("name = '" + "x" * ((1 << 20) - 9) + "'", []),
     "in-70000": (_in_list(70_000), None),
     f"in-{MAX_VALUES}": (_in_list(MAX_VALUES), ["a", "b"]),
     f"in-{MAX_VALUES}-numbers": (_in_list(MAX_VALUES, number=True), []),
