@@ -44,11 +44,16 @@ MAX_INTEGER_DIGITS = 100
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _OTHER_BYTES = bytes(b for b in range(256) if b not in b"[]{}")
 _DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_INTEGER_DIGITS + 1))
-# What may hide a NUL, a lone surrogate or an infinite number: only then are the
-# parsed values walked (raw control characters and surrogates never parse).
+_TOO_MANY_OPENINGS = b"\x01" * (MAX_DEPTH + 1)
+# Numbers seen through a mask (digits as "0", "e"/"E" as "e", signs as "+", all else as
+# " "), so that the checks below are substring searches, in C.
+_NUMBER_MASK = bytes(48 if chr(b).isdigit() and b < 128 else 101 if b in b"eE"
+                     else 43 if b in b"+-" else 32 for b in range(256))
+_LONG_DIGITS = b"0" * (MAX_INTEGER_DIGITS + 1)
+_BIG_EXPONENTS = (b"e000", b"e+000")  # three digits or more: may overflow a double
+# What may hide a NUL or a lone surrogate: only then are the parsed values walked (raw
+# control characters and surrogates never parse).
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-_BIG_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{3,}")
 
 
 def text_problem(text: str) -> tuple[str, int] | None:
@@ -65,18 +70,24 @@ def text_problem(text: str) -> tuple[str, int] | None:
     return None
 
 
-def _depth(content: bytes) -> int:
-    """The deepest nesting of ``content``, strings left out (an upper bound if it is not
-    JSON): linear time, in C but for the running sum."""
-    brackets = _STRING.sub(b"", content).translate(None, _OTHER_BYTES)
+def _depth(outside_strings: bytes) -> int:
+    """The deepest nesting of a document whose strings are taken out (an upper bound if it
+    is not JSON): linear time, in C but for the running sum."""
+    brackets = outside_strings.translate(None, _OTHER_BYTES)
     if len(brackets) <= MAX_DEPTH:  # too few brackets to nest too deep
         return len(brackets)
     # +1 for an opening bracket, -1 for a closing one.
-    return max(itertools.accumulate(memoryview(brackets.translate(_DEPTH_STEP)).cast("b")))
+    steps = brackets.translate(_DEPTH_STEP)
+    if _TOO_MANY_OPENINGS in steps:  # the usual attack, found by a substring search
+        return MAX_DEPTH + 1
+    return max(itertools.accumulate(memoryview(steps).cast("b")))
 
 
 def _constant(token: str) -> Any:
     raise InvalidDocumentError(f"{token} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_constant)
 
 
 def check_values(value: Any) -> None:
@@ -146,21 +157,28 @@ def parse_document(content: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> 
                                    f"{content[exc.start:exc.start + 1]!r})") from None
     if text.startswith("\ufeff"):
         raise InvalidDocumentError("starts with a byte order mark: JSON is plain UTF-8")
-    depth = _depth(content)
+    # Strings may hold brackets and digits: they are taken out (a regex pass) only when
+    # the whole document has too many brackets or too long a run of digits.
+    outside_strings = content
+    numbers = content.translate(_NUMBER_MASK)
+    long_digits = _LONG_DIGITS in numbers
+    if len(content.translate(None, _OTHER_BYTES)) > MAX_DEPTH or long_digits:
+        outside_strings = _STRING.sub(b"", content)
+    depth = _depth(outside_strings)
     if depth > MAX_DEPTH:
-        raise InvalidDocumentError(f"nested {depth} deep, more than the {MAX_DEPTH} accepted")
-    outside_strings = _STRING.sub(b"", content)
-    if _LONG_DIGITS.search(outside_strings):
+        raise InvalidDocumentError(f"nested more than the {MAX_DEPTH} levels accepted")
+    if long_digits and _LONG_DIGITS in outside_strings.translate(_NUMBER_MASK):
         raise InvalidDocumentError(f"a number with a run of more than {MAX_INTEGER_DIGITS} "
                                    "digits")
     try:
-        value = json.loads(text, parse_constant=_constant)
+        value = _DECODER.decode(text)
     except InvalidDocumentError:
         raise
     except json.JSONDecodeError as exc:
         raise InvalidDocumentError(f"not valid JSON: {exc}") from None
     except (RecursionError, ValueError) as exc:  # not JSON, whatever its brackets said
         raise InvalidDocumentError(f"not valid JSON: {type(exc).__name__}") from None
-    if _SUSPECT_ESCAPE.search(content) or _BIG_EXPONENT.search(outside_strings):
+    if (b"\\u" in content and _SUSPECT_ESCAPE.search(content)) \
+            or any(e in numbers for e in _BIG_EXPONENTS):  # in a string too: only walked
         check_values(value)
     return value
