@@ -27,6 +27,12 @@ class InvalidMetadataError(CatalogStoreError, TypeError):
     """A metadata key or value is not acceptable (nothing was written)."""
 
 
+class InvalidDocumentError(CatalogStoreError, ValueError):
+    """A JSON document read from the storage breaks the limits of
+    :mod:`catalogstore.bounded_json` (too large, too deep, not UTF-8, a lone surrogate...);
+    ``reindex`` and ``verify`` report its artifact as broken, with this reason."""
+
+
 class NotFoundError(CatalogStoreError):
     """Base class of the "does not exist" errors."""
 
@@ -171,20 +177,36 @@ class QueryError(CatalogStoreError, ValueError):
         self.position = position
         super().__init__(reason, text, position)
 
+    _SHOWN = 60
+    """Characters of a long filter shown on each side of the problem."""
+
+    def _excerpt(self) -> tuple[str, int]:
+        """The filter around the problem (all of it when short) and the problem's place
+        in that excerpt."""
+        assert self.text is not None and self.position is not None
+        start = max(0, self.position - self._SHOWN)
+        end = self.position + self._SHOWN
+        text = ("..." if start else "") + self.text[start:end] + \
+            ("..." if end < len(self.text) else "")
+        return text, self.position - start + (3 if start else 0)
+
     @property
     def summary(self) -> str:
-        """The message on one line: the reason, the column and the filter."""
+        """The message on one line: the reason, the column and the filter (around it)."""
         if self.text is None or self.position is None:
             return self.reason
-        return f"{self.reason} (column {self.position + 1} of {self.text!r})"
+        return f"{self.reason} (column {self.position + 1} of {self._excerpt()[0]!r})"
 
     def __str__(self) -> str:
         if self.text is None or self.position is None:
             return self.reason
-        # One character per character, so the caret stays under the problem.
-        shown = self.text.translate({ord(c): " " for c in "\t\r\n"})
-        return (f"{self.reason} (column {self.position + 1})\n"
-                f"    {shown}\n    {' ' * self.position}^")
+        text, at = self._excerpt()
+        # One character per character, so the caret stays under the problem; what
+        # cannot be printed (NUL, a lone surrogate) shows as "?".
+        shown = text.translate({ord(c): " " for c in "\t\r\n"}).replace("\x00", "?")
+        if not shown.isascii():
+            shown = shown.encode("utf-8", "replace").decode().replace("\ufffd", "?")
+        return f"{self.reason} (column {self.position + 1})\n    {shown}\n    {' ' * at}^"
 
 
 def type_name(value: Any) -> str:

@@ -16,6 +16,8 @@ case-insensitive filesystem would give them one folder.
 - **File names**: the same set plus ``+``, ``=``, ``@``, ``,`` and inner spaces;
   may start with ``.`` or ``_``; at most 255 characters; not ``.artifact.json``.
 - **Metadata**: keys are non-empty strings of at most 255 printable characters;
+  no key or value holds a NUL or a lone surrogate (``"\\ud800"``: not text), no
+  integer has more than 100 digits;
   values are strings (``int``, ``float`` and ``bool`` are stored as their ``str``,
   ``True``/``False`` as ``"true"``/``"false"``); anything else is refused.
 """
@@ -26,6 +28,7 @@ import math
 import re
 from typing import Any
 
+from catalogstore.bounded_json import MAX_INTEGER_DIGITS, text_problem
 from catalogstore.errors import InvalidMetadataError, InvalidNameError
 
 METADATA_FILENAME = ".artifact.json"
@@ -41,6 +44,7 @@ MAX_META_KEY = 255
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FILE_NAME = re.compile(r"[A-Za-z0-9._+=@,-]([A-Za-z0-9._+=@, -]*[A-Za-z0-9._+=@,-])?")
+_INTEGER_BOUND = 10**MAX_INTEGER_DIGITS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -100,10 +104,10 @@ def validate_meta_key(key: object) -> str:
     """Return ``key`` if it can be a metadata key, else raise."""
     if not isinstance(key, str):
         raise InvalidMetadataError(f"metadata key must be a str, not {type(key).__name__}")
-    if not key or len(key) > MAX_META_KEY or _CONTROL.search(key):
+    if not key or len(key) > MAX_META_KEY or _CONTROL.search(key) or text_problem(key):
         raise InvalidMetadataError(
             f"invalid metadata key {key[:40]!r}: 1 to {MAX_META_KEY} characters, "
-            "no control characters"
+            "no control characters or lone surrogates"
         )
     return key
 
@@ -111,11 +115,18 @@ def validate_meta_key(key: object) -> str:
 def meta_value_to_str(key: str, value: Any) -> str:
     """The stored form of a metadata value (see the module docstring for the rule)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidMetadataError(f"metadata value of {key!r} contains a NUL character")
+        problem = text_problem(value)
+        if problem is not None:  # the databases cannot store either (issue 12)
+            raise InvalidMetadataError(f"metadata value of {key!r} contains {problem[0]} "
+                                       f"at character {problem[1]}")
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= _INTEGER_BOUND:
+        # The limit documents read from storage have (bounded_json); str() of one of
+        # more than 4,300 digits would raise a bare ValueError (issue 12).
+        raise InvalidMetadataError(f"metadata value of {key!r}: an integer of more than "
+                                   f"{MAX_INTEGER_DIGITS} digits")
     if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
     raise InvalidMetadataError(

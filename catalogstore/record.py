@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from catalogstore.errors import InvalidMetadataError
+from catalogstore.bounded_json import parse_document
+from catalogstore.errors import InvalidDocumentError, InvalidMetadataError
 from catalogstore.names import meta_value_to_str, validate_meta_key
 
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -59,9 +60,10 @@ def metadata_from_json(content: bytes | str) -> dict[str, str]:
     :func:`catalogstore.names.meta_value_to_str`.
     """
     try:
-        data: Any = json.loads(content) if content else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidMetadataError(f".artifact.json is not valid JSON: {exc}") from None
+        # Bounded and total: the storage is hostile input (issue 12).
+        data: Any = parse_document(content) if content else {}
+    except InvalidDocumentError as exc:
+        raise InvalidMetadataError(f".artifact.json: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidMetadataError(
             f".artifact.json must hold a JSON object, not {type(data).__name__}"

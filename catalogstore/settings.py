@@ -17,17 +17,22 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote, unquote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from catalogstore.bounded_json import text_problem
 from catalogstore.errors import ConfigurationError
 from catalogstore.names import validate_name
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 ENV_PREFIX = "CATALOGSTORE_"
 DEFAULT_HOME = ".catalogstore"
+DEFAULT_CATALOG_FILE = "catalog.db"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 MIN_SIGNING_KEY_BYTES = 16
 """Shorter keys could be guessed from a signature, which ``.artifact.json`` shows to anyone."""
@@ -36,7 +41,7 @@ _SECRET_KEY = re.compile(r"secret|token|password|passwd|credential|key", re.IGNO
 
 
 def _default_catalog_url() -> str:
-    return f"sqlite:///{Path.cwd() / DEFAULT_HOME / 'catalog.db'}"
+    return f"sqlite:///{Path.cwd() / DEFAULT_HOME / DEFAULT_CATALOG_FILE}"
 
 
 def _default_storage_url() -> str:
@@ -79,6 +84,16 @@ class Settings(BaseSettings):
     When set, the object store signs every object it pickles and refuses to unpickle
     one that is unsigned or whose signature does not match. Never shown.
     """
+
+    @field_validator("catalog_url", "storage_url", mode="before")
+    @classmethod
+    def _check_text(cls, value: Any) -> Any:
+        # Neither a driver nor a filesystem takes a NUL or a lone surrogate (issue 12);
+        # the message does not quote the value: it may hold a password.
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(f"holds {problem[0]} at character {problem[1]}")
+        return value
 
     @field_validator("catalog_url")
     @classmethod
@@ -184,9 +199,66 @@ class Settings(BaseSettings):
         }
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_HIDDEN = "***"
+
+
+def redact_url(url: str | URL) -> str:
+    """``url`` as shown to anyone: its password and the values of credential-like query
+    parameters (``password``, ``sslpassword``, ``token``, ``aws_secret_access_key``, ...)
+    replaced by ``***``.
+
+    The one redaction every log line, exception, repr and CLI line goes through
+    (issue 12). Built on SQLAlchemy's URL parser, which takes what the drivers take:
+    a password holding ``/`` or ``:`` is hidden whole, and so is ``?password=...``.
+    A plain path, or a URL with nothing secret, is returned as written.
+    """
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    text: str | None = None
+    if not isinstance(url, URL):
+        text = url
+        if "://" not in text:
+            return text
+        try:
+            url = make_url(text)
+        except (ArgumentError, ValueError):
+            # Not a URL SQLAlchemy reads: hide what may be a password before an "@".
+            return re.sub(r"(://[^/?#@]*?:)[^@]*@", rf"\1{_HIDDEN}@", text)
+    secret = {k for k in url.query if _SECRET_KEY.search(k)}
+    if url.password is None and not secret:  # as written: nothing to hide
+        return text if text is not None else url.render_as_string(hide_password=False)
+    hidden = url.set(query={k: _HIDDEN if k in secret else v for k, v in url.query.items()})
+    return hidden.render_as_string(hide_password=True).replace("%2A%2A%2A", _HIDDEN)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`redact_url` (a driver's or a
+    filesystem's message may quote the URL it was given)."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets :func:`redact_url` hides in ``url``, as written and as decoded (a driver
+    may log either), for :func:`hide_in_logs`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url:
+        return []
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        match = re.search(r"://[^/?#@]*?:([^@]*)@", url)
+        return [match.group(1), unquote(match.group(1))] if match else []
+    found = [parsed.password] if isinstance(parsed.password, str) else []
+    for key, value in parsed.query.items():
+        if _SECRET_KEY.search(key):
+            found += [value] if isinstance(value, str) else list(value)
+    return [form for value in found for form in (value, quote(value, safe=""), unquote(value))]
 
 
 def redact_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -280,17 +352,11 @@ def _hiding_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 def _secrets_of(settings: Settings) -> list[str | None]:
     """The credentials in ``settings``: URL passwords, credential-like options, the key."""
-    found: list[str | None] = [*_password(settings.catalog_url),
-                               *_password(settings.storage_url)]
+    found: list[str | None] = [*url_secrets(settings.catalog_url),
+                               *url_secrets(settings.storage_url)]
     if settings.signing_key is not None:
         found.append(settings.signing_key.get_secret_value())
     return [*found, *credential_values(settings.storage_options)]
-
-
-def _password(url: str) -> list[str]:
-    """A URL's password as written and as decoded (a driver may log either)."""
-    match = re.search(r"://[^/@:]*:([^/@]*)@", url)
-    return [match.group(1), unquote(match.group(1))] if match else []
 
 
 _configured: Settings | None = None

@@ -144,7 +144,7 @@ def test_cp_round_trip(local_stack, tmp_path):
 
 def test_db_commands(local_stack):
     head = head_revision()
-    current = run("db", "current").stdout
+    current = run("db", "current", code=1).stdout  # behind: exit 1 (issue 12)
     assert "database: no schema" in current and "behind" in current
     assert f"upgraded from an empty database to revision {head}" in run("db", "upgrade").stdout
     current = run("db", "current").stdout
@@ -221,7 +221,8 @@ def test_console_script_on_each_stack(stack, tmp_path):
 def test_db_upgrade_of_an_empty_postgres_schema(pg_url, tmp_path):
     env = {"CATALOGSTORE_CATALOG_URL": pg_url}
     head = head_revision()
-    assert "database: no schema" in script("db", "current", cwd=tmp_path, env=env).stdout
+    behind = script("db", "current", cwd=tmp_path, env=env, code=1)  # exit 1 (issue 12)
+    assert "database: no schema" in behind.stdout
     refused = script("ls", cwd=tmp_path, env=env, code=1)
     assert "catalogstore db upgrade" in error_line(refused.stderr)
     upgraded = script("db", "upgrade", cwd=tmp_path, env=env).stdout

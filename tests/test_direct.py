@@ -70,6 +70,7 @@ def run_workload(root: Path, monkeypatch: pytest.MonkeyPatch, *, core_only: bool
                         lambda: start + timedelta(microseconds=next(ticks)))
     if core_only:
         monkeypatch.setattr(direct, "_direct", lambda *_: False)
+    root.mkdir()  # a SQLite catalog's folder is never made (issue 12)
     catalogstore.configure(catalog_url=f"sqlite:///{root / 'catalog.db'}",
                            storage_url=str(root / "storage"))
     used = []

@@ -134,6 +134,7 @@ def hostile(stack, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     """The stack, with a local storage root nested ``DEPTH`` folders down."""
     if stack.name == "sqlite-local":
         deep = tmp_path.joinpath(*[f"d{i}" for i in range(DEPTH)])
+        deep.mkdir(parents=True)  # a SQLite catalog's folder is never made (issue 12)
         stack.catalog_url = f"sqlite:///{deep / 'catalog.db'}"
         stack.storage_url = str(deep / "storage")
         catalogstore.configure(catalog_url=stack.catalog_url, storage_url=stack.storage_url)

@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "catalogstore"
 
 # Each top-level module or folder of the package, with the ones it may import. The
 # base modules (errors, names, record, ...) are importable from everywhere.
-BASE = {"errors", "names", "record", "retry", "batching", "settings", "context"}
+BASE = {"errors", "names", "record", "retry", "batching", "settings", "context",
+        "bounded_json"}
 ALLOWED = {
     "storage": set(),
     "catalog": set(),

@@ -258,6 +258,7 @@ def test_alembic_cli_with_the_repo_ini(engine, empty_db, tmp_path):
 
 def test_sqlite_schema_created_on_first_use(tmp_path):
     db = tmp_path / "fresh" / "catalog.db"
+    db.parent.mkdir()  # a missing folder is refused (issue 12: test_untrusted_input)
     catalogstore.configure(catalog_url=f"sqlite:///{db}", storage_url=str(tmp_path / "s"))
     assert not db.exists()
     new_artifact("first").set_meta("k", "v")

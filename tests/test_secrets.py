@@ -161,3 +161,78 @@ def test_command_line_output(closed_port, tmp_path):
         assert "error: " in output, f"catalogstore {name} did not fail:\n{output}"
         for secret in PLANTED:
             assert secret not in output, f"catalogstore {name} shows {secret}:\n{output}"
+
+
+# -- URL spellings that SQLAlchemy accepts (issue 12) ------------------------------------
+
+SLASH_PASSWORD = "PLANTED/pw:with/slash-5d2e"
+QUERY_PASSWORD = "PLANTED-qs-pw-8c1b"
+SPELLED = (SLASH_PASSWORD, QUERY_PASSWORD, "PLANTED", "with/slash-5d2e")
+
+
+def _spellings(url: str) -> dict[str, str]:
+    """``url`` (``postgresql+psycopg://postgres@host:port/db?...``) with a password
+    holding ``/`` and ``:``, and with one in the query string (and an sslpassword)."""
+    base, _, query = url.partition("?")
+    query = f"&{query}" if query else ""
+    return {"slash": base.replace("postgres@", f"postgres:{SLASH_PASSWORD}@") + "?" + query[1:],
+            "query": f"{base}?password={QUERY_PASSWORD}&sslpassword={QUERY_PASSWORD}{query}"}
+
+
+def _assert_spelled_hidden(*texts: str) -> None:
+    for text in texts:
+        for secret in SPELLED:
+            assert secret not in text, f"{secret} shown in: ...{text[:2000]}"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("spelling", ["slash", "query"])
+def test_password_spellings_on_a_live_catalog(migrated_pg_url, tmp_path, caplog, spelling):
+    """The server trusts loopback, so the password is ignored and every command works:
+    what they print must not show it."""
+    from typer.testing import CliRunner
+
+    from catalogstore.cli import app
+    from catalogstore.txn.workspace import get_workspace
+
+    caplog.set_level(logging.DEBUG)
+    url = _spellings(migrated_pg_url)[spelling]
+    settings = catalogstore.configure(catalog_url=url, storage_url=str(tmp_path / "storage"))
+    new_artifact("x").set_meta("k", "v")
+    shown = [repr(settings), str(settings), repr(get_workspace()),
+             repr(get_workspace().catalog)]
+    runner = CliRunner()
+    outputs = {}
+    for args in (["db", "current"], ["ls"], ["verify"], ["reindex"], ["show", "default/x"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        outputs[" ".join(args)] = result.stdout + result.stderr
+    assert "postgres:***@" in outputs["db current"] or "password=***" in outputs["db current"]
+    _assert_spelled_hidden(*shown, *outputs.values(), caplog.text,
+                           *(r.getMessage() for r in caplog.records))
+
+
+@pytest.mark.slow
+def test_password_spellings_in_error_lines(closed_port, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CATALOGSTORE_")}
+    running = {}
+    for spelling, url in _spellings(
+            f"postgresql+psycopg://postgres@127.0.0.1:{closed_port}/catalog").items():
+        settings = catalogstore.configure(catalog_url=url,
+                                          storage_url=str(tmp_path / "storage"))
+        shown = [repr(settings), str(settings)]
+        with pytest.raises(CatalogError) as caught:
+            list_artifacts()
+        shown.append(_shown(caught.value))
+        _assert_spelled_hidden(*shown, caplog.text, *(r.getMessage() for r in caplog.records))
+        env = {**base, "CATALOGSTORE_CATALOG_URL": url,
+               "CATALOGSTORE_STORAGE_URL": str(tmp_path / "storage")}
+        for args in (["db", "current"], ["db", "upgrade"], ["ls"], ["verify"], ["reindex"]):
+            running[(spelling, *args)] = subprocess.Popen(
+                [*CLI, *args], env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT)
+    outputs = {name: proc.communicate(timeout=120)[0] for name, proc in running.items()}
+    for name, output in outputs.items():
+        assert output.startswith("error: ") and output.count("\n") == 1, (name, output)
+        _assert_spelled_hidden(output)

@@ -21,6 +21,7 @@ from catalogstore.errors import (
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
     MetadataKeyError,
+    SerializationError,
     StorageError,
     TransactionError,
 )
@@ -483,7 +484,13 @@ class Artifact:
 
     def _write_file(self, name: str, data: str | bytes | bytearray | memoryview) -> None:
         if isinstance(data, str):
-            payload: bytes | bytearray | memoryview = data.encode(TEXT_ENCODING)
+            try:
+                payload: bytes | bytearray | memoryview = data.encode(TEXT_ENCODING)
+            except UnicodeEncodeError as exc:  # a lone surrogate: not text (issue 12)
+                raise SerializationError(
+                    f"the text written to {name!r} holds a lone surrogate "
+                    f"{data[exc.start]!r} at character {exc.start}: not text; write bytes "
+                    "instead") from None
             encoding: str | None = TEXT_ENCODING
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload, encoding = data, None

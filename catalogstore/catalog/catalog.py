@@ -53,7 +53,7 @@ from catalogstore.errors import (
 )
 from catalogstore.record import ArtifactRecord, FileRecord, value_number
 from catalogstore.retry import attempts_made
-from catalogstore.settings import redact_url
+from catalogstore.settings import redact_text, redact_url
 
 # Bound parameters per statement stay under SQLite's limit (32766) and PostgreSQL's (65535).
 _CHUNK = 5000
@@ -150,7 +150,7 @@ class Catalog:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        self.where = self.engine.url.render_as_string(hide_password=True)
+        self.where = redact_url(self.engine.url)
         """The database as error messages name it (without its password)."""
         self._sql = _Statements(self.engine.dialect.name)
         self._is_pg = self.engine.dialect.name == "postgresql"
@@ -188,7 +188,8 @@ class Catalog:
             raise
         except SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None)
-            reason = (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = redact_text((str(orig or exc).strip().splitlines()
+                                  or [type(exc).__name__])[0])
             if point is not None and point.reached and self._is_pg and _connection_lost(exc):
                 raise CommitOutcomeUnknownError(
                     f"catalog {self.where}: the connection was lost while committing ({reason}): "

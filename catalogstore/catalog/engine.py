@@ -44,7 +44,13 @@ from sqlalchemy.pool import NullPool
 
 from catalogstore import retry
 from catalogstore.errors import CatalogError, ConfigurationError
-from catalogstore.settings import hide_in_logs
+from catalogstore.settings import (
+    DEFAULT_CATALOG_FILE,
+    DEFAULT_HOME,
+    hide_in_logs,
+    redact_url,
+    url_secrets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +118,11 @@ def sqlite_busy_timeout(url: URL) -> float:
 def make_engine(url: str) -> Engine:
     """An engine configured for catalog work on SQLite or PostgreSQL."""
     parsed = normalize_url(url)
-    hide_in_logs(parsed.password if isinstance(parsed.password, str) else None)
+    hide_in_logs(*url_secrets(url))
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(parsed)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None and not path.parent.is_dir():
+            _make_default_home(path)
         busy = sqlite_busy_timeout(parsed)
         if path is not None:
             _ensure_wal(path, parsed, busy)
@@ -128,8 +134,21 @@ def make_engine(url: str) -> Engine:
         return engine
     engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10,
                            connect_args=pg_connect_args(parsed))
-    _retry_connections(engine, parsed.render_as_string(hide_password=True))
+    _retry_connections(engine, redact_url(parsed))
     return engine
+
+
+def _make_default_home(path: Path) -> None:
+    """Create the folder of the embedded default catalog (``.catalogstore/catalog.db``);
+    refuse any other missing folder: a mistyped URL must not silently make an empty
+    catalog somewhere else (issue 12)."""
+    if path.name == DEFAULT_CATALOG_FILE and path.parent.name == DEFAULT_HOME:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    raise ConfigurationError(
+        f"CATALOGSTORE_CATALOG_URL: the folder {path.parent} of the SQLite catalog does not "
+        "exist; create it first, or fix the URL (only the embedded default "
+        f"./{DEFAULT_HOME}/{DEFAULT_CATALOG_FILE} is created on first use)")
 
 
 def pg_connect_args(url: URL) -> dict[str, int]:
@@ -188,7 +207,7 @@ def _ensure_wal(path: Path, url: URL, busy: float) -> None:
             finally:
                 conn.close()
     except (sqlite3.Error, OSError) as exc:
-        raise CatalogError(f"catalog {url.render_as_string(hide_password=True)}: could not "
+        raise CatalogError(f"catalog {redact_url(url)}: could not "
                            f"open: {exc}") from exc
 
 
@@ -230,7 +249,7 @@ def _begin_immediate(conn: Connection, busy: float) -> None:
     transaction (WAL mode) waits for another writer.
     """
     driver = conn.connection.driver_connection
-    where = conn.engine.url.render_as_string(hide_password=True)
+    where = redact_url(conn.engine.url)
 
     def begin() -> None:
         try:
@@ -315,8 +334,8 @@ def _pg_unlock(conn: Connection, keys: list[int]) -> None:
         conn.commit()
     except Exception as exc:
         logger.warning("catalog %s: could not release artifact locks (%s); closing the "
-                       "connection releases them", conn.engine.url.render_as_string(
-                           hide_password=True), retry.describe(exc))
+                       "connection releases them", redact_url(conn.engine.url),
+                       retry.describe(exc))
         with contextlib.suppress(Exception):
             conn.invalidate()
 

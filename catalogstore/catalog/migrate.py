@@ -126,7 +126,7 @@ def ensure_schema(engine: Engine) -> None:
     if current == SCHEMA_HEAD:
         return
     head = head_revision()
-    where = redact_url(engine.url.render_as_string(hide_password=True))
+    where = redact_url(engine.url)
     if current is not None and current not in known_revisions():
         raise SchemaVersionError(
             f"the catalog database {where} is at schema revision {current}, which this "

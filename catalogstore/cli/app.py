@@ -21,6 +21,7 @@ from typer.exceptions import TyperException
 
 import catalogstore
 from catalogstore.errors import CatalogStoreError
+from catalogstore.settings import redact_text
 
 
 class _OneLineErrors(TyperGroup):
@@ -60,7 +61,10 @@ def _quiet_retries() -> Iterator[None]:
 
 
 def _fail(message: str, code: int) -> int:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    # The last line of defence: no credential in a URL, no character the terminal's
+    # encoding cannot show (a lone surrogate quoted from the input) breaks it.
+    line = redact_text(" ".join(message.split()))
+    typer.echo(f"error: {line.encode('utf-8', 'backslashreplace').decode()}", err=True)
     return code
 
 

@@ -13,7 +13,7 @@ from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.migrate import current_revision, head_revision, upgrade
 from catalogstore.cli.app import group
 from catalogstore.errors import CatalogError
-from catalogstore.settings import get_settings, redact_url
+from catalogstore.settings import get_settings, redact_text, redact_url
 
 db_app = group("db", "The catalog database's schema (alembic).")
 
@@ -27,7 +27,7 @@ def _database() -> Iterator[tuple[Engine, str]]:
     try:
         yield engine, shown
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0])
         raise CatalogError(f"catalog {shown}: {reason}") from exc
     finally:
         engine.dispose()
@@ -54,7 +54,8 @@ def db_upgrade() -> None:
 
 @db_app.command("current")
 def db_current() -> None:
-    """Print the schema revision of the catalog database and the one this code needs."""
+    """Print the schema revision of the catalog database and the one this code needs;
+    exit 1 when they differ (no schema, or behind: run `catalogstore db upgrade`)."""
     with _database() as (engine, shown):
         current = _revision(engine)
     head = head_revision()
@@ -62,3 +63,5 @@ def db_current() -> None:
     typer.echo(f"catalog:  {shown}")
     typer.echo(f"database: {current or 'no schema'}")
     typer.echo(f"code:     {head} ({state})")
+    if current != head:  # scripts can check before they write (issue 12)
+        raise typer.Exit(1)

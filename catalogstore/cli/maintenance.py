@@ -42,8 +42,10 @@ def reindex(
     artifacts/NAMESPACE/NAME/ becomes an artifact with its files (size and
     checksum) and metadata; catalog entries whose folder or file is gone are
     removed. Storage is only read. Entries that break the rules (a .artifact.json
-    that is not a flat JSON object, bad names, sub-folders) are reported and
-    skipped. Running it again on an unchanged tree changes nothing.
+    that is not a flat JSON object or breaks the parser's limits, bad names,
+    sub-folders) are reported as broken, with the reason, and skipped. Running it
+    again on an unchanged tree changes nothing. Exits 0 once the tree is read,
+    broken entries or not (they are counted on the last line); 1 when it cannot run.
     """
     report = maintenance.reindex(namespace or None)
     if as_json:

@@ -43,7 +43,13 @@ from catalogstore.errors import (
     StorageError,
 )
 from catalogstore.names import METADATA_FILENAME
-from catalogstore.settings import credential_values, hide_in_logs, redact_options, redact_url
+from catalogstore.settings import (
+    credential_values,
+    hide_in_logs,
+    redact_options,
+    redact_text,
+    redact_url,
+)
 from catalogstore.storage import local
 from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, checksum_bytes, new_hasher
 from catalogstore.storage.staged import StagedFile
@@ -387,7 +393,7 @@ class FileStore:
         for secret in credential_values(self.options):  # a library may quote one
             if len(secret) >= 4:
                 message = message.replace(secret, "***")
-        return StorageError(redact_url(message))
+        return StorageError(redact_text(message))
 
     @contextlib.contextmanager
     def errors(self, doing: str) -> Iterator[None]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from catalogstore.bounded_json import MAX_DOCUMENT_BYTES
 from catalogstore.errors import ForeignEntryError, InvalidMetadataError, InvalidNameError
 from catalogstore.names import (
     ARTIFACTS_DIR,
@@ -46,9 +47,9 @@ _WHOLE_READ = 8 << 20  # remote files up to this size are hashed from one GET
 # Requests in flight when reading or hashing many files on an object store,
 # which answers each in milliseconds.
 _REMOTE_WORKERS = 16
-METADATA_MAX_BYTES = 16 << 20
-"""The largest ``.artifact.json`` that ``reindex`` and ``verify`` read (16 MiB); a larger
-one is reported as unreadable, and not read."""
+METADATA_MAX_BYTES = MAX_DOCUMENT_BYTES
+"""The largest ``.artifact.json`` that ``reindex`` and ``verify`` read (16 MiB, the limit of
+:mod:`catalogstore.bounded_json`); a larger one is reported as unreadable, and not read."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from sqlalchemy import (
     union,
 )
 
+from catalogstore.bounded_json import parse_document
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import METADATA as M
@@ -61,6 +62,7 @@ from catalogstore.catalog.query.language import (
     parse,
     parse_ordering,
     parse_time,
+    utc_or_none,
 )
 from catalogstore.catalog.query.planner import Plan, plan
 from catalogstore.errors import QueryError
@@ -217,6 +219,12 @@ def _sort_keys(ordering: Ordering) -> tuple[list[Any], Any]:
 # -- cursors ---------------------------------------------------------------------------
 
 
+MAX_CURSOR_CHARS = 1 << 23
+"""Longest page cursor accepted (it carries a metadata value when ordering by one)."""
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_BAD_CURSOR = "invalid page cursor: pass the 'next' cursor of a previous page unchanged"
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"t": value.isoformat()}
@@ -224,10 +232,19 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        return datetime.fromisoformat(value["t"])
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return value
+    """A sort key value of a cursor, checked as fully as any user input (issue 12): a
+    cursor is the user's text, edited or not."""
+    if isinstance(value, dict) and set(value) == {"t"} and isinstance(value["t"], str):
+        moment = utc_or_none(datetime.fromisoformat(value["t"]))
+        if moment is None:
+            raise ValueError("timestamp out of range")
+        return moment
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError("beyond a 64-bit integer")
+    if isinstance(value, (str, int, float)):
+        return value  # strings and floats: checked by parse_document
     raise ValueError(value)
 
 
@@ -237,16 +254,25 @@ def encode_cursor(signature: str, keys: Iterable[Any]) -> str:
 
 
 def decode_cursor(token: str, signature: str, count: int) -> list[Any]:
-    """The sort key values of a cursor made for the ordering ``signature``."""
+    """The sort key values of a cursor made for the ordering ``signature``.
+
+    The token is parsed as any untrusted document (:func:`~catalogstore.bounded_json.
+    parse_document`: bounded, no NUL or lone surrogate, no huge number), and each value
+    must fit its sort key (:func:`_check_types`): an edited cursor is a
+    :class:`QueryError`, never a database error.
+    """
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if len(token) > MAX_CURSOR_CHARS or not token.isascii():
+            raise ValueError("too long, or not base64")
+        data = parse_document(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         keys = [_decode(k) for k in data["k"]]
         made_for = data["o"]
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        raise QueryError("invalid page cursor: pass the 'next' cursor of a previous page "
-                         "unchanged") from None
+        if not isinstance(made_for, str):
+            raise TypeError(made_for)
+    except (ValueError, TypeError, KeyError, binascii.Error):  # InvalidDocumentError too
+        raise QueryError(_BAD_CURSOR) from None
     if made_for != signature or len(keys) != count:
-        raise QueryError(f"this page cursor belongs to order_by {made_for!r}, not "
+        raise QueryError(f"this page cursor belongs to order_by {made_for[:200]!r}, not "
                          f"{signature!r}: keep the ordering while paging")
     return keys
 
@@ -256,8 +282,7 @@ def _check_types(keys: list[Any], values: list[Any]) -> None:
     for key, value in zip(keys, values, strict=True):
         wanted = key.type.python_type
         if not (isinstance(value, wanted) or (wanted is float and isinstance(value, int))):
-            raise QueryError("invalid page cursor: pass the 'next' cursor of a previous page "
-                             "unchanged")
+            raise QueryError(_BAD_CURSOR)
 
 
 # -- the search --------------------------------------------------------------------------
@@ -390,8 +415,7 @@ def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | 
                               or limit < 1):
         raise QueryError(f"limit must be a positive integer, not {limit!r}")
     if after is not None and not isinstance(after, str):
-        raise QueryError("invalid page cursor: pass the 'next' cursor of a previous page "
-                         "unchanged")
+        raise QueryError(_BAD_CURSOR)
     patterns = namespace_patterns(namespaces)
     return _compile(filter or "", dialect, tuple((where or {}).items()),
                     None if patterns is None else tuple(patterns), order_by, limit, after)
@@ -404,7 +428,7 @@ def _compile(text: str, dialect: str, where: tuple[tuple[str, str], ...],
     # Cached: a Search never changes once built, and programs repeat their searches.
     nodes: list[Node] = equalities(dict(where))
     if text.strip():
-        node = parse(text)
+        node = parse(text, terms=len(where), values=len(where))
         check(node, text)
         nodes.append(node)
     top: Node | None = None

@@ -47,6 +47,15 @@ Every value reaches the database as a bound parameter, so a filter cannot change
 the SQL that runs; a malformed filter raises :class:`~catalogstore.errors.QueryError`
 pointing at the problem.
 
+Limits (checked while parsing, before any SQL is built, so they hold alike on
+SQLite and PostgreSQL; issue 12): a filter of at most :data:`MAX_FILTER_CHARS`
+characters, holding no NUL and no lone surrogate; at most :data:`MAX_TERMS`
+predicates (``OR`` them as ``IN`` for more values); parentheses and ``NOT`` nested at
+most :data:`MAX_DEPTH` deep; at most :data:`MAX_VALUES` values in all (``IN`` lists
+included); LIKE patterns of at most :data:`MAX_PATTERN_CHARS` characters; numbers
+within the range of a double; timestamps between years 1 and 9999 once
+converted to UTC. The parser's recursion is bounded by :data:`MAX_DEPTH`.
+
 Ordering and pages: ``order_by`` names one field, a built-in one or ``meta.KEY``,
 optionally with ``-`` before it or ``desc``/``asc`` after it (default: by
 namespace, then name). Ties are broken by the artifact's id (by the name for
@@ -61,13 +70,29 @@ sort key changes between pages, e.g. ``updated_at``, moves with it.)
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from catalogstore.bounded_json import text_problem
+from catalogstore.catalog.models import as_utc
 from catalogstore.errors import QueryError
+
+MAX_FILTER_CHARS = 1 << 20
+"""Longest filter, in characters (1 Mi)."""
+MAX_TERMS = 256
+"""Most predicates in a filter, ``where`` pairs included (SQLite takes at most 500
+members in a compound SELECT, and deep OR chains exhaust either database's stack)."""
+MAX_DEPTH = 32
+"""Deepest nesting of parentheses and ``NOT``."""
+MAX_VALUES = 10_000
+"""Most values in a filter, ``IN`` lists included (PostgreSQL takes 65,535 parameters
+per statement, SQLite 32,766)."""
+MAX_PATTERN_CHARS = 4096
+"""Longest LIKE pattern (SQLite refuses GLOB patterns over 50,000 bytes)."""
 
 BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size")
 """Fields of every artifact, next to ``meta.KEY``."""
@@ -200,10 +225,18 @@ Node = Predicate | BoolOp | Not
 class _Parser:
     """Recursive descent over the grammar of the module docstring."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, terms: int = 0, values: int = 0,
+                 what: str = "filter") -> None:
+        check_text(text, what)
+        if len(text) > MAX_FILTER_CHARS:
+            raise QueryError(f"the filter is {len(text)} characters long, more than the "
+                             f"{MAX_FILTER_CHARS} accepted")
         self.text = text
         self.tokens = list(tokenize(text))
         self.at = 0
+        self.depth = 0
+        self.terms = terms
+        self.values = values
 
     @property
     def token(self) -> Token:
@@ -257,13 +290,38 @@ class _Parser:
         return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
 
     def not_expr(self) -> Node:
+        token = self.token
         if self.keyword("not"):
-            return Not(self.not_expr())
+            with self.deeper(token):
+                return Not(self.not_expr())
         if self.op("("):
-            node = self.or_expr()
+            with self.deeper(token):
+                node = self.or_expr()
             self.expect_op(")", "to close the parenthesis")
             return node
         return self.predicate()
+
+    @contextlib.contextmanager
+    def deeper(self, token: Token) -> Iterator[None]:
+        """One more level of nesting, refused beyond :data:`MAX_DEPTH` (before recursing)."""
+        if self.depth >= MAX_DEPTH:
+            raise QueryError(f"parentheses and NOT nested more than {MAX_DEPTH} deep",
+                             self.text, token.pos)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def count(self, token: Token, values: int = 0) -> None:
+        """Count a predicate and its values against :data:`MAX_TERMS` and :data:`MAX_VALUES`."""
+        self.terms += values == 0
+        self.values += values
+        if self.terms > MAX_TERMS:
+            raise QueryError(f"more than {MAX_TERMS} conditions (use IN for many values)",
+                             self.text, token.pos)
+        if self.values > MAX_VALUES:
+            raise QueryError(f"more than {MAX_VALUES} values", self.text, token.pos)
 
     def field(self) -> Field:
         token = self.token
@@ -298,6 +356,7 @@ class _Parser:
 
     def literal(self, after: str) -> Literal:
         token = self.token
+        self.count(token, 1)
         if token.kind == "string":
             self.at += 1
             return Literal(token.value, token.pos)
@@ -312,6 +371,7 @@ class _Parser:
         raise self.fail(f"expected a value after {after}{hint}")
 
     def predicate(self) -> Predicate:
+        self.count(self.token)
         field = self.field()
         token = self.token
         if token.kind == "op" and token.text in _COMPARE:
@@ -334,6 +394,11 @@ class _Parser:
             pattern = self.token
             if pattern.kind != "string":
                 raise self.fail("expected a quoted pattern after LIKE")
+            if len(pattern.value) > MAX_PATTERN_CHARS:
+                raise QueryError(f"a LIKE pattern of {len(pattern.value)} characters, more "
+                                 f"than the {MAX_PATTERN_CHARS} accepted", self.text,
+                                 pattern.pos)
+            self.count(pattern, 1)
             self.at += 1
             return Predicate(field, "like", (Literal(pattern.value, pattern.pos),), negated)
         expected = "IN or LIKE after NOT" if negated else \
@@ -341,20 +406,30 @@ class _Parser:
         raise self.fail(f"expected {expected} after {field}")
 
 
-def parse(text: str) -> Node:
-    """The syntax tree of the filter ``text``.
+def parse(text: str, *, terms: int = 0, values: int = 0) -> Node:
+    """The syntax tree of the filter ``text`` (``terms`` predicates holding ``values``
+    values come with it, as ``where`` pairs: they count against the limits).
 
     Raises
     ------
     QueryError
         naming the problem and its position in ``text``.
     """
-    return _Parser(text).parse()
+    return _Parser(text, terms=terms, values=values).parse()
+
+
+def check_text(text: str, what: str) -> str:
+    """``text``, unless it holds a NUL or a lone surrogate (the database drivers cannot
+    send them: PostgreSQL refuses NUL where SQLite would cut the string)."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise QueryError(f"the {what} holds {problem[0]}", text, problem[1])
+    return text
 
 
 def parse_field(text: str) -> Field:
     """A field alone (``name``, ``meta.accuracy``), as ``order_by`` names it."""
-    parser = _Parser(text)
+    parser = _Parser(text, what="ordering")
     field = parser.field()
     if parser.token.kind != "end":
         raise parser.fail("expected only a field")
@@ -363,6 +438,11 @@ def parse_field(text: str) -> Field:
 
 def equalities(where: dict[str, str]) -> list[Node]:
     """``list_artifacts``' ``where`` pairs as text equalities."""
+    if len(where) > MAX_TERMS:
+        raise QueryError(f"more than {MAX_TERMS} where pairs")
+    for key, value in where.items():
+        check_text(key, "metadata key")
+        check_text(value, "metadata value")
     return [Predicate(Field("meta", key, 0), "=", (Literal(value, 0),))
             for key, value in where.items()]
 
@@ -407,10 +487,25 @@ def parse_time(literal: Literal, text: str) -> datetime:
                          text, literal.pos)
     value = literal.value.strip()
     try:
-        return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z")
+                                        else value)
     except ValueError:
-        raise QueryError(f"not an ISO 8601 timestamp: {literal.value!r}", text,
+        raise QueryError(f"not an ISO 8601 timestamp: {literal.value[:80]!r}", text,
                          literal.pos) from None
+    utc = utc_or_none(moment)
+    if utc is None:
+        raise QueryError(f"timestamp out of range: {value[:80]!r} is before year 1 or after "
+                         "9999 in UTC", text, literal.pos)
+    return utc
+
+
+def utc_or_none(moment: datetime) -> datetime | None:
+    """:func:`~catalogstore.catalog.models.as_utc` of ``moment``, or ``None`` when that
+    falls outside years 1 to 9999 (``'9999-12-31T23:59:59-23:59'``)."""
+    try:
+        return as_utc(moment)
+    except OverflowError:
+        return None
 
 
 def like_parts(pattern: str, text: str, pos: int) -> list[tuple[str, str]]:
@@ -452,6 +547,8 @@ def namespace_patterns(namespaces: str | Iterable[str]) -> list[str] | None:
     patterns = [namespaces] if isinstance(namespaces, str) else list(namespaces)
     if not patterns:
         raise QueryError("namespaces is empty: give '*' for every namespace")
+    if len(patterns) > MAX_TERMS:
+        raise QueryError(f"more than {MAX_TERMS} namespace patterns")
     for pattern in patterns:
         if not isinstance(pattern, str) or not _NAMESPACE_PATTERN.fullmatch(pattern):
             raise QueryError(f"invalid namespace pattern {pattern!r}: namespace characters "
