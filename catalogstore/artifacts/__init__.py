@@ -101,11 +101,17 @@ def get_artifact(name: str, namespace: str = "", protocol: str = "", base_path: 
     """
     namespace, protocol, base_path, params = _get_values_from_context(
         namespace=namespace, protocol=protocol, base_path=base_path, **params)
-    if create:
-        workspace = lookup.storage_of(protocol, base_path, params)
-        return lookup.get(Artifact, workspace, name, namespace, create=True)
-    return Artifact.get_artifact(name=name, namespace=namespace, protocol=protocol,
-                                 base_path=base_path, **params)
+    where = {"name": name, "namespace": namespace, "protocol": protocol,
+             "base_path": base_path, **params}
+    try:
+        return Artifact.get_artifact(**where)
+    except FileNotFoundError:
+        if not create:
+            raise
+    try:
+        return Artifact.new_artifact(**where)
+    except FileExistsError:  # created by someone else meanwhile: use theirs
+        return Artifact.get_artifact(**where)
 
 
 def check_if_artifact_exists(name: str, namespace: str = "", protocol: str = "",

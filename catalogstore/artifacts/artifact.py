@@ -179,8 +179,9 @@ class ArtifactFile:
         """Replace the content; ``str`` is stored as UTF-8 and read back as ``str``."""
         self._artifact._write_file(self._name, data)
 
-    def open(self, mode: str = "rb") -> IO[Any]:
-        """A stream on the file: ``"rb"``/``"r"`` to read, ``"wb"``/``"w"`` to replace it.
+    def open(self, mode: str = "r") -> IO[Any]:
+        """A stream on the file: ``"r"`` (the default, as Flowdapt's) or ``"rb"`` to read,
+        ``"w"`` or ``"wb"`` to replace it.
 
         Writes stream to a staging area and commit when the stream closes (or with
         the enclosing transaction); an exception inside ``with`` discards them, so
@@ -595,8 +596,13 @@ class Artifact:
         self._ws.stage_bytes(self._pending(), name, payload, encoding, self._taker(name),
                              f"{self._namespace}/{self._name}/{name}")
 
-    def list_files(self) -> list[ArtifactFile]:
-        """The artifact's files, by name (``.artifact.json`` is not one of them)."""
+    def list_files(self, include_meta: bool = False) -> list[ArtifactFile]:
+        """The artifact's files, by name.
+
+        ``.artifact.json`` is never one of them (the metadata is :attr:`metadata`);
+        ``include_meta`` is Flowdapt's parameter, accepted and without effect (Flowdapt
+        returns no file at all when it is true).
+        """
         return [ArtifactFile(self, name) for name in sorted(self._file_records())]
 
     def has_file(self, name: str) -> bool:
