@@ -284,3 +284,15 @@ def test_duplicate_artifact_is_file_exists(local_stack: Any) -> None:
     Artifact.new_artifact("a")
     with pytest.raises(ArtifactExistsError):
         Artifact.new_artifact("a")
+
+
+def test_the_configured_storage_named_by_its_parts_is_the_configured_store(tmp_path: Path) -> None:
+    from catalogstore.artifacts import _get_values_from_context
+    from catalogstore.artifacts.roots import storage_settings
+
+    for url in ("memory:///cfg-root", "memory://cfg-root", str(tmp_path / "s")):
+        settings = catalogstore.configure(storage_url=url,
+                                          catalog_url=f"sqlite:///{tmp_path / 'c.db'}")
+        _, protocol, base_path, params = _get_values_from_context()
+        assert storage_settings(protocol, base_path, params) is settings
+        assert new_artifact(f"a{len(url)}").settings is settings

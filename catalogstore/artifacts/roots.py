@@ -116,7 +116,8 @@ def _storage_url(settings: Settings, protocol: str, base_path: str) -> str:
             "the filesystem as a store")
     if not base_path and protocol == configured:
         return settings.storage_url
-    return f"{protocol}://{base_path.lstrip('/')}"
+    # As given: "memory://test", and "faulty:///tmp/x" rebuilt from its own parts.
+    return f"{protocol}://{base_path}"
 
 
 def _same_storage(url: str, configured: str) -> bool:

@@ -362,7 +362,7 @@ class FileStore:
         return f"{self.root}/{path}"
 
     def uri(self, path: str) -> str:
-        if self.is_local:
+        if isinstance(self.fs, LocalFileSystem):  # file:///abs/path, as Flowdapt's too
             return str(self.fs.unstrip_protocol(self.full_path(path)))
         # As Flowdapt spells it (issue 14): memory://root/..., not fsspec's memory:///root/...
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
