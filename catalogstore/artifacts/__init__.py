@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 from catalogstore.artifacts import lookup
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.context import current_namespace
+from catalogstore.errors import ArtifactExistsError
 from catalogstore.names import meta_value_to_str, validate_meta_key
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def get_artifact(name: str, namespace: str = "", protocol: str = "", base_path: 
             raise
     try:
         return Artifact.new_artifact(**where)
-    except FileExistsError:  # created by someone else meanwhile: use theirs
+    except ArtifactExistsError:  # created by someone else meanwhile: use theirs
+        # (not a NameCollisionError, the other FileExistsError: that one is refused)
         return Artifact.get_artifact(**where)
 
 
