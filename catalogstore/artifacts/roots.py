@@ -71,7 +71,7 @@ def storage_settings(protocol: str = "", base_path: str = "",
     if not (protocol or base_path or params):
         return settings
     try:
-        frozen = json.dumps(params, sort_keys=True)
+        frozen = json.dumps(params, sort_keys=True) if params else ""
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"storage parameters must be JSON values: {exc}") from exc
     key = (settings.identity, protocol, base_path, frozen)
