@@ -111,3 +111,17 @@ def test_simple_collection_from_dask() -> None:
     assert isinstance(collections.simple_collection_from_dask(dask_array), numpy.ndarray)
     with pytest.raises(TypeError):
         collections.simple_collection_from_dask("invalid input")
+
+
+# -- beyond Flowdapt's tests ----------------------------------------------------------------
+
+
+@typed_metadata
+def test_a_dask_array_of_a_block_grid_comes_back_as_written(artifact: Artifact) -> None:
+    # Blocks along both axes, the last ones smaller: Flowdapt joins them along one
+    # axis at the first block's size.
+    array = da.random.random((25, 17), chunks=(10, 7))
+    array_to_artifact(executor="dask")(artifact, array)
+    back = array_from_artifact(executor="dask")(artifact)
+    assert back.chunks == array.chunks
+    numpy.testing.assert_array_equal(back.compute(), array.compute())

@@ -26,7 +26,7 @@ def _stage2() -> Any:
     return get("test")
 
 
-def test_object_store_put_get_between_stages() -> None:
+def test_a_value_put_by_one_stage_is_got_by_the_next() -> None:
     # Two stages in two worker processes of a local executor: the first puts, the
     # second gets (cluster memory, else the artifact).
     with multiprocessing.get_context("spawn").Pool(1) as pool:
@@ -34,7 +34,7 @@ def test_object_store_put_get_between_stages() -> None:
         assert pool.apply(_stage2) == 1
 
 
-def test_object_store_put_get_fallback() -> None:
+def test_a_value_memory_refuses_goes_to_an_artifact() -> None:
     # Cluster memory refuses the value (here: it is over the size limit), so it goes
     # to an artifact.
     put("test", 1, cluster_memory_params={"max_object_bytes": 1})

@@ -134,19 +134,33 @@ def dask_array_to_artifact(artifact: Artifact, array: Any, format: str = "npy",
 
 
 def dask_array_from_artifact(artifact: Artifact, format: str = "npy") -> Any:
-    """A lazy Dask array of the blocks, joined along the recorded axis.
+    """A lazy Dask array of the blocks, laid out again on the recorded block grid.
+
+    Each block gets its own shape from the recorded ``chunks``, so an array of
+    several blocks along several axes, or with a smaller last block, comes back as
+    it was (Flowdapt joins every block along one axis, at the size of the first).
 
     Raises
     ------
     ArtifactTypeError
         (an ``AssertionError``) when the artifact does not hold a Dask array.
+    ValueError
+        when the partition files do not match the recorded chunks.
     """
     check_value_type(artifact, *_ARRAY_TYPES)
     read = delayed(read_array_from_artifact, name="read-array-from-artifact")
-    dtype, shape = numpy.dtype(artifact["dtype"]), tuple(artifact["chunksize"])
-    blocks = [da.from_delayed(read(file, format=format), dtype=dtype, shape=shape)
-              for file in partition_files(artifact, format)]
-    return da.concatenate(blocks, axis=artifact["axis"])
+    dtype = numpy.dtype(artifact["dtype"])
+    chunks = [tuple(int(n) for n in axis) for axis in artifact["chunks"]]
+    grid = tuple(len(axis) for axis in chunks)
+    files = partition_files(artifact, format)
+    if len(files) != int(numpy.prod(grid)):
+        raise ValueError(f"artifact {artifact.namespace}/{artifact.name} has {len(files)} "
+                         f"partition files for a grid of {grid} blocks")
+    blocks = numpy.empty(grid, dtype=object)
+    for index, file in zip(numpy.ndindex(*grid), files, strict=True):  # blocks.ravel() order
+        shape = tuple(chunks[axis][i] for axis, i in enumerate(index))
+        blocks[index] = da.from_delayed(read(file, format=format), dtype=dtype, shape=shape)
+    return da.block(blocks.tolist())
 
 
 def simple_collection_to_dask(value: Any, **kwargs: Any) -> Any:
