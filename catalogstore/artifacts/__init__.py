@@ -164,7 +164,7 @@ def list_artifacts(namespace: str = "", protocol: str = "", base_path: str = "",
         return Artifact.list_artifacts(namespace=namespace, protocol=protocol,
                                        base_path=base_path, **params)
     workspace = lookup.storage_of(protocol, base_path, params)
-    ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
+    ns = None if all_namespaces else lookup.namespace_of(workspace, namespace)
     # Compared with the stored text: True with 'true', 0.9 with '0.9'.
     checked = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
     return lookup.search(Artifact, workspace, filter, where=checked,

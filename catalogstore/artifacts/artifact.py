@@ -312,7 +312,7 @@ class Artifact:
         from catalogstore.artifacts import lookup
 
         workspace = lookup.storage_of(protocol, base_path, params)
-        ns = lookup.resolve(workspace, "x", namespace)[0]
+        ns = lookup.namespace_of(workspace, namespace)
         return lookup.search(cls, workspace, None, where=None, namespaces=[ns],
                              order_by=None, limit=None, after=None)[0]
 

@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 __all__ = ["does_exist", "get", "new", "search"]
 
 
+def namespace_of(workspace: Workspace, namespace: str) -> str:
+    """``namespace``, checked, or the current one of the workspace's settings."""
+    return current_namespace(namespace, workspace.settings)
+
+
 def resolve(workspace: Workspace, name: str, namespace: str) -> tuple[str, str]:
     """The namespace (default: the current one) and the checked name."""
-    return current_namespace(namespace, workspace.settings), validate_name(name)
+    return namespace_of(workspace, namespace), validate_name(name)
 
 
 def new(cls: type[Artifact], workspace: Workspace, name: str, namespace: str) -> Artifact:
