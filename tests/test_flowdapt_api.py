@@ -166,7 +166,7 @@ def test_exists_follows_other_handles(local_stack: Any) -> None:
     artifact = new_artifact("a")
     other = Artifact.get_artifact("a")
     other.delete()
-    assert artifact.exists is False and artifact.is_empty is True
+    assert artifact.exists is False and artifact.is_empty is True and not artifact
     assert check_if_artifact_exists("a") is False
     with catalogstore.transaction():
         fresh = new_artifact("b")

@@ -724,6 +724,10 @@ class Artifact:
         except ArtifactNotFoundError:
             return True
 
+    def __bool__(self) -> bool:
+        """Whether the artifact holds a file (``False`` once deleted), as Flowdapt's."""
+        return not self.is_empty
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.has_file(name)
 
