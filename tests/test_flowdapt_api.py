@@ -296,3 +296,19 @@ def test_the_configured_storage_named_by_its_parts_is_the_configured_store(tmp_p
         _, protocol, base_path, params = _get_values_from_context()
         assert storage_settings(protocol, base_path, params) is settings
         assert new_artifact(f"a{len(url)}").settings is settings
+
+
+@pytest.mark.s3
+def test_a_per_call_s3_root_gets_a_catalog_in_the_user_cache(
+        local_stack: Any, s3_server: dict[str, Any], s3_bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    where = {"protocol": "s3", "base_path": f"{s3_bucket}/flowdapt", **s3_server}
+    artifact = Artifact.new_artifact("a", **where)
+    artifact.new_file("f", b"on s3")
+    assert artifact.uri == f"s3://{s3_bucket}/flowdapt/artifacts/default/a"
+    assert [a.name for a in Artifact.list_artifacts(**where)] == ["a"]
+    assert not Artifact.does_exist("a")  # the configured store is another one
+    catalogs = list((tmp_path / "cache" / "catalogstore" / "catalogs").glob("*.db"))
+    assert len(catalogs) == 1
+    assert Artifact.get_artifact("a", **where).get_file("f").read() == b"on s3"
