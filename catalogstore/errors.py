@@ -141,6 +141,12 @@ class SerializationError(CatalogStoreError, TypeError):
     """A value could not be serialized or deserialized; the message names the key and type."""
 
 
+class ArtifactTypeError(CatalogStoreError, AssertionError):
+    """An artifact's ``value_type`` is not the one a load hook reads (a value saved by
+    another hook). An ``AssertionError`` as Flowdapt's hooks raise, but a real raise
+    that ``python -O`` keeps (issue 14)."""
+
+
 class ObjectTooLargeError(CatalogStoreError, ValueError):
     """A value is larger than the cluster memory backend's size limit.
 

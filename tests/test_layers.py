@@ -29,7 +29,9 @@ ALLOWED = {
     "serializers": set(),
     "cluster_memory": set(),
     "maintenance": {"storage", "catalog", "txn"},
-    "artifacts": {"storage", "catalog", "txn"},
+    # Flowdapt's artifact hooks (issue 14): dataset handlers ask which runtime they run
+    # in (cluster_memory's detection), pickle hooks sign (signing).
+    "artifacts": {"storage", "catalog", "txn", "cluster_memory", "signing"},
     "object_store": {"artifacts", "cluster_memory", "serializers", "signing", "txn",
                      "storage"},
     # The interfaces use the package's own facade (``catalogstore.transaction()``, ...).

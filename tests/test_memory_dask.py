@@ -40,7 +40,7 @@ def memory(memory_kwargs: dict[str, Any]) -> Iterator[DaskMemory]:
     memory = get_cluster_memory(**memory_kwargs)
     assert isinstance(memory, DaskMemory)
     yield memory
-    memory.clear()
+    memory.clear(namespace="")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def new_namespace() -> str:
 def namespace(ray_session: Any) -> Iterator[str]:
     name = new_namespace()
     yield name
-    RayMemory(namespace=name).clear()
+    RayMemory(namespace=name).clear(namespace=name)
 
 
 @pytest.fixture

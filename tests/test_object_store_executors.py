@@ -89,7 +89,7 @@ def tier(request: pytest.FixtureRequest, local_stack: Any) -> Iterator[Tier]:
     catalog_file = Path(local_stack.catalog_url.removeprefix("sqlite:///"))
     yield Tier(backend, executor, namespace, memory, catalog_file,
                Path(local_stack.storage_url), run)
-    get_cluster_memory(backend, namespace=namespace).clear()
+    get_cluster_memory(backend, namespace=namespace).clear(namespace=namespace)
 
 
 def call_stored(namespace: str, backend: str, key: str, arg: Any) -> tuple[Any, int]:

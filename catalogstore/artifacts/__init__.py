@@ -17,12 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from catalogstore.artifacts import lookup
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.context import current_namespace
-from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
-from catalogstore.names import meta_value_to_str, validate_meta_key, validate_name
-from catalogstore.txn.batch import current_batch
-from catalogstore.txn.changeset import Changeset
+from catalogstore.errors import ArtifactExistsError
+from catalogstore.names import meta_value_to_str, validate_meta_key
 
 if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
@@ -32,6 +31,7 @@ __all__ = [
     "ArtifactFile",
     "Page",
     "artifact_exists",
+    "check_if_artifact_exists",
     "get_artifact",
     "list_artifacts",
     "new_artifact",
@@ -45,14 +45,31 @@ def get_workspace() -> Workspace:
     return _get_workspace()
 
 
-def _resolve(name: str, namespace: str) -> tuple[Workspace, str, str]:
-    workspace = get_workspace()
-    ns = current_namespace(namespace, workspace.settings)
-    return workspace, ns, validate_name(name)
+def _get_values_from_context(namespace: str = "", protocol: str = "", base_path: str = "",
+                             **params: Any) -> tuple[str, str, str, dict[str, Any]]:
+    """Flowdapt's defaults of a call: the namespace, and the storage, from the settings
+    (the configured storage's protocol and path when the call names none).
+
+    ``params`` are kept as given: the configured storage options are added to them
+    when the call reaches the configured storage (:mod:`catalogstore.artifacts.roots`).
+    """
+    settings = get_workspace().settings if not (protocol or base_path) else None
+    if settings is not None:
+        url = settings.storage_url
+        protocol, base_path = url.split("://", 1) if "://" in url else ("file", url)
+    return current_namespace(namespace), protocol, base_path, dict(params)
 
 
-def new_artifact(name: str, namespace: str = "") -> Artifact:
+def new_artifact(name: str, namespace: str = "", protocol: str = "", base_path: str = "",
+                 **params: Any) -> Artifact:
     """Create the artifact ``name`` in ``namespace`` (default: the current namespace).
+
+    Parameters
+    ----------
+    protocol, base_path, params
+        Flowdapt's per-call storage: an fsspec protocol, the root path on it and the
+        filesystem's options; by default the configured storage. Which catalog
+        indexes another storage: :mod:`catalogstore.artifacts.roots`.
 
     Raises
     ------
@@ -61,26 +78,20 @@ def new_artifact(name: str, namespace: str = "") -> Artifact:
     InvalidNameError
         when ``name`` or ``namespace`` breaks the naming rules.
     """
-    workspace, ns, name = _resolve(name, namespace)
-    batch = current_batch(workspace)
-    if batch is not None:
-        cs = batch.changeset(ns, name)
-        if cs.create:
-            raise ArtifactExistsError(f"artifact {name!r} is already created in this transaction")
-        # An artifact that exists in the catalog makes the batch's commit fail as a whole
-        # (the unique constraint decides, so concurrent creators cannot both win).
-        cs.create = True
-        return Artifact(workspace, None, namespace=ns, name=name)
-    artifact = Artifact(workspace, None, namespace=ns, name=name)
-    artifact._commit([Changeset(ns, name, create=True)])
-    return artifact
+    namespace, protocol, base_path, params = _get_values_from_context(
+        namespace=namespace, protocol=protocol, base_path=base_path, **params)
+    return Artifact.new_artifact(name=name, namespace=namespace, protocol=protocol,
+                                 base_path=base_path, **params)
 
 
-def get_artifact(name: str, namespace: str = "", *, create: bool = False) -> Artifact:
+def get_artifact(name: str, namespace: str = "", protocol: str = "", base_path: str = "", *,
+                 create: bool = False, **params: Any) -> Artifact:
     """The artifact ``name`` of ``namespace`` (default: the current namespace).
 
     Parameters
     ----------
+    protocol, base_path, params
+        The storage, as for :func:`new_artifact`.
     create
         Create the artifact when it does not exist, instead of raising.
 
@@ -89,34 +100,46 @@ def get_artifact(name: str, namespace: str = "", *, create: bool = False) -> Art
     ArtifactNotFoundError
         (a ``FileNotFoundError``) when there is no such artifact and ``create`` is false.
     """
-    workspace, ns, name = _resolve(name, namespace)
-    record = workspace.catalog.get_artifact(ns, name)
-    if record is not None:
-        return Artifact(workspace, record, namespace=ns, name=name)
-    batch = current_batch(workspace)
-    if batch is not None and batch.changeset(ns, name).create:
-        return Artifact(workspace, None, namespace=ns, name=name)
-    if create:
-        try:
-            return new_artifact(name, ns)
-        except ArtifactExistsError:  # created by someone else meanwhile: use theirs
-            return get_artifact(name, ns)
-    raise ArtifactNotFoundError(f"artifact {name!r} does not exist in namespace {ns!r}")
+    namespace, protocol, base_path, params = _get_values_from_context(
+        namespace=namespace, protocol=protocol, base_path=base_path, **params)
+    where = {"name": name, "namespace": namespace, "protocol": protocol,
+             "base_path": base_path, **params}
+    try:
+        return Artifact.get_artifact(**where)
+    except FileNotFoundError:
+        if not create:
+            raise
+    try:
+        return Artifact.new_artifact(**where)
+    except ArtifactExistsError:  # created by someone else meanwhile: use theirs
+        # (not a NameCollisionError, the other FileExistsError: that one is refused)
+        return Artifact.get_artifact(**where)
+
+
+def check_if_artifact_exists(name: str, namespace: str = "", protocol: str = "",
+                             base_path: str = "", **params: Any) -> bool:
+    """Whether the catalog of the storage (as for :func:`new_artifact`) has ``name``."""
+    namespace, protocol, base_path, params = _get_values_from_context(
+        namespace=namespace, protocol=protocol, base_path=base_path, **params)
+    return Artifact.does_exist(name=name, namespace=namespace, protocol=protocol,
+                               base_path=base_path, **params)
 
 
 def artifact_exists(name: str, namespace: str = "") -> bool:
     """Whether the catalog has the artifact ``name`` in ``namespace``."""
-    workspace, ns, name = _resolve(name, namespace)
-    return workspace.catalog.get_artifact(ns, name) is not None
+    return lookup.does_exist(get_workspace(), name, namespace)
 
 
-def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
-                   all_namespaces: bool = False, filter: str | None = None,
-                   order_by: str | None = None, limit: int | None = None) -> list[Artifact]:
+def list_artifacts(namespace: str = "", protocol: str = "", base_path: str = "", *,
+                   where: dict[str, Any] | None = None, all_namespaces: bool = False,
+                   filter: str | None = None, order_by: str | None = None,
+                   limit: int | None = None, **params: Any) -> list[Artifact]:
     """The artifacts of ``namespace``, by name, read from the catalog only.
 
     Parameters
     ----------
+    protocol, base_path, params
+        The storage, as for :func:`new_artifact`.
     where
         Keep the artifacts whose metadata has each of these key/value pairs.
     all_namespaces
@@ -135,12 +158,18 @@ def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
     QueryError
         (a ``ValueError``) for a malformed filter or ordering.
     """
-    workspace = get_workspace()
-    ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
+    if not (where or all_namespaces or filter or order_by or limit is not None):
+        namespace, protocol, base_path, params = _get_values_from_context(
+            namespace=namespace, protocol=protocol, base_path=base_path, **params)
+        return Artifact.list_artifacts(namespace=namespace, protocol=protocol,
+                                       base_path=base_path, **params)
+    workspace = lookup.storage_of(protocol, base_path, params)
+    ns = None if all_namespaces else lookup.namespace_of(workspace, namespace)
     # Compared with the stored text: True with 'true', 0.9 with '0.9'.
-    where = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
-    return list(_search(workspace, filter, where=where, namespaces="*" if ns is None else [ns],
-                        order_by=order_by, limit=limit, after=None))
+    checked = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
+    return lookup.search(Artifact, workspace, filter, where=checked,
+                         namespaces="*" if ns is None else [ns], order_by=order_by,
+                         limit=limit, after=None)[0]
 
 
 @dataclass(frozen=True)
@@ -212,18 +241,6 @@ def query_artifacts(filter: str | None = None, *, namespaces: str | Iterable[str
     >>> more = query_artifacts("meta.accuracy > 0.9", order_by="-created_at",
     ...                        limit=50, after=page.next)                   # doctest: +SKIP
     """
-    return _search(get_workspace(), filter, where=None, namespaces=namespaces,
-                   order_by=order_by, limit=limit, after=after)
-
-
-def _search(workspace: Workspace, filter: str | None, *, where: dict[str, str] | None,
-            namespaces: str | Iterable[str], order_by: str | None, limit: int | None,
-            after: str | None) -> Page:
-    from catalogstore.catalog.query.compile import compile_search
-
-    search = compile_search(filter, dialect=workspace.catalog.engine.dialect.name,
-                            where=where, namespaces=namespaces, order_by=order_by,
-                            limit=limit, after=after)
-    records, cursor = workspace.catalog.search(search)
-    return Page([Artifact(workspace, record, namespace=record.namespace, name=record.name)
-                 for record in records], cursor)
+    return Page(*lookup.search(Artifact, get_workspace(), filter, where=None,
+                               namespaces=namespaces, order_by=order_by, limit=limit,
+                               after=after))

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from fsspec.callbacks import Callback
 
+    from catalogstore.settings import Settings
     from catalogstore.storage.filestore import StagedWriter
     from catalogstore.txn.workspace import Workspace
 
@@ -64,6 +65,18 @@ class ArtifactFile:
     def __init__(self, artifact: Artifact, name: str) -> None:
         self._artifact = artifact
         self._name = name
+
+    @classmethod
+    def new(cls, artifact: Artifact, filename: str, content: str | bytes | None = None
+            ) -> ArtifactFile:
+        """Create the file ``filename`` in ``artifact`` (Flowdapt's ``ArtifactFile.new``).
+
+        Raises
+        ------
+        AlreadyExistsError
+            (a ``FileExistsError``) when the artifact has a file of that name.
+        """
+        return artifact.new_file(filename, content, exist_ok=False)
 
     def __repr__(self) -> str:
         return f"ArtifactFile<{self.uri}>"
@@ -105,14 +118,20 @@ class ArtifactFile:
     def checksum(self) -> str:
         return self.info.checksum
 
-    def read(self, *, verify: bool = False) -> str | bytes:
-        """The whole content: ``str`` if it was written as ``str``, else ``bytes``.
+    def read(self, size: int = -1, mode: str | None = None, *,
+             verify: bool = False) -> str | bytes:
+        """The content: ``str`` if it was written as ``str``, else ``bytes``.
 
         Without ``verify``, a read that meets a commit of the file may return the
         content it replaces: the catalog commits first, the bytes follow.
 
         Parameters
         ----------
+        size
+            At most this many bytes (characters for text); ``-1`` for all of it.
+        mode
+            ``"rb"`` for ``bytes`` and ``"r"`` for ``str`` whatever was written
+            (Flowdapt's parameter); by default as written (the seed's contract).
         verify
             Return only bytes that match the checksum the catalog recorded, as
             committed at one moment; raise
@@ -130,7 +149,11 @@ class ArtifactFile:
                 with self._artifact.locked():
                     info, data = self.read_locked()
         assert data is not None
-        return data.decode(info.encoding) if info.encoding else data
+        if mode not in (None, "r", "rb", "rt"):
+            raise ValueError(f"unsupported mode {mode!r}: use 'r' or 'rb'")
+        text = mode in ("r", "rt") or (mode is None and info.encoding is not None)
+        content: str | bytes = data.decode(info.encoding or TEXT_ENCODING) if text else data
+        return content if size < 0 else content[:size]
 
     def read_locked(self) -> tuple[FileRecord, bytes]:
         """The file's catalog row and its verified bytes, inside :meth:`Artifact.locked`."""
@@ -157,8 +180,9 @@ class ArtifactFile:
         """Replace the content; ``str`` is stored as UTF-8 and read back as ``str``."""
         self._artifact._write_file(self._name, data)
 
-    def open(self, mode: str = "rb") -> IO[Any]:
-        """A stream on the file: ``"rb"``/``"r"`` to read, ``"wb"``/``"w"`` to replace it.
+    def open(self, mode: str = "r") -> IO[Any]:
+        """A stream on the file: ``"r"`` (the default, as Flowdapt's) or ``"rb"`` to read,
+        ``"w"`` or ``"wb"`` to replace it.
 
         Writes stream to a staging area and commit when the stream closes (or with
         the enclosing transaction); an exception inside ``with`` discards them, so
@@ -242,6 +266,66 @@ class Artifact:
     def __hash__(self) -> int:
         return hash((self._namespace, self._name))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A handle travels to workers (Dask tasks that write partitions): it is opened
+        # again there on the same catalog and storage.
+        return _reopen, (self._ws.settings, self._namespace, self._name)
+
+    # -- Flowdapt's classmethods (issue 14) -----------------------------------
+
+    @classmethod
+    def new_artifact(cls, name: str, namespace: str = "", protocol: str = "",
+                     base_path: str = "", **params: Any) -> Artifact:
+        """Create the artifact ``name``, on the storage of ``protocol``/``base_path``.
+
+        Without a storage, the configured one; see :mod:`catalogstore.artifacts.roots`
+        for which catalog indexes another. ``params`` are the storage's fsspec options.
+
+        Raises
+        ------
+        ArtifactExistsError
+            (a ``FileExistsError``) when the namespace has an artifact of that name.
+        InvalidNameError
+            (a ``ValueError``) when ``name`` or ``namespace`` breaks the naming rules.
+        """
+        from catalogstore.artifacts import lookup
+
+        return lookup.new(cls, lookup.storage_of(protocol, base_path, params), name, namespace)
+
+    @classmethod
+    def get_artifact(cls, name: str, namespace: str = "", protocol: str = "",
+                     base_path: str = "", **params: Any) -> Artifact:
+        """The artifact ``name`` (storage as for :meth:`new_artifact`).
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            (a ``FileNotFoundError``) when there is no such artifact.
+        """
+        from catalogstore.artifacts import lookup
+
+        return lookup.get(cls, lookup.storage_of(protocol, base_path, params), name, namespace)
+
+    @classmethod
+    def list_artifacts(cls, namespace: str = "", protocol: str = "", base_path: str = "",
+                       **params: Any) -> list[Artifact]:
+        """The artifacts of ``namespace``, by name, from the catalog of the storage."""
+        from catalogstore.artifacts import lookup
+
+        workspace = lookup.storage_of(protocol, base_path, params)
+        ns = lookup.namespace_of(workspace, namespace)
+        return lookup.search(cls, workspace, None, where=None, namespaces=[ns],
+                             order_by=None, limit=None, after=None)[0]
+
+    @classmethod
+    def does_exist(cls, name: str, namespace: str = "", protocol: str = "",
+                   base_path: str = "", **params: Any) -> bool:
+        """Whether the catalog of the storage has the artifact ``name``."""
+        from catalogstore.artifacts import lookup
+
+        return lookup.does_exist(lookup.storage_of(protocol, base_path, params), name,
+                                 namespace)
+
     # -- identity ------------------------------------------------------------
 
     @property
@@ -260,6 +344,23 @@ class Artifact:
     @property
     def uri(self) -> str:
         return self._ws.files.uri(artifact_dir(self._namespace, self._name))
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration of the catalog and storage this artifact lives in."""
+        return self._ws.settings
+
+    @property
+    def exists(self) -> bool:
+        """Whether the artifact exists (asked of the catalog: another process may have
+        deleted it); ``False`` once :meth:`delete` has run."""
+        self._sync()
+        if self._deleted:
+            return False
+        cs = self._pending()
+        if cs is not None and (cs.create or cs.delete):
+            return not cs.delete
+        return self._ws.catalog.get_artifact(self._namespace, self._name) is not None
 
     @property
     def record(self) -> ArtifactRecord:
@@ -502,8 +603,13 @@ class Artifact:
         self._ws.stage_bytes(self._pending(), name, payload, encoding, self._taker(name),
                              f"{self._namespace}/{self._name}/{name}")
 
-    def list_files(self) -> list[ArtifactFile]:
-        """The artifact's files, by name (``.artifact.json`` is not one of them)."""
+    def list_files(self, include_meta: bool = False) -> list[ArtifactFile]:
+        """The artifact's files, by name.
+
+        ``.artifact.json`` is never one of them (the metadata is :attr:`metadata`);
+        ``include_meta`` is Flowdapt's parameter, accepted and without effect (Flowdapt
+        returns no file at all when it is true).
+        """
         return [ArtifactFile(self, name) for name in sorted(self._file_records())]
 
     def has_file(self, name: str) -> bool:
@@ -619,8 +725,15 @@ class Artifact:
 
     @property
     def is_empty(self) -> bool:
-        """True when the artifact holds no file (metadata does not count)."""
-        return not self._file_records()
+        """True when the artifact holds no file (metadata does not count), or is deleted."""
+        try:
+            return not self._file_records()
+        except ArtifactNotFoundError:
+            return True
+
+    def __bool__(self) -> bool:
+        """Whether the artifact holds a file (``False`` once deleted), as Flowdapt's."""
+        return not self.is_empty
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.has_file(name)
@@ -662,3 +775,12 @@ class Artifact:
             cs.delete = True
             return
         self._commit([Changeset(self._namespace, self._name, delete=True)])
+
+
+def _reopen(settings: Settings, namespace: str, name: str) -> Artifact:
+    """The handle a pickled :class:`Artifact` becomes in another process."""
+    from catalogstore.txn.workspace import get_workspace
+
+    workspace = get_workspace(settings)
+    return Artifact(workspace, workspace.catalog.get_artifact(namespace, name),
+                    namespace=namespace, name=name)

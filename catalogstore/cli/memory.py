@@ -123,7 +123,7 @@ def memory_clear(
     scope = catalogstore.current_namespace(namespace)
     memory = get_cluster_memory(backend, namespace=scope)
     sizes = memory.sizes()
-    memory.clear()
+    memory.clear(namespace=scope)
     where = f"namespace {scope!r} of the {backend} cluster memory"
     if isinstance(memory, LocalMemory):
         pool = memory.release_pool()

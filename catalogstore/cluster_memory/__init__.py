@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.cluster_memory.base import ClusterMemory
 from catalogstore.errors import BackendUnavailableError, ConfigurationError
@@ -36,7 +36,18 @@ from catalogstore.errors import BackendUnavailableError, ConfigurationError
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-__all__ = ["ClusterMemory", "get_cluster_memory", "register_backend", "use_backend"]
+__all__ = [
+    "ClusterMemory",
+    "check_for_key_in_cluster_memory",
+    "delete_from_cluster_memory",
+    "detect_runtime",
+    "get_cluster_memory",
+    "get_cluster_memory_backend",
+    "get_from_cluster_memory",
+    "put_in_cluster_memory",
+    "register_backend",
+    "use_backend",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +142,13 @@ def _detect() -> str:
     return "local"
 
 
+def detect_runtime() -> str | None:
+    """The distributed runtime this code runs in (``"ray"``, ``"dask"``), else ``None``;
+    never imports one."""
+    name = _detect()
+    return None if name == "local" else name
+
+
 def resolve_backend(explicit: str | None = None) -> str:
     """The backend name :func:`get_cluster_memory` would use for ``explicit``."""
     name = explicit or _block_backend.get()
@@ -178,3 +196,50 @@ def get_cluster_memory(backend: str | None = None, *, namespace: str = "",
     name = resolve_backend(backend)
     cls = _load_backend(name)
     return cls(namespace=namespace, max_object_bytes=max_object_bytes)
+
+
+# -- Flowdapt's functions (issue 14): the same names and signatures -----------------------
+
+
+def get_cluster_memory_backend(backend: str | None = None, **kwargs: Any) -> ClusterMemory:
+    """Flowdapt's name of :func:`get_cluster_memory`.
+
+    ``backend`` may be left out (Flowdapt requires it): it is then chosen as
+    :func:`get_cluster_memory` chooses. ``kwargs`` are its keyword arguments
+    (``namespace``, ``max_object_bytes``); another one raises ``TypeError``.
+    """
+    return get_cluster_memory(backend or None, **kwargs)
+
+
+def put_in_cluster_memory(key: str, value: Any, *, namespace: str = "",
+                          backend: str | None = None, **kwargs: Any) -> None:
+    """Store ``value`` under ``key`` in the cluster memory of ``backend``.
+
+    ``namespace`` defaults to the current namespace; ``kwargs`` go to
+    :func:`get_cluster_memory_backend`.
+    """
+    get_cluster_memory_backend(backend, **kwargs).put(key, value, namespace=namespace)
+
+
+def get_from_cluster_memory(key: str, *, namespace: str = "", backend: str | None = None,
+                            **kwargs: Any) -> Any:
+    """The value of ``key`` in the cluster memory of ``backend``.
+
+    Raises
+    ------
+    ObjectNotFoundError
+        (a ``KeyError``, as Flowdapt raises) when there is none.
+    """
+    return get_cluster_memory_backend(backend, **kwargs).get(key, namespace=namespace)
+
+
+def delete_from_cluster_memory(key: str, *, namespace: str = "", backend: str | None = None,
+                               **kwargs: Any) -> bool:
+    """Remove ``key`` from the cluster memory of ``backend``; whether it was there."""
+    return get_cluster_memory_backend(backend, **kwargs).delete(key, namespace=namespace)
+
+
+def check_for_key_in_cluster_memory(key: str, *, namespace: str = "",
+                                    backend: str | None = None, **kwargs: Any) -> bool:
+    """Whether the cluster memory of ``backend`` holds ``key``."""
+    return get_cluster_memory_backend(backend, **kwargs).exists(key, namespace=namespace)

@@ -247,6 +247,9 @@ class DaskMemory(ClusterMemory):
     def _sizes(self, namespace: str) -> dict[str, int]:
         return dict(_call(_client(), "list", namespace=namespace)["sizes"])
 
+    def _namespaces(self) -> list[str]:
+        return list(_call(_client(), "namespaces")["namespaces"])
+
     def _clear(self, namespace: str) -> None:
         client = _client()
         reply = _call(client, "clear", namespace=namespace)

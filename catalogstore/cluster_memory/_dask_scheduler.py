@@ -49,7 +49,7 @@ class MemoryIndex(SchedulerPlugin):
 
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
-        for op in ("put", "get", "delete", "list", "clear", "unpin"):
+        for op in ("put", "get", "delete", "list", "clear", "unpin", "namespaces"):
             scheduler.handlers[OP_PREFIX + op] = getattr(self, "handle_" + op)
 
     # -- hooks -----------------------------------------------------------------------
@@ -103,6 +103,9 @@ class MemoryIndex(SchedulerPlugin):
 
     def handle_list(self, namespace: str) -> dict[str, Any]:
         return {"sizes": {k: r["size"] for k, r in self.records.get(namespace, {}).items()}}
+
+    def handle_namespaces(self) -> dict[str, Any]:
+        return {"namespaces": [ns for ns, records in self.records.items() if records]}
 
     def handle_clear(self, namespace: str) -> dict[str, Any]:
         records = self.records.pop(namespace, {})

@@ -74,7 +74,8 @@ from catalogstore.cluster_memory._local_session import (
     sweep_namespace,
 )
 from catalogstore.cluster_memory.base import ClusterMemory
-from catalogstore.errors import ObjectTooLargeError, StorageError
+from catalogstore.errors import InvalidNameError, ObjectTooLargeError, StorageError
+from catalogstore.names import validate_name
 
 __all__ = ["POOL_MIN_BYTES", "LocalMemory"]
 
@@ -497,6 +498,19 @@ class LocalMemory(ClusterMemory):
         folder = self._folder(namespace)
         return scan_sizes(folder) if folder is not None else {}
 
+    def _namespaces(self) -> list[str]:
+        if not check_root(self._root, create=False):
+            return []
+        try:
+            names = os.listdir(self._dir)
+        except FileNotFoundError:  # this session has stored nothing yet
+            return []
+        # Dot names are the session's own (the free pool); anything else that is not a
+        # valid namespace was not made by this backend and is left alone.
+        # An emptied namespace keeps its folder for a while: only those holding objects.
+        return [name for name in names if not name.startswith(".") and _is_namespace(name)
+                and os.path.isdir(f"{self._dir}/{name}") and self._sizes(name)]
+
     def _clear(self, namespace: str) -> None:
         folder = self._folder(namespace)
         if folder is None or not os.path.isdir(folder):
@@ -506,6 +520,14 @@ class LocalMemory(ClusterMemory):
         sweep_namespace(folder)
         if any(pooled):
             self._trim_pool()
+
+
+def _is_namespace(name: str) -> bool:
+    try:
+        validate_name(name, "namespace")
+    except InvalidNameError:
+        return False
+    return True
 
 
 def _rebuild(cls: type[LocalMemory], namespace: str, max_object_bytes: int, session: str,

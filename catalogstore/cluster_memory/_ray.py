@@ -129,6 +129,10 @@ class MemoryActor:
             return {key: size for (ns, key), (_, size) in self._objects.items()
                     if ns == namespace}
 
+    def namespaces(self) -> list[str]:
+        with self._lock:
+            return sorted({ns for ns, _ in self._objects})
+
     def clear(self, namespace: str) -> None:
         with self._lock:
             for ns_key in [ns_key for ns_key in self._objects if ns_key[0] == namespace]:
@@ -430,6 +434,9 @@ class RayMemory(ClusterMemory):
 
     def _sizes(self, namespace: str) -> dict[str, int]:
         return dict(self._call("sizes", namespace))
+
+    def _namespaces(self) -> list[str]:
+        return list(self._call("namespaces"))
 
     def _clear(self, namespace: str) -> None:
         read_cache().forget(namespace)

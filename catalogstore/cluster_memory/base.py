@@ -108,9 +108,22 @@ class ClusterMemory(ABC):
         """Bytes held per key of a namespace (as the backend accounts them)."""
         return self._sizes(self._ns(namespace))
 
-    def clear(self, *, namespace: str = "") -> None:
-        """Remove every object of a namespace."""
-        self._clear(self._ns(namespace))
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold at least one object, sorted."""
+        return sorted(self._namespaces())
+
+    def clear(self, *, namespace: str | None = None) -> None:
+        """Remove every object of every namespace, or of ``namespace`` only.
+
+        As Flowdapt's ``ClusterMemory.clear()`` (issue 14): without an argument the
+        whole memory is emptied, whatever namespace the handle is bound to; pass
+        ``namespace=""`` for the handle's (current) namespace alone.
+        """
+        if namespace is None:
+            for name in self._namespaces():
+                self._clear(name)
+        else:
+            self._clear(self._ns(namespace))
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing per handle
         """Release what this handle holds in this process (stored objects stay)."""
@@ -157,3 +170,9 @@ class ClusterMemory(ABC):
     def _clear(self, namespace: str) -> None:
         for key in self._keys(namespace):
             self._delete(namespace, key)
+
+    def _namespaces(self) -> list[str]:
+        """The namespaces holding objects (``clear()`` empties each of them)."""
+        raise NotImplementedError(
+            f"the {self.name} cluster memory backend cannot list its namespaces, so clear() "
+            "cannot empty them all; pass namespace= to clear one")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -58,9 +59,11 @@ if TYPE_CHECKING:
 
     from catalogstore.artifacts import Artifact
     from catalogstore.cluster_memory import ClusterMemory
+    from catalogstore.object_store.hooks import LoadHook, SaveHook
     from catalogstore.serializers import Serializer
 
-__all__ = ["Strategy", "delete", "exists", "get", "put"]
+__all__ = ["Strategy", "default_load_hook", "default_save_hook", "delete", "exists", "get",
+           "put"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +100,11 @@ def _strategy(strategy: Strategy | str | None, artifact_only: bool) -> Strategy:
     return Strategy(strategy)
 
 
-def _memory(backend: str | None, namespace: str) -> ClusterMemory:
+def _memory(backend: str | None, namespace: str,
+            params: Mapping[str, Any] | None = None) -> ClusterMemory:
     from catalogstore.cluster_memory import get_cluster_memory
 
-    return get_cluster_memory(backend, namespace=namespace)
+    return get_cluster_memory(backend, namespace=namespace, **dict(params or {}))
 
 
 # -- put --------------------------------------------------------------------------
@@ -108,7 +112,10 @@ def _memory(backend: str | None, namespace: str) -> ClusterMemory:
 
 def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = False,
         strategy: Strategy | str | None = None, serializer: str | None = None,
-        backend: str | None = None) -> None:
+        backend: str | None = None, executor: str | None = None,
+        save_artifact_hook: SaveHook | None = None,
+        cluster_memory_params: Mapping[str, Any] | None = None,
+        artifact_params: Mapping[str, Any] | None = None) -> None:
     """Store ``value`` under ``key``, replacing what was there.
 
     Parameters
@@ -122,8 +129,15 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
         ``artifact`` or ``cluster_memory``.
     serializer
         Name of the serializer of the artifact path (default: chosen by type).
-    backend
-        Cluster memory backend (default: chosen from where the code runs).
+    backend, executor
+        Cluster memory backend (default: chosen from where the code runs);
+        ``executor`` is Flowdapt's name for it.
+    save_artifact_hook
+        ``hook(artifact, value)`` writes the value into its artifact instead of the
+        store's serializer (:mod:`catalogstore.object_store.hooks`).
+    cluster_memory_params, artifact_params
+        Keyword arguments of :func:`~catalogstore.cluster_memory.get_cluster_memory`,
+        and the artifact's storage (``protocol``, ``base_path``, fsspec options).
 
     Raises
     ------
@@ -135,17 +149,24 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
+    backend = backend or executor
     memory = None
     if chosen is not Strategy.ARTIFACT:
         try:
-            memory = _memory(backend, ns)
+            memory = _memory(backend, ns, cluster_memory_params)
             memory.put(key, value)
             return
         except (ObjectTooLargeError, SerializationError, BackendUnavailableError) as exc:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise
             logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
-    _put_artifact(ns, key, value, serializer)
+    if save_artifact_hook is not None or artifact_params:
+        from catalogstore.object_store import hooks
+
+        hooks.save_with(ns, key, value, save_artifact_hook or default_save_hook(serializer),
+                        artifact_params)
+    else:
+        _put_artifact(ns, key, value, serializer)
     if memory is not None:
         # An older value there would hide the new one. Removed only once the artifact
         # is committed: a put that fails or is killed before leaves the old value.
@@ -232,7 +253,10 @@ def _signing_key() -> SecretStr | None:
 
 def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         strategy: Strategy | str | None = None, serializer: str | None = None,
-        backend: str | None = None, default: Any = _MISSING) -> Any:
+        backend: str | None = None, default: Any = _MISSING, executor: str | None = None,
+        load_artifact_hook: LoadHook | None = None,
+        cluster_memory_params: Mapping[str, Any] | None = None,
+        artifact_params: Mapping[str, Any] | None = None) -> Any:
     """The value stored under ``key``.
 
     Parameters
@@ -244,6 +268,8 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         one set, an unsigned pickle is refused whatever the serializer named.
     default
         Returned when there is no such key, instead of raising.
+    executor, load_artifact_hook, cluster_memory_params, artifact_params
+        As for :func:`put`; ``hook(artifact)`` reads the value from its artifact.
 
     Raises
     ------
@@ -258,15 +284,21 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
+    backend = backend or executor
     try:
         if chosen is not Strategy.ARTIFACT:
             try:
-                return _memory(backend, ns).get(key)
+                return _memory(backend, ns, cluster_memory_params).get(key)
             except (ObjectNotFoundError, BackendUnavailableError) as exc:
                 if chosen is Strategy.CLUSTER_MEMORY:
                     raise
                 logger.debug("object store: %s/%s not in cluster memory (%s); reading "
                              "artifacts", ns, key, exc)
+        if load_artifact_hook is not None or artifact_params:
+            from catalogstore.object_store import hooks
+
+            return hooks.load_with(ns, key, load_artifact_hook or default_load_hook(serializer),
+                                   artifact_params)
         return _get_artifact(ns, key, serializer)
     except ObjectNotFoundError:
         if default is _MISSING:
@@ -280,6 +312,10 @@ def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
     except ArtifactNotFoundError:
         raise ObjectNotFoundError(
             f"no object {key!r} in namespace {namespace!r}") from None
+    return _load_object(artifact, namespace, key, serializer)
+
+
+def _load_object(artifact: Artifact, namespace: str, key: str, serializer: str | None) -> Any:
     attempts = 0
 
     def read() -> tuple[Serializer, bytes]:
@@ -352,35 +388,46 @@ def _read_object(artifact: Artifact, namespace: str, key: str, serializer: str |
 
 
 def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
-           strategy: Strategy | str | None = None, backend: str | None = None) -> None:
+           strategy: Strategy | str | None = None, backend: str | None = None,
+           executor: str | None = None, cluster_memory_params: Mapping[str, Any] | None = None,
+           artifact_params: Mapping[str, Any] | None = None) -> None:
     """Remove ``key``: from every tier with the default strategy, else from the chosen one.
 
-    Deleting a key that does not exist is not an error and creates nothing.
+    Deleting a key that does not exist is not an error and creates nothing. The other
+    parameters are those of :func:`put`.
     """
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
+    backend = backend or executor
     if chosen is not Strategy.ARTIFACT:
         try:
-            _memory(backend, ns).delete(key)
+            _memory(backend, ns, cluster_memory_params).delete(key)
         except BackendUnavailableError as exc:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise
             logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
-    if chosen is not Strategy.CLUSTER_MEMORY:
+    if chosen is not Strategy.CLUSTER_MEMORY and artifact_params:
+        from catalogstore.object_store import hooks
+
+        hooks.delete_on(ns, key, artifact_params)
+    elif chosen is not Strategy.CLUSTER_MEMORY:
         with contextlib.suppress(ArtifactNotFoundError):
             _object_artifact(ns, key).delete()
 
 
 def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
-           strategy: Strategy | str | None = None, backend: str | None = None) -> bool:
-    """Whether a tier the strategy reads holds ``key``."""
+           strategy: Strategy | str | None = None, backend: str | None = None,
+           executor: str | None = None, cluster_memory_params: Mapping[str, Any] | None = None,
+           artifact_params: Mapping[str, Any] | None = None) -> bool:
+    """Whether a tier the strategy reads holds ``key`` (parameters: those of :func:`put`)."""
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
+    backend = backend or executor
     if chosen is not Strategy.ARTIFACT:
         try:
-            if _memory(backend, ns).exists(key):
+            if _memory(backend, ns, cluster_memory_params).exists(key):
                 return True
         except BackendUnavailableError as exc:
             if chosen is Strategy.CLUSTER_MEMORY:
@@ -388,6 +435,59 @@ def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
             logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
     if chosen is Strategy.CLUSTER_MEMORY:
         return False
+    if artifact_params:
+        from catalogstore.object_store import hooks
+
+        return hooks.exists_on(ns, key, artifact_params)
     from catalogstore.artifacts import artifact_exists
 
     return artifact_exists(key, ns)
+
+
+# -- Flowdapt's default hooks (issue 14; see catalogstore.object_store.hooks) --------------
+
+
+def default_save_hook(serializer: str | Serializer | None = None) -> SaveHook:
+    """The hook that writes an object as :func:`put` does: the serializer's file
+    (``object`` for pickles, as Flowdapt names it), ``value_type=object`` and the
+    serializer's name, signed when a signing key is set.
+
+    Parameters
+    ----------
+    serializer
+        A serializer or its name (default: chosen by the value's type).
+    """
+    def save(artifact: Artifact, value: Any) -> None:
+        from catalogstore.serializers import get_serializer, serializer_for
+
+        named = get_serializer(serializer) if isinstance(serializer, str) else serializer
+        with artifact.transaction():
+            _write_object(artifact, artifact.name, value, named or serializer_for(value),
+                          auto=serializer is None)
+    return save
+
+
+def default_load_hook(serializer: str | Serializer | None = None) -> LoadHook:
+    """The hook that reads what :func:`default_save_hook` wrote, as :func:`get` does.
+
+    Parameters
+    ----------
+    serializer
+        Decode with this serializer (or its name) instead of the recorded one: as
+        for :func:`get`, a statement of trust needed for an object the store did
+        not write (Flowdapt's).
+
+    Raises
+    ------
+    ArtifactFileNotFoundError
+        (a ``FileNotFoundError``) when the artifact has no object file (another hook
+        saved it); a warning is logged first when its ``value_type`` is not ``object``.
+    """
+    name = serializer if isinstance(serializer, str) or serializer is None else serializer.name
+
+    def load(artifact: Artifact) -> Any:
+        from catalogstore.object_store.hooks import check_default_layout
+
+        check_default_layout(artifact, name, VALUE_TYPE)
+        return _load_object(artifact, artifact.namespace, artifact.name, name)
+    return load

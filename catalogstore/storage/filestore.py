@@ -373,7 +373,11 @@ class FileStore:
         return f"{self.root}/{path}"
 
     def uri(self, path: str) -> str:
-        return str(self.fs.unstrip_protocol(self.full_path(path)))
+        if isinstance(self.fs, LocalFileSystem):  # file:///abs/path, as Flowdapt's too
+            return str(self.fs.unstrip_protocol(self.full_path(path)))
+        # As Flowdapt spells it (issue 14): memory://root/..., not fsspec's memory:///root/...
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{self.full_path(path).lstrip('/')}"
 
     # -- faults --------------------------------------------------------------
 

@@ -112,10 +112,24 @@ class ClusterMemoryContract:
         memory.put("k", "theirs", namespace="other-ns")
         assert memory.get("k") == "mine"
         assert memory.get("k", namespace="other-ns") == "theirs"
-        memory.clear()
+        memory.clear(namespace="")  # the handle's namespace only
         assert memory.keys() == []
         assert memory.keys(namespace="other-ns") == ["k"]
         memory.clear(namespace="other-ns")
+        assert memory.keys(namespace="other-ns") == []
+
+    def test_clear_empties_every_namespace(self, memory: ClusterMemory) -> None:
+        # Flowdapt's ClusterMemory.clear() (issue 14): every namespace, not the handle's.
+        memory.put("k1", 1)
+        memory.put("k2", 2)
+        memory.put("k3", 3, namespace="other-ns")
+        assert {memory.namespace, "other-ns"} <= set(memory.namespaces())
+        memory.clear()
+        assert memory.namespaces() == []
+        for key, namespace in (("k1", ""), ("k2", ""), ("k3", "other-ns")):
+            assert not memory.exists(key, namespace=namespace)
+            with pytest.raises(KeyError):
+                memory.get(key, namespace=namespace)
 
     def test_bad_keys_are_refused(self, memory: ClusterMemory) -> None:
         for key in ("", "../x", "a/b", "a\x00"):
