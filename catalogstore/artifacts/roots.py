@@ -132,7 +132,10 @@ def _catalog_url(storage_url: str) -> str:
     if protocol == "memory":
         return f"sqlite:///{Path(_process_home()) / f'{digest}.db'}"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return f"sqlite:///{Path(base) / 'catalogstore' / 'catalogs' / f'{digest}.db'}"
+    folder = Path(base) / "catalogstore" / "catalogs"
+    # Ours to make: a missing catalog folder is refused only where a user typed the URL.
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / f'{digest}.db'}"
 
 
 def _process_home() -> str:
