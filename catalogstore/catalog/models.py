@@ -208,7 +208,8 @@ class JournalRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     """Text the unit of work writes and checks on reading (JSON: ``{"moves": [[staged
-    path, file name, checksum], ...], "removes": [file name, ...], "delete": bool}``);
+    path, file name, checksum], ...], "removes": [file name, ...], "delete": bool,
+    "create": bool}``);
     the catalog stores it as it is."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

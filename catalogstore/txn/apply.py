@@ -87,6 +87,8 @@ def roll_forward(files: FileStore, catalog: Catalog, entry: JournalEntry) -> Non
         files.remove_quietly(f"{entry.folder}/{METADATA_FILENAME}")
         place_staged_folder(files, entry.folder, folder, moves, record.metadata)
         return
+    if entry.create:  # a creation without files: the folder may never have been made
+        files.makedirs(folder)
     for staged, file_name in moves:
         files.move(staged, f"{folder}/{file_name}")
     for file_name in entry.removes:
