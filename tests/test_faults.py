@@ -479,6 +479,15 @@ def test_s3_object_replaced_while_streamed_is_a_clear_error(s3):
             stream.read()
 
 
+def test_s3_object_replaced_before_its_stream_is_read_reads_the_new_one(s3):
+    """Issue 13: nothing of the old version was handed out, so the new one is read."""
+    artifact = new_artifact("big")
+    artifact.new_file("blob", content=os.urandom(20 << 20))
+    with get_artifact("big").get_file("blob").open("rb") as stream:
+        artifact.get_file("blob").write(b"a new version")
+        assert stream.read() == b"a new version"
+
+
 # -- PostgreSQL: a private server ----------------------------------------------------------
 
 

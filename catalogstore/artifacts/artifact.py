@@ -111,7 +111,9 @@ class ArtifactFile:
         """The whole content: ``str`` if it was written as ``str``, else ``bytes``.
 
         Without ``verify``, a read that meets a commit of the file may return the
-        content it replaces: the catalog commits first, the bytes follow.
+        content it replaces: the catalog commits first, the bytes follow. A read that
+        meets the deletion of the file or its artifact raises the "not found" error of
+        what went, as if it had come a moment later.
 
         Parameters
         ----------
@@ -121,14 +123,19 @@ class ArtifactFile:
             :class:`~catalogstore.errors.CorruptArtifactError` when the storage
             holds other bytes.
         """
-        info, data = self.info, self._read_bytes(missing_ok=verify)
-        if verify and (data is None or not checksum_matches(data, info.checksum)):
+        def unsettled(info: FileRecord, data: bytes | None) -> bool:
+            return data is None or (verify and not checksum_matches(data, info.checksum))
+
+        info, data = self.info, self._read_bytes(missing_ok=True)
+        if unsettled(info, data):
             # Met a commit: its row is in, its bytes are not (or the reverse; a new
-            # file's bytes may not be in place at all). Once more with a fresh row,
-            # then under the artifact's lock, which a writer holds from its commit
-            # until the bytes are in place.
+            # file's bytes may not be in place at all, a deleted one's are gone). Once
+            # more with a fresh row (a file or artifact deleted meanwhile raises its
+            # "not found" here), then under the artifact's lock, which a writer holds
+            # from its commit until the storage matches: missing or other bytes
+            # there are not a writer's doing, and are reported (issue 13).
             info, data = self.info, self._read_bytes(missing_ok=True)
-            if data is None or not checksum_matches(data, info.checksum):
+            if unsettled(info, data):
                 with self._artifact.locked():
                     info, data = self.read_locked()
         assert data is not None
@@ -513,8 +520,16 @@ class Artifact:
         return f"{artifact_dir(self._namespace, self._name)}/{name}"
 
     def _open_for_read(self, name: str) -> IO[bytes]:
-        path = self._storage_path(name)
-        return self._ws.files.open_read(path, f"{self._namespace}/{self._name}/{name}")
+        label = f"{self._namespace}/{self._name}/{name}"
+        try:
+            return self._ws.files.open_read(self._storage_path(name), label)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+        # Deleted (or replaced) between its row and the open: under the lock, its row
+        # says whether it is gone; a file missing while its row is there is reported.
+        with self.locked():
+            return self._ws.files.open_read(self._storage_path(name), label)
 
     def _stage_writer(self, name: str, encoding: str | None) -> StagedWriter:
         validate_file_name(name)
