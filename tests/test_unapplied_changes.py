@@ -62,7 +62,7 @@ def _read_only_prefix(root: Path) -> list[str] | None:
     return [unshare, "-m", "sh", "-c", f'mount --bind -o ro "{root}" "{root}" && exec "$0" "$@"']
 
 
-def _fail_on_read_only_storage(stack, root: Path) -> str:
+def _fail_on_read_only_storage(stack, root: Path, code: str = WRITER) -> str:
     prefix = _read_only_prefix(root)
     if prefix is None:
         pytest.skip("cannot make the storage read-only for a writer: running as root without "
@@ -71,7 +71,7 @@ def _fail_on_read_only_storage(stack, root: Path) -> str:
     if not prefix:
         root.chmod(0o555)
     try:
-        proc = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(WRITER)],
+        proc = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code)],
                               env=env, capture_output=True, timeout=120, text=True)
     finally:
         root.chmod(0o755)
@@ -145,3 +145,37 @@ def test_verify_repair_makes_the_folder_of_a_phantom_without_files(stack):
     assert (root / "artifacts/default/phantom/.artifact.json").read_text() == \
         '{"stage": "made"}'
     assert {(d.kind, d.name) for d in verify().differences} == {("missing-artifact", "lost")}
+
+
+def test_a_refused_deletion_then_a_new_artifact_of_the_name(stack):
+    """A process that was running before the deletion failed creates the name again
+    (it has nothing to roll forward itself): the new artifact's files land beside the
+    deleted one's. Rolling the deletion forward removes the deleted one's only."""
+    root = Path(stack.storage_url)
+    old = new_artifact("y")
+    old.new_file("old-only", content=b"old")
+    old.new_file("shared", content=b"old")
+    get_workspace()  # this process runs on through the failure
+    out = _fail_on_read_only_storage(stack, root, """
+        from catalogstore.artifacts import get_artifact
+        from catalogstore.errors import UnappliedCommitError
+        try:
+            get_artifact("y").delete()
+        except UnappliedCommitError:
+            print("refused")
+    """)
+    assert out.split() == ["refused"]
+    new = new_artifact("y")
+    new.new_file("shared", content=b"new")
+    new.new_file("new-only", content=b"new")
+    assert (root / "artifacts/default/y/old-only").exists()  # the deleted one's file
+    proc = subprocess.run([sys.executable, "-m", "catalogstore", "gc"],
+                          env={**os.environ, **stack.environ()}, capture_output=True,
+                          timeout=120, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = verify()
+    assert report.ok and report.differences == [], report.differences
+    assert sorted(p.name for p in (root / "artifacts/default/y").iterdir()) == [
+        ".artifact.json", "new-only", "shared"]
+    assert {f.name: f.read() for f in get_artifact("y").list_files()} == {
+        "new-only": b"new", "shared": b"new"}
