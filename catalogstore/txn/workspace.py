@@ -21,10 +21,15 @@ Write protocol (diskcache's, adapted to object storage):
    rolls it forward. A crash before 2 leaves only staged files, which nothing
    references and ``gc`` removes.
 
+Every change that touches storage has an entry: file writes and removals, a
+creation (with or without files) and a deletion; a change of metadata alone gets
+one only when its ``.artifact.json`` rewrite fails (issue 13). An entry stays
+until its change is applied.
+
 Faults (a service stops instead of the process): a storage failure in step 3
 raises :class:`~catalogstore.errors.UnappliedCommitError` and leaves the journal
 entry, which this process rolls forward before its next commit (or any new
-process, or ``verify --repair``) once the storage is back. A catalog connection
+process, ``verify --repair`` or ``gc``) once the storage is back. A catalog connection
 lost during step 2 before the COMMIT was sent is retried on a new connection
 (:data:`catalogstore.retry.CATALOG_TRANSACTION`); one lost *during* the COMMIT
 raises :class:`~catalogstore.errors.CommitOutcomeUnknownError` and keeps the
