@@ -265,16 +265,16 @@ class Catalog:
     def live_files(self, artifact_id: int) -> list[FileRecord] | None:
         """The files of the artifact ``artifact_id``, or ``None`` when it no longer exists
         (ids are never reused: a handle checks its artifact with it)."""
-        with self.errors("list files"), self.engine.connect() as conn:
-            rows = conn.execute(self._sql.live_files, {"id": artifact_id}).all()
+        # In a transaction: the prebuilt statement runs straight on SQLite's driver.
+        with self.errors("list files"), self.engine.connect() as conn, conn.begin():
+            rows = run(conn, self._sql.live_files, {"id": artifact_id})
         if not rows:
             return None
         return [FileRecord(*row[1:]) for row in rows if row[1] is not None]
 
     def artifact_exists(self, artifact_id: int) -> bool:
-        with self.errors("read an artifact"), self.engine.connect() as conn:
-            return conn.execute(self._sql.artifact_exists, {"id": artifact_id}).first() \
-                is not None
+        with self.errors("read an artifact"), self.engine.connect() as conn, conn.begin():
+            return bool(run(conn, self._sql.artifact_exists, {"id": artifact_id}))
 
     def file_totals(self, artifact_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(number of files, total bytes) by artifact id; artifacts without files are absent."""
