@@ -7,8 +7,9 @@ namespace and name and, as JSON, the staged files to move into place, the files
 to remove, whether the artifact folder goes or is made and, for an artifact
 created on local disk, the staged folder that becomes its folder. A change of
 metadata alone gets a row only when its ``.artifact.json`` rewrite failed
-(:meth:`~catalogstore.txn.workspace.Workspace.commit`). The catalog stores the payload as text it does
-not look into; :func:`catalogstore.txn.recovery.recover` replays the rows a crash left.
+(:meth:`~catalogstore.txn.workspace.Workspace.commit`). The catalog stores the
+payload as text it does not look into; :meth:`~catalogstore.txn.workspace.Workspace.recover`
+replays the rows a crash left, and every row stays until its change is applied.
 
 Rows are read back from a database that anyone with its URL can edit, so every
 row is checked before any of it becomes a path (:func:`read_entry`): the names
