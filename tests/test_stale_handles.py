@@ -6,6 +6,7 @@ the other artifact."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,11 @@ from catalogstore.errors import ArtifactNotFoundError
 pytestmark = pytest.mark.parametrize("stack", STACKS, indirect=True)
 
 
-def uses(handle: Artifact) -> dict[str, Callable[[], Any]]:
-    """Every way of using an artifact handle, by name."""
+def uses(handle: Artifact, tmp: Path) -> dict[str, Callable[[], Any]]:
+    """Every way of using an artifact handle, by name (``tmp``: a local folder)."""
     file = handle.file_handle("payroll.csv")
+    upload = tmp / "upload.txt"
+    upload.write_text("x")
     return {
         "list_files": handle.list_files,
         "has_file": lambda: handle.has_file("payroll.csv"),
@@ -42,6 +45,12 @@ def uses(handle: Artifact) -> dict[str, Callable[[], Any]]:
         "write": lambda: file.write("overwritten"),
         "remove-file": file.remove,
         "set_meta": lambda: handle.set_meta("owner", "mallory"),
+        "update_meta": lambda: handle.update_meta({"owner": "mallory"}),
+        "delete_file": lambda: handle.delete_file("payroll.csv"),
+        "get_file-create": lambda: handle.get_file("new.txt", create=True),
+        "upload": lambda: handle.upload(upload),
+        "download": lambda: handle.download(tmp / "all"),
+        "file-download": lambda: file.download(tmp / "one.csv"),
         "del_meta": lambda: handle.del_meta("owner"),
         "clear": handle.clear,
         "transaction": lambda: handle.transaction().__enter__(),
@@ -55,8 +64,8 @@ def _in_batch(fn: Callable[[], Any]) -> None:
         fn()
 
 
-def assert_gone_everywhere(handle: Artifact) -> None:
-    for name, use in uses(handle).items():
+def assert_gone_everywhere(handle: Artifact, tmp: Path) -> None:
+    for name, use in uses(handle, tmp).items():
         with pytest.raises(ArtifactNotFoundError):
             use()
             pytest.fail(f"{name} did not raise")
@@ -69,25 +78,25 @@ def make(name: str, content: str, owner: str) -> Artifact:
     return artifact
 
 
-def test_a_deleted_artifacts_handle_never_shows_the_next_one(stack):
+def test_a_deleted_artifacts_handle_never_shows_the_next_one(stack, tmp_path):
     make("alice", "alice's", "alice")
     stale = get_artifact("alice")
     get_artifact("alice").delete()
     bob = make("bob", "salaries", "bob")
-    assert_gone_everywhere(stale)
+    assert_gone_everywhere(stale, tmp_path)
     assert bob.get_file("payroll.csv").read() == "salaries"
     assert get_artifact("bob").metadata == {"owner": "bob"}
     assert [f.name for f in get_artifact("bob").list_files()] == ["payroll.csv"]
 
 
-def test_a_deleted_artifacts_handle_never_reaches_one_of_the_same_name(stack):
+def test_a_deleted_artifacts_handle_never_reaches_one_of_the_same_name(stack, tmp_path):
     make("alice", "old", "alice")
     stale = get_artifact("alice")
     stale_by_own_delete = get_artifact("alice")
     stale_by_own_delete.delete()
     make("alice", "new", "new alice")
     for handle in (stale, stale_by_own_delete):
-        assert_gone_everywhere(handle)
+        assert_gone_everywhere(handle, tmp_path)
     current = get_artifact("alice")
     assert current.get_file("payroll.csv").read() == "new"
     assert current.metadata == {"owner": "new alice"}
