@@ -68,13 +68,15 @@ def _fail_on_read_only_storage(stack, root: Path, code: str = WRITER) -> str:
         pytest.skip("cannot make the storage read-only for a writer: running as root without "
                     "the privilege to bind-mount it read-only (unshare -m)")
     env = {**os.environ, **stack.environ()}
-    if not prefix:
-        root.chmod(0o555)
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())] if not prefix else []
+    for folder in folders:  # an ordinary user: no folder of the storage is writable
+        folder.chmod(0o555)
     try:
         proc = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code)],
                               env=env, capture_output=True, timeout=120, text=True)
     finally:
-        root.chmod(0o755)
+        for folder in folders:
+            folder.chmod(0o755)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
