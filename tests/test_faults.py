@@ -456,6 +456,35 @@ def test_s3_stopped_during_an_object_store_put(s3):
     assert object_store.get("features", artifact_only=True) == {"version": 2}
 
 
+@pytest.mark.parametrize("by", ["new-process", "verify-repair", "gc"])
+def test_s3_stopped_after_creations_and_deletions_are_rolled_forward(s3, by):
+    """Issue 13: an artifact created without files, a deletion and a metadata change,
+    committed while S3 is down, are each rolled forward once it is back: by a new
+    process, ``verify --repair`` or ``gc`` (no phantom left in the catalog)."""
+    new_artifact("y").new_file("data", content=b"y's")
+    new_artifact("m")["stage"] = "trained"
+    s3["server"].stop()
+    for change in (lambda: new_artifact("z"), lambda: get_artifact("y").delete(),
+                   lambda: get_artifact("m").set_meta("stage", "evaluated")):
+        with bounded(), pytest.raises(UnappliedCommitError):
+            change()
+    close_workspaces()  # the process ends; the service comes back
+    s3["server"].start()
+    if by == "new-process":
+        get_workspace()  # a new process rolls the journal forward when it opens it
+    elif by == "verify-repair":
+        assert verify(repair=True).ok
+    else:
+        gc()
+    assert differences() == []
+    assert get_workspace().journal() == []
+    s3["fs"].invalidate_cache()
+    folder = f"{s3['root']}/artifacts/default"
+    assert s3["fs"].cat_file(f"{folder}/z/.artifact.json") == b"{}"
+    assert not s3["fs"].exists(f"{folder}/y/data")
+    assert s3["fs"].cat_file(f"{folder}/m/.artifact.json") == b'{"stage": "evaluated"}'
+
+
 def test_s3_stopped_while_a_stream_is_read(s3):
     artifact = new_artifact("big")
     data = os.urandom(20 << 20)
@@ -477,6 +506,15 @@ def test_s3_object_replaced_while_streamed_is_a_clear_error(s3):
         artifact.get_file("blob").write(b"a new version")
         with pytest.raises(StorageError, match="replaced while being read"):
             stream.read()
+
+
+def test_s3_object_replaced_before_its_stream_is_read_reads_the_new_one(s3):
+    """Issue 13: nothing of the old version was handed out, so the new one is read."""
+    artifact = new_artifact("big")
+    artifact.new_file("blob", content=os.urandom(20 << 20))
+    with get_artifact("big").get_file("blob").open("rb") as stream:
+        artifact.get_file("blob").write(b"a new version")
+        assert stream.read() == b"a new version"
 
 
 # -- PostgreSQL: a private server ----------------------------------------------------------

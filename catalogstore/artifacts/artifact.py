@@ -3,7 +3,10 @@
 An :class:`Artifact` is a handle on a catalog entry. Its metadata is a snapshot
 taken when the handle was loaded (``get_artifact``, ``list_artifacts``,
 ``new_artifact``), kept current by the changes made through it; ``refresh()``
-reloads it. Files and metadata are read from the catalog, never by walking the
+reloads it. A handle carries its entry's id, which is never reused: once that
+artifact is deleted, every use of the handle raises
+:class:`~catalogstore.errors.ArtifactNotFoundError`, even after another artifact
+took its name (issue 13). Files and metadata are read from the catalog, never by walking the
 storage. Every change outside a transaction commits at once; inside
 ``artifact.transaction()`` or ``catalogstore.transaction()`` the changes wait for
 the end of the block and take effect together.
@@ -123,7 +126,9 @@ class ArtifactFile:
         """The content: ``str`` if it was written as ``str``, else ``bytes``.
 
         Without ``verify``, a read that meets a commit of the file may return the
-        content it replaces: the catalog commits first, the bytes follow.
+        content it replaces: the catalog commits first, the bytes follow. A read that
+        meets the deletion of the file or its artifact raises the "not found" error of
+        what went, as if it had come a moment later.
 
         Parameters
         ----------
@@ -138,14 +143,19 @@ class ArtifactFile:
             :class:`~catalogstore.errors.CorruptArtifactError` when the storage
             holds other bytes.
         """
-        info, data = self.info, self._read_bytes(missing_ok=verify)
-        if verify and (data is None or not checksum_matches(data, info.checksum)):
+        def unsettled(info: FileRecord, data: bytes | None) -> bool:
+            return data is None or (verify and not checksum_matches(data, info.checksum))
+
+        info, data = self.info, self._read_bytes(missing_ok=True)
+        if unsettled(info, data):
             # Met a commit: its row is in, its bytes are not (or the reverse; a new
-            # file's bytes may not be in place at all). Once more with a fresh row,
-            # then under the artifact's lock, which a writer holds from its commit
-            # until the bytes are in place.
+            # file's bytes may not be in place at all, a deleted one's are gone). Once
+            # more with a fresh row (a file or artifact deleted meanwhile raises its
+            # "not found" here), then under the artifact's lock, which a writer holds
+            # from its commit until the storage matches: missing or other bytes
+            # there are not a writer's doing, and are reported (issue 13).
             info, data = self.info, self._read_bytes(missing_ok=True)
-            if data is None or not checksum_matches(data, info.checksum):
+            if unsettled(info, data):
                 with self._artifact.locked():
                     info, data = self.read_locked()
         assert data is not None
@@ -365,7 +375,7 @@ class Artifact:
     @property
     def record(self) -> ArtifactRecord:
         """The catalog entry (id, timestamps) as loaded; raises if not committed yet."""
-        self._sync()
+        self._alive()
         if self._record is None:
             raise ArtifactNotFoundError(
                 f"artifact {self._name!r} in namespace {self._namespace!r} is not committed "
@@ -383,12 +393,41 @@ class Artifact:
             yield
 
     def refresh(self) -> Artifact:
-        """Reload the metadata snapshot from the catalog."""
-        record = self._ws.catalog.get_artifact(self._namespace, self._name)
-        if record is None:
+        """Reload the metadata snapshot from the catalog.
+
+        Raises
+        ------
+        ArtifactNotFoundError
+            when the artifact this handle was loaded on is gone, even if another one
+            has its name now (get that one with ``get_artifact``).
+        """
+        self._sync()
+        record = None if self._deleted else \
+            self._ws.catalog.get_artifact(self._namespace, self._name)
+        if record is None or not self._same(record):
+            self._deleted = True
             raise self._not_found()
         self._record, self._meta = record, dict(record.metadata)
         return self
+
+    def _same(self, record: ArtifactRecord) -> bool:
+        """Whether ``record`` is the entry this handle was loaded on (or, for a handle
+        made before its artifact was committed, the one that commit made)."""
+        return self._record is None or record.id == self._record.id
+
+    @property
+    def _id(self) -> int | None:
+        return None if self._record is None else self._record.id
+
+    def _alive(self) -> None:
+        """Raise :class:`ArtifactNotFoundError` once the artifact of this handle is gone
+        (ids are never reused, so a new artifact of the same name is not it)."""
+        self._sync()
+        if not self._deleted and self._record is not None and \
+                not self._ws.catalog.artifact_exists(self._record.id):
+            self._deleted = True
+        if self._deleted:
+            raise self._not_found()
 
     def _not_found(self) -> ArtifactNotFoundError:
         return ArtifactNotFoundError(
@@ -401,7 +440,13 @@ class Artifact:
         batch = current_batch(self._ws)
         if batch is not None:
             self._in_batch = True
-            return batch.changeset(self._namespace, self._name)
+            cs = batch.changeset(self._namespace, self._name)
+            if self._record is not None:
+                # The batch's changes of this name go to the artifact this handle is on.
+                if cs.create or cs.artifact_id not in (None, self._record.id):
+                    raise self._not_found()
+                cs.artifact_id = self._record.id
+            return cs
         return self._tx
 
     def _sync(self) -> None:
@@ -409,8 +454,8 @@ class Artifact:
         if self._in_batch and current_batch(self._ws) is None:
             self._in_batch = False
             record = self._ws.catalog.get_artifact(self._namespace, self._name)
-            self._deleted = record is None
-            if record is not None:
+            self._deleted = record is None or not self._same(record)
+            if record is not None and not self._deleted:
                 self._record, self._meta = record, dict(record.metadata)
 
     def _change(self, fn: Callable[[Changeset], StagedFile | None]) -> None:
@@ -423,7 +468,7 @@ class Artifact:
         if cs is not None:
             release_staged(self._ws, fn(cs))
             return
-        cs = Changeset(self._namespace, self._name)
+        cs = Changeset(self._namespace, self._name, artifact_id=self._id)
         try:
             fn(cs)
         except BaseException:
@@ -448,12 +493,11 @@ class Artifact:
         the catalog, in the storage or in ``.artifact.json``. Inside
         ``catalogstore.transaction()`` it joins that larger transaction.
         """
-        if self._deleted:
-            raise self._not_found()
         if self._pending() is not None:
             yield self
             return
-        self._tx = cs = Changeset(self._namespace, self._name)
+        self._alive()
+        self._tx = cs = Changeset(self._namespace, self._name, artifact_id=self._id)
         try:
             yield self
         except BaseException:
@@ -468,7 +512,7 @@ class Artifact:
     @property
     def metadata(self) -> dict[str, str]:
         """A copy of the metadata, pending changes of an open transaction included."""
-        self._sync()
+        self._alive()
         meta = dict(self._meta)
         cs = self._pending()
         if cs is not None:
@@ -524,9 +568,13 @@ class Artifact:
         self._sync()
         if self._record is None:
             return {}
+        files = self._ws.catalog.live_files(self._record.id)
+        if files is None:  # deleted, maybe with a new artifact under its name since
+            self._deleted = True
+            raise self._not_found()
         # validate_file_name: a catalog row edited by hand must not steer a read, a
         # removal or a download outside the artifact's folder.
-        return {validate_file_name(f.name): f for f in self._ws.catalog.list_files(self._record.id)}
+        return {validate_file_name(f.name): f for f in files}
 
     def _file_records(self) -> dict[str, FileRecord]:
         if self._deleted:
@@ -549,8 +597,13 @@ class Artifact:
                 return FileRecord(name, staged.size, staged.checksum, staged.encoding)
             if name in cs.removes:
                 raise self._file_not_found(name)
-        record = self._ws.catalog.get_file(self.record.id, name) if self._record else None
-        if record is None or self._deleted:
+        if self._deleted:
+            raise self._not_found()
+        if self._record is None:
+            raise self._file_not_found(name)
+        record = self._ws.catalog.get_file(self._record.id, name)
+        if record is None:
+            self._alive()  # the artifact itself may be gone: say so
             raise self._file_not_found(name)
         return record
 
@@ -569,8 +622,16 @@ class Artifact:
         return f"{artifact_dir(self._namespace, self._name)}/{name}"
 
     def _open_for_read(self, name: str) -> IO[bytes]:
-        path = self._storage_path(name)
-        return self._ws.files.open_read(path, f"{self._namespace}/{self._name}/{name}")
+        label = f"{self._namespace}/{self._name}/{name}"
+        try:
+            return self._ws.files.open_read(self._storage_path(name), label)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+        # Deleted (or replaced) between its row and the open: under the lock, its row
+        # says whether it is gone; a file missing while its row is there is reported.
+        with self.locked():
+            return self._ws.files.open_read(self._storage_path(name), label)
 
     def _stage_writer(self, name: str, encoding: str | None) -> StagedWriter:
         validate_file_name(name)
@@ -774,7 +835,8 @@ class Artifact:
             cs.writes.clear()
             cs.delete = True
             return
-        self._commit([Changeset(self._namespace, self._name, delete=True)])
+        self._commit([Changeset(self._namespace, self._name, delete=True,
+                                artifact_id=self._id)])
 
 
 def _reopen(settings: Settings, namespace: str, name: str) -> Artifact:

@@ -97,6 +97,11 @@ class _Statements:
             F.c.artifact_id == bindparam("id")).order_by(F.c.name)
         self.get_file = select(*file_columns).where(
             F.c.artifact_id == bindparam("id"), F.c.name == bindparam("name"))
+        # An artifact's files, and whether it exists at all, in one statement.
+        self.live_files = select(A.c.id, *file_columns).select_from(
+            A.outerjoin(F, F.c.artifact_id == A.c.id)).where(
+            A.c.id == bindparam("id")).order_by(F.c.name)
+        self.artifact_exists = select(A.c.id).where(A.c.id == bindparam("id"))
         self.find_ids = select(A.c.id, A.c.name).where(
             A.c.namespace == bindparam("ns"), A.c.name.in_(_ids("names")))
         self.insert_artifacts = A.insert().returning(A.c.id, sort_by_parameter_order=True)
@@ -257,6 +262,20 @@ class Catalog:
         with self.errors("list files"), self.engine.connect() as conn:
             rows = conn.execute(self._sql.list_files, {"id": artifact_id}).all()
         return [FileRecord(*row) for row in rows]
+
+    def live_files(self, artifact_id: int) -> list[FileRecord] | None:
+        """The files of the artifact ``artifact_id``, or ``None`` when it no longer exists
+        (ids are never reused: a handle checks its artifact with it)."""
+        # In a transaction: the prebuilt statement runs straight on SQLite's driver.
+        with self.errors("list files"), self.engine.connect() as conn, conn.begin():
+            rows = run(conn, self._sql.live_files, {"id": artifact_id})
+        if not rows:
+            return None
+        return [FileRecord(*row[1:]) for row in rows if row[1] is not None]
+
+    def artifact_exists(self, artifact_id: int) -> bool:
+        with self.errors("read an artifact"), self.engine.connect() as conn, conn.begin():
+            return bool(run(conn, self._sql.artifact_exists, {"id": artifact_id}))
 
     def file_totals(self, artifact_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(number of files, total bytes) by artifact id; artifacts without files are absent."""

@@ -122,6 +122,10 @@ class ArtifactRow(Base):
         # spellings of a namespace, and of a name in it, are equal entries here.
         Index("ix_artifacts_lower_namespace_name", func.lower(column("namespace")),
               func.lower(column("name"))),
+        # Ids are never handed out twice (SQLite reuses the largest otherwise): a handle
+        # carries its artifact's id and checks it, so a handle on a deleted artifact
+        # never reaches the next one's rows (issue 13). PostgreSQL's sequences never reuse.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -195,13 +199,17 @@ class JournalRow(Base):
     """
 
     __tablename__ = "catalog_journal"
+    # A process forgets the rows it applied lazily, by id: an id handed out again
+    # would make it forget another process's unapplied change (issue 13).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     namespace: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     """Text the unit of work writes and checks on reading (JSON: ``{"moves": [[staged
-    path, file name, checksum], ...], "removes": [file name, ...], "delete": bool}``);
+    path, file name, checksum], ...], "removes": [file name, ...], "delete": bool,
+    "create": bool}``);
     the catalog stores it as it is."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -210,11 +210,17 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
 
 def _repair_metadata(ws: Workspace, ns: str, name: str, state: ArtifactState | None,
                      diffs: list[Difference]) -> list[Difference]:
-    """Rewrite ``.artifact.json`` from the catalog when it differs (under the lock)."""
+    """Rewrite ``.artifact.json`` from the catalog when it differs (under the lock); make
+    the folder of an artifact without files that storage lacks (a creation whose
+    storage step failed before creations were journalled, issue 13)."""
     kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs"}
+    if state is not None and not state.files:
+        kinds.add("missing-artifact")
     if state is None or not any(d.kind in kinds for d in diffs):
         return diffs
-    ws.files.write_metadata(artifact_dir(ns, name), metadata_to_json(state.metadata))
+    folder = artifact_dir(ns, name)
+    ws.files.makedirs(folder)
+    ws.files.write_metadata(folder, metadata_to_json(state.metadata))
     return [Difference(d.kind, d.namespace, d.name, d.file, d.detail, d.kind in kinds)
             for d in diffs]
 

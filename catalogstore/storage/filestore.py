@@ -277,23 +277,43 @@ class StagedWriter(io.BufferedIOBase):
 class _GuardedReader(io.BufferedIOBase):
     """A remote file open for reading whose failures raise :class:`StorageError`.
 
-    Every other attribute (``size``, ``details``, ...) is the file's own.
+    Replaced by a writer before any of it was read, it is opened again (``reopen``):
+    the new content is as current as the old (issue 13). Once bytes were handed out,
+    a replacement is reported. Every other attribute (``size``, ``details``, ...) is
+    the file's own.
     """
 
-    def __init__(self, store: FileStore, file: IO[bytes], doing: str) -> None:
+    def __init__(self, store: FileStore, file: IO[bytes], doing: str,
+                 reopen: Callable[[], IO[bytes]]) -> None:
         super().__init__()
         self._store = store
         self._file = file
         self._doing = doing
+        self._reopen: Callable[[], IO[bytes]] | None = reopen
 
     def __getattr__(self, name: str) -> Any:
         if name == "_file":  # not set yet
             raise AttributeError(name)
         return getattr(self._file, name)
 
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    def _call(self, method: str, *args: Any) -> Any:
         with self._store.errors(self._doing):
-            return fn(*args)
+            try:
+                result = getattr(self._file, method)(*args)
+            except Exception as exc:
+                reopen, self._reopen = self._reopen, None
+                if reopen is None or not _is_expired(exc):
+                    raise
+                position = self._file.tell()
+                with contextlib.suppress(Exception):  # it is being dropped anyway
+                    self._file.close()
+                self._file = reopen()
+                if position:
+                    self._file.seek(position)
+                result = getattr(self._file, method)(*args)
+        if method in ("read", "readinto", "readline") and result:
+            self._reopen = None  # bytes were handed out: no second chance
+        return result
 
     def readable(self) -> bool:
         return True
@@ -302,19 +322,19 @@ class _GuardedReader(io.BufferedIOBase):
         return bool(self._file.seekable())
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._call(self._file.read, -1 if size is None else size)
+        return cast(bytes, self._call("read", -1 if size is None else size))
 
     def read1(self, size: int = -1) -> bytes:
-        return self._call(self._file.read, size)
+        return cast(bytes, self._call("read", size))
 
     def readinto(self, buffer: Any) -> int:
-        return int(self._call(cast(Any, self._file).readinto, buffer))
+        return int(self._call("readinto", buffer))
 
     def readline(self, size: int | None = -1) -> bytes:
-        return self._call(self._file.readline, -1 if size is None else size)
+        return cast(bytes, self._call("readline", -1 if size is None else size))
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._call(self._file.seek, offset, whence)
+        return int(self._call("seek", offset, whence))
 
     def tell(self) -> int:
         return int(self._file.tell())
@@ -322,7 +342,7 @@ class _GuardedReader(io.BufferedIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                self._call(self._file.close)
+                self._call("close")
             finally:
                 super().close()
 
@@ -494,7 +514,8 @@ class FileStore:
             file = self.open_raw(path, "rb")
         if self.is_local:
             return file
-        return cast(IO[bytes], _GuardedReader(self, file, doing))
+        return cast(IO[bytes], _GuardedReader(self, file, doing,
+                                              lambda: self.open_raw(path, "rb")))
 
     def read_bytes(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content of ``path``, as it was at one moment; more than ``limit``

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from catalogstore.names import METADATA_FILENAME, artifact_dir
 from catalogstore.record import metadata_to_json
+from catalogstore.storage.tree import list_files_with_info
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Catalog
@@ -74,6 +75,14 @@ def roll_forward(files: FileStore, catalog: Catalog, entry: JournalEntry) -> Non
             files.remove_tree(entry.folder)
         return
     current = {f.name: f for f in catalog.list_files(record.id)}
+    if entry.delete:
+        # Deleted, then created again by a process that did not roll this entry forward
+        # first: the new artifact's files were moved in beside the deleted one's. Those
+        # go; the new one's are all in the catalog (issue 13).
+        listed, _ = list_files_with_info(files, folder, 1)  # foreign entries: left alone
+        for file_name in listed:
+            if file_name != METADATA_FILENAME and file_name not in current:
+                files.remove_quietly(f"{folder}/{file_name}")
     moves = []
     for staged, file_name, checksum in entry.moves:
         row = current.get(file_name)
@@ -86,6 +95,8 @@ def roll_forward(files: FileStore, catalog: Catalog, entry: JournalEntry) -> Non
         files.remove_quietly(f"{entry.folder}/{METADATA_FILENAME}")
         place_staged_folder(files, entry.folder, folder, moves, record.metadata)
         return
+    if entry.create:  # a creation without files: the folder may never have been made
+        files.makedirs(folder)
     for staged, file_name in moves:
         files.move(staged, f"{folder}/{file_name}")
     for file_name in entry.removes:

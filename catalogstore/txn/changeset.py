@@ -23,6 +23,10 @@ class Changeset:
     removes: set[str] = field(default_factory=set)
     meta_set: dict[str, str] = field(default_factory=dict)
     meta_del: set[str] = field(default_factory=set)
+    artifact_id: int | None = None
+    """The id of the artifact the handle that made the changes was loaded on, if any: the
+    commit refuses them (:class:`~catalogstore.errors.ArtifactNotFoundError`) when the
+    name now belongs to another artifact (ids are never reused, issue 13)."""
     staged_folder: str | None = None
     """For an artifact this changeset creates on local disk: the folder of the staging
     area its files are written into, renamed into place whole after the commit, so

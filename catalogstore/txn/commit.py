@@ -94,11 +94,12 @@ def _resolve_ids(rows: Writes, changesets: Sequence[Changeset]) -> dict[int, int
         by_ns[cs.namespace].append(cs.name)
     found = rows.find_ids(by_ns) if by_ns else {}
     for cs in existing:
-        if (cs.namespace, cs.name) not in found:
+        found_id = found.get((cs.namespace, cs.name))
+        if found_id is None or cs.artifact_id not in (None, found_id):
             raise ArtifactNotFoundError(
                 f"artifact {cs.name!r} does not exist in namespace {cs.namespace!r} "
                 "(deleted by someone else?)")
-        ids[id(cs)] = found[(cs.namespace, cs.name)]
+        ids[id(cs)] = found_id
     to_create = [cs for cs in changesets if cs.create]
     new_ids = rows.insert_artifacts([(cs.namespace, cs.name) for cs in to_create])
     for cs, artifact_id in zip(to_create, new_ids, strict=True):

@@ -1,11 +1,15 @@
 """Journal entries: the storage half of a commit, written with it and rolled forward after a crash.
 
-A commit writes one ``catalog_journal`` row per artifact whose files change
-(:func:`journal_payload`); the row holds the artifact's namespace and name and,
-as JSON, the staged files to move into place, the files to remove, whether
-the artifact folder goes and, for an artifact created on local disk, the staged
-folder that becomes its folder. The catalog stores the payload as text it does
-not look into; :func:`catalogstore.txn.recovery.recover` replays the rows a crash left.
+A commit writes one ``catalog_journal`` row per artifact whose folder or files
+change (:func:`journal_payload`): one it creates, even without files, one it
+deletes, one whose files it writes or removes. The row holds the artifact's
+namespace and name and, as JSON, the staged files to move into place, the files
+to remove, whether the artifact folder goes or is made and, for an artifact
+created on local disk, the staged folder that becomes its folder. A change of
+metadata alone gets a row only when its ``.artifact.json`` rewrite failed
+(:meth:`~catalogstore.txn.workspace.Workspace.commit`). The catalog stores the
+payload as text it does not look into; :meth:`~catalogstore.txn.workspace.Workspace.recover`
+replays the rows a crash left, and every row stays until its change is applied.
 
 Rows are read back from a database that anyone with its URL can edit, so every
 row is checked before any of it becomes a path (:func:`read_entry`): the names
@@ -33,10 +37,11 @@ if TYPE_CHECKING:
 def needs_entry(cs: Changeset) -> bool:
     """Whether the storage change of ``cs`` is more than a metadata rewrite.
 
-    A lost ``.artifact.json`` rewrite is repaired from the catalog by
-    ``verify --repair``; staged files need the journal to be found again.
+    A creation without files is one too (issue 13): without a row, a folder that the
+    storage refused to make was never made, and the catalog kept an artifact that
+    storage does not have.
     """
-    return bool(cs.writes or cs.removes or cs.delete or cs.staged_folder)
+    return bool(cs.create or cs.writes or cs.removes or cs.delete or cs.staged_folder)
 
 
 def journal_payload(cs: Changeset) -> str:
@@ -46,9 +51,17 @@ def journal_payload(cs: Changeset) -> str:
         "removes": sorted(cs.removes),
         "delete": cs.delete,
     }
+    if cs.create:
+        payload["create"] = True
     if cs.staged_folder is not None:
         payload["folder"] = cs.staged_folder
     return json.dumps(payload)
+
+
+def metadata_payload() -> str:
+    """The payload of a row for a ``.artifact.json`` rewrite alone (rewritten from the
+    catalog's metadata as it is when the row is rolled forward)."""
+    return json.dumps({"moves": [], "removes": [], "delete": False})
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class JournalEntry:
     delete: bool = False
     folder: str | None = None
     """The staged folder that becomes the new artifact's folder (its files are in it)."""
+    create: bool = False
+    """The change created the artifact: its folder is made if it is missing."""
     problem: str | None = None
     """Why the row is refused (it breaks the naming rules or the journal's shape)."""
     staged: frozenset[str] = frozenset()
@@ -101,14 +116,14 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
                              f"({staging.FOLDER_SHAPE})")
         moves = tuple(_move(move, folder) for move in _list(data, "moves"))
         removes = tuple(validate_file_name(f) for f in _list(data, "removes"))
-        delete = data.get("delete", False)
-        if not isinstance(delete, bool):
-            raise ValueError("'delete' is not true or false")
+        delete, create = data.get("delete", False), data.get("create", False)
+        if not isinstance(delete, bool) or not isinstance(create, bool):
+            raise ValueError("'delete' or 'create' is not true or false")
     except (InvalidNameError, ValueError) as exc:
         return JournalEntry(journal_id, str(namespace), str(name),
                             problem=f"journal entry {journal_id} is refused: {exc}",
                             staged=frozenset(staged))
-    return JournalEntry(journal_id, namespace, name, moves, removes, delete, folder,
+    return JournalEntry(journal_id, namespace, name, moves, removes, delete, folder, create,
                         staged=frozenset(staged))
 
 

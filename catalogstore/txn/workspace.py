@@ -21,10 +21,15 @@ Write protocol (diskcache's, adapted to object storage):
    rolls it forward. A crash before 2 leaves only staged files, which nothing
    references and ``gc`` removes.
 
+Every change that touches storage has an entry: file writes and removals, a
+creation (with or without files) and a deletion; a change of metadata alone gets
+one only when its ``.artifact.json`` rewrite fails (issue 13). An entry stays
+until its change is applied.
+
 Faults (a service stops instead of the process): a storage failure in step 3
 raises :class:`~catalogstore.errors.UnappliedCommitError` and leaves the journal
 entry, which this process rolls forward before its next commit (or any new
-process, or ``verify --repair``) once the storage is back. A catalog connection
+process, ``verify --repair`` or ``gc``) once the storage is back. A catalog connection
 lost during step 2 before the COMMIT was sent is retried on a new connection
 (:data:`catalogstore.retry.CATALOG_TRANSACTION`); one lost *during* the COMMIT
 raises :class:`~catalogstore.errors.CommitOutcomeUnknownError` and keeps the
@@ -63,7 +68,7 @@ from catalogstore.txn import staging
 from catalogstore.txn.apply import apply, roll_forward
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.commit import Committed, commit_rows
-from catalogstore.txn.journal import JournalEntry, read_journal
+from catalogstore.txn.journal import JournalEntry, metadata_payload, read_journal
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -198,9 +203,7 @@ class Workspace:
                     self._map(self._apply_named, committed)
                 except Exception as exc:
                     self._unrecovered = True
-                    self._stale_metadata.update(
-                        (c.changeset.namespace, c.changeset.name) for c in committed
-                        if c.journal_id is None and c.metadata is not None)
+                    self._journal_rewrites(conn, committed)
                     raise self._unapplied(exc) from exc
                 self.catalog.mark_applied(c.journal_id for c in committed if c.journal_id)
             return committed
@@ -218,6 +221,26 @@ class Workspace:
             elif committed is None:
                 self.discard(changesets)
             raise
+
+    def _journal_rewrites(self, conn: Connection, committed: list[Committed]) -> None:
+        """After a storage failure, a journal row for each change of metadata alone (those
+        have none: see :func:`~catalogstore.txn.journal.needs_entry`), so that a new
+        process, ``verify --repair`` and ``gc`` rewrite its ``.artifact.json`` too (issue
+        13); the artifacts' locks are still held. If the catalog fails as well, this
+        process rewrites them before its next commit (``verify --repair`` finds the
+        rest as metadata that differs)."""
+        rewrites = [(c.changeset.namespace, c.changeset.name) for c in committed
+                    if c.journal_id is None and c.metadata is not None]
+        if not rewrites:
+            return
+        try:
+            with self.catalog.writing(conn) as rows:
+                rows.add_journal([(ns, name, metadata_payload()) for ns, name in rewrites])
+        except CatalogError:
+            logger.warning("catalog %s: the rewrite of .artifact.json of %d artifact(s) could "
+                           "not be journalled; this process retries it", self.catalog,
+                           len(rewrites), exc_info=True)
+            self._stale_metadata.update(rewrites)
 
     def _unapplied(self, exc: Exception) -> Exception:
         """The error of a storage failure after the commit point (other errors as they are:
