@@ -29,17 +29,12 @@ def uses(handle: Artifact, tmp: Path) -> dict[str, Callable[[], Any]]:
         "has_file": lambda: handle.has_file("payroll.csv"),
         "contains": lambda: "payroll.csv" in handle,
         "len": lambda: len(handle),
-        "is_empty": lambda: handle.is_empty,
         "get_file": lambda: handle.get_file("payroll.csv"),
         "read": file.read,
         "read-verified": lambda: file.read(verify=True),
         "open": lambda: file.open("rb").read(),
         "size": lambda: file.size,
         "checksum": lambda: file.checksum,
-        "metadata": lambda: handle.metadata,
-        "get_meta": lambda: handle.get_meta("owner"),
-        "item": lambda: handle["owner"],
-        "record": lambda: handle.record,
         "refresh": handle.refresh,
         "new_file": lambda: handle.new_file("intruder.txt", content="x"),
         "write": lambda: file.write("overwritten"),
@@ -64,11 +59,24 @@ def _in_batch(fn: Callable[[], Any]) -> None:
         fn()
 
 
-def assert_gone_everywhere(handle: Artifact, tmp: Path) -> None:
+def assert_gone_everywhere(handle: Artifact, tmp: Path, owner: str) -> None:
+    """Every use raises. The metadata reads answer from the handle's snapshot with no
+    catalog round trip: the handle's own artifact as loaded (``owner``), never the
+    artifact that took its id or name — until a use finds it gone; then they raise."""
+    try:
+        assert handle.metadata == {"owner": owner}
+        assert handle.get_meta("owner") == handle["owner"] == owner
+    except ArtifactNotFoundError:
+        pass  # deleted through this very handle
     for name, use in uses(handle, tmp).items():
         with pytest.raises(ArtifactNotFoundError):
             use()
             pytest.fail(f"{name} did not raise")
+    for read in (lambda: handle.metadata, lambda: handle["owner"], lambda: handle.record):
+        with pytest.raises(ArtifactNotFoundError):
+            read()
+    # Flowdapt's answers for a deleted artifact (issue 14): it is empty and absent.
+    assert handle.is_empty and not handle.exists and not handle
 
 
 def make(name: str, content: str, owner: str) -> Artifact:
@@ -83,7 +91,7 @@ def test_a_deleted_artifacts_handle_never_shows_the_next_one(stack, tmp_path):
     stale = get_artifact("alice")
     get_artifact("alice").delete()
     bob = make("bob", "salaries", "bob")
-    assert_gone_everywhere(stale, tmp_path)
+    assert_gone_everywhere(stale, tmp_path, "alice")
     assert bob.get_file("payroll.csv").read() == "salaries"
     assert get_artifact("bob").metadata == {"owner": "bob"}
     assert [f.name for f in get_artifact("bob").list_files()] == ["payroll.csv"]
@@ -96,7 +104,7 @@ def test_a_deleted_artifacts_handle_never_reaches_one_of_the_same_name(stack, tm
     stale_by_own_delete.delete()
     make("alice", "new", "new alice")
     for handle in (stale, stale_by_own_delete):
-        assert_gone_everywhere(handle, tmp_path)
+        assert_gone_everywhere(handle, tmp_path, "alice")
     current = get_artifact("alice")
     assert current.get_file("payroll.csv").read() == "new"
     assert current.metadata == {"owner": "new alice"}

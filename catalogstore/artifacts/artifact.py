@@ -374,8 +374,13 @@ class Artifact:
 
     @property
     def record(self) -> ArtifactRecord:
-        """The catalog entry (id, timestamps) as loaded; raises if not committed yet."""
-        self._alive()
+        """The catalog entry (id, timestamps) as loaded; raises if not committed yet.
+
+        A snapshot, as :attr:`metadata` is.
+        """
+        self._sync()
+        if self._deleted:
+            raise self._not_found()
         if self._record is None:
             raise ArtifactNotFoundError(
                 f"artifact {self._name!r} in namespace {self._namespace!r} is not committed "
@@ -511,8 +516,16 @@ class Artifact:
 
     @property
     def metadata(self) -> dict[str, str]:
-        """A copy of the metadata, pending changes of an open transaction included."""
-        self._alive()
+        """A copy of the metadata, pending changes of an open transaction included.
+
+        Read from the handle's snapshot, with no catalog round trip (a listing's
+        handles are read in a loop): the values of this handle's own artifact as
+        loaded, never another's. A deletion this process made through the handle
+        raises; one made elsewhere shows at :meth:`refresh`, which raises then.
+        """
+        self._sync()
+        if self._deleted:
+            raise self._not_found()
         meta = dict(self._meta)
         cs = self._pending()
         if cs is not None:
