@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import webbrowser
 from typing import Annotated
 
 import typer
@@ -53,6 +52,8 @@ def ui(
     url = f"http://{shown_host}:{port}/?token={token}"
     typer.echo(f"catalogstore ui: open {url}")
     if open_browser:
+        import webbrowser
+
         webbrowser.open(url)
     uvicorn.run(create_app(token), host=host, port=port, log_level="warning",
                 server_header=False)

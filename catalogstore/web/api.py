@@ -115,8 +115,12 @@ def search(filter: str = "", *, namespace: str = "", order: str = "", after: str
     """
     size = _limit(limit)
     shown_columns = _columns(columns)
-    page = query_artifacts(filter or None, namespaces=namespace or "*",
-                           order_by=order or None, limit=size, after=after or None)
+    try:
+        page = query_artifacts(filter or None, namespaces=namespace or "*",
+                               order_by=order or None, limit=size, after=after or None)
+    except RecursionError:
+        # A URL may nest parentheses thousands deep; the parser recurses per level.
+        raise QueryError("the filter is nested too deeply", filter, 0) from None
     records = [a.record for a in page]
     totals = get_workspace().catalog.file_totals([r.id for r in records])
     keys = sorted({key for r in records for key in r.metadata})
