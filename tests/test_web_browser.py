@@ -82,6 +82,20 @@ def _column(browser: Any, table: str, index: int) -> list[str]:
     return [row.text for row in _all(browser, f"{table} tr td:nth-child({index})")]
 
 
+def _follow(browser: Any, element: Any, *keys: str) -> None:
+    """Click ``element`` (or type ``keys`` into it) and wait for the next page to load."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if keys:
+        element.send_keys(*keys)
+    else:
+        element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def _shot(browser: Any, shots: Path, name: str) -> None:
     path = shots / f"{name}.png"
     assert browser.save_screenshot(str(path))
@@ -99,24 +113,23 @@ def test_namespace_search_artifact_preview_download(served: Served, browser: Any
     assert list(rows) == ["team-a", "team-b"] and f"team-a {RUNS} " in rows["team-a"]
     _shot(browser, shots, "namespaces")
 
-    _by(browser, "a.namespace").click()  # team-a
+    _follow(browser, _by(browser, "a.namespace"))  # team-a
     assert "ns=team-a" in browser.current_url
     assert _column(browser, "#results", 2)[:3] == ["run-01", "run-02", "run-03"]
     assert len(_column(browser, "#results", 2)) == RUNS
 
-    box = _by(browser, "#q")
-    box.send_keys("meta.accuracy > 0.2 AND meta.model = 'xgb'", Keys.ENTER)
+    _follow(browser, _by(browser, "#q"), "meta.accuracy > 0.2 AND meta.model = 'xgb'", Keys.ENTER)
     assert _column(browser, "#results", 2) == ["run-07", "run-21", "run-23", "run-25",
                                                "run-27", "run-29"]
     Select(_by(browser, "#add")).select_by_visible_text("accuracy")
-    _by(browser, "#add-button").click()
+    _follow(browser, _by(browser, "#add-button"))
     assert [th.text for th in _all(browser, "#results th")][-1] == "accuracy"
-    _by(browser, 'a.sort[data-field="meta.accuracy"]').click()  # descending first
+    _follow(browser, _by(browser, 'a.sort[data-field="meta.accuracy"]'))  # descending first
     assert _column(browser, "#results", 2)[:2] == ["run-07", "run-29"]
     assert _column(browser, "#results", 7)[:2] == ["0.93", "0.29"]
     _shot(browser, shots, "search")
 
-    _by(browser, "a.artifact").click()  # run-07
+    _follow(browser, _by(browser, "a.artifact"))  # run-07
     assert _by(browser, "#artifact-name").text == "run-07"
     meta = {r.find_elements("css selector", "td")[0].text: r.find_elements(
         "css selector", "td")[1].text for r in _all(browser, "#metadata tr")[1:]}
@@ -126,15 +139,15 @@ def test_namespace_search_artifact_preview_download(served: Served, browser: Any
     _shot(browser, shots, "artifact")
 
     [link] = [a for a in _all(browser, "a.preview") if a.text == "metrics.parquet"]
-    link.click()
+    _follow(browser, link)
     assert _by(browser, "#preview").get_attribute("data-kind") == "table"
     assert _column(browser, "#schema", 1) == ["step", "loss", "tag"]
     assert _column(browser, "#rows", 3)[:2] == ["t0", "t1"]
     _shot(browser, shots, "preview")
 
-    _by(browser, "#back").click()
+    _follow(browser, _by(browser, "#back"))
     [link] = [a for a in _all(browser, "a.preview") if a.text == "notes.txt"]
-    link.click()
+    _follow(browser, link)
     assert _by(browser, "#lines").text.splitlines() == ["run 7", "second line"]
     _by(browser, "#download").click()
     target = downloads / "notes.txt"
@@ -151,7 +164,7 @@ def test_bad_filter_shows_the_error_with_its_caret(served: Served, browser: Any,
     from selenium.webdriver.common.keys import Keys
 
     browser.get(f"{served.base}/search?token={TOKEN}")
-    _by(browser, "#q").send_keys("meta.accuracy > 0.9 AND AND", Keys.ENTER)
+    _follow(browser, _by(browser, "#q"), "meta.accuracy > 0.9 AND AND", Keys.ENTER)
     assert "expected a field" in _by(browser, "#error").text
     filter_line, caret_line = _by(browser, "#caret").text.splitlines()[-2:]
     assert filter_line.strip() == "meta.accuracy > 0.9 AND AND"
@@ -167,7 +180,7 @@ def test_paging_image_npy_health_and_escaping(served: Served, browser: Any,
     browser.get(f"{served.base}/search?ns=team-a&limit=12&order=name")
     names = _column(browser, "#results", 2)
     while _all(browser, "#next"):
-        _by(browser, "#next").click()
+        _follow(browser, _by(browser, "#next"))
         names += _column(browser, "#results", 2)
     assert names == [f"run-{i:02d}" for i in range(1, RUNS + 1)]
 
@@ -183,7 +196,7 @@ def test_paging_image_npy_health_and_escaping(served: Served, browser: Any,
 
     browser.get(f"{served.base}/health")
     assert "(head)" in _by(browser, "#revision").text
-    _by(browser, "#run-verify").click()
+    _follow(browser, _by(browser, "#run-verify"))
     assert _by(browser, "#verify").text.startswith("OK")
     assert _column(browser, "#storage-used", 1) == ["team-a", "team-b"]
     _shot(browser, shots, "health")
