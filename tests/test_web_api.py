@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,43 @@ def test_every_route_on_each_stack(stack) -> None:
         assert health["schema"]["up_to_date"] and health["verify"]["ok"]
         _, _, html = served.get("/artifacts/team-x/run-1")
         assert b"&lt;script&gt;" in html and b"<script>" not in html
+
+
+def test_a_typed_column_key_is_added_too(served: Served) -> None:
+    data = served.json("/api/search?ns=team-a&limit=2&add=&add=epochs&col=model")
+    assert data["columns"] == ["model", "epochs"]
+
+
+def test_remote_host_with_the_flag_warns(tmp_path) -> None:
+    import os
+
+    from catalogstore.web.serve import free_port
+
+    env = {**os.environ, "CATALOGSTORE_CATALOG_URL": f"sqlite:///{tmp_path / 'c.db'}",
+           "CATALOGSTORE_STORAGE_URL": str(tmp_path / "s")}
+    # 127.0.0.2 is loopback to the kernel, not to the command: it stands for a remote host.
+    proc = subprocess.Popen([sys.executable, "-m", "catalogstore", "ui", "--host", "127.0.0.2",
+                             "--allow-remote", "--port", str(free_port())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("warning: serving on 127.0.0.2")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_file_gone_from_storage_is_an_error_answer(local_stack) -> None:
+    from catalogstore.artifacts import new_artifact
+    from catalogstore.web.serve import serving
+
+    new_artifact("a", "ns").new_file("gone.txt", content="x")
+    Path(local_stack.storage_url, "artifacts", "ns", "a", "gone.txt").unlink()
+    with serving(TOKEN) as base:
+        served = Served(base, local_stack.catalog_url, local_stack.storage_url)
+        for path in ("/preview", "/content"):
+            code, _, body = served.get("/api/artifacts/ns/a/files/gone.txt" + path)
+            assert code == 500 and b"gone.txt" in body and b"Traceback" not in body
+            assert json.loads(body)["error"]["type"] == "StorageError"
+        code, _, page = served.get("/artifacts/ns/a/files/gone.txt")
+        assert code == 500 and b"gone.txt" in page and b"Traceback" not in page

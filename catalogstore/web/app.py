@@ -148,7 +148,8 @@ class _Pages:
 
     def _search(self, request: Request) -> Callable[[], dict[str, Any]]:
         q = request.query_params
-        columns = [*q.getlist("col"), q.get("add", "")]
+        # "add": the key picked from the page's keys, or typed (a key on later pages).
+        columns = [*q.getlist("col"), *q.getlist("add")]
         return lambda: api.search(q.get("q", ""), namespace=q.get("ns", ""),
                                   order=q.get("order", ""), after=q.get("after", ""),
                                   limit=q.get("limit"), columns=columns)
