@@ -257,7 +257,10 @@ class _Guard(BaseHTTPMiddleware):
                        ) -> Response:
         given = request.query_params.get("token")
         bearer = request.headers.get("authorization", "")
-        candidates = [given, request.cookies.get(TOKEN_COOKIE),
+        # Cookies are shared by every port of a host: one name per port, so that two
+        # servers on one machine do not overwrite each other's.
+        cookie = f"{TOKEN_COOKIE}_{request.url.port}"
+        candidates = [given, request.cookies.get(cookie),
                       bearer[7:] if bearer.lower().startswith("bearer ") else None]
         if self.token is not None and not any(
                 c is not None and hmac.compare_digest(c.encode(), self.token.encode())
@@ -276,7 +279,7 @@ class _Guard(BaseHTTPMiddleware):
             response.headers["Server-Timing"] = \
                 f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
             if given is not None and self.token is not None:
-                response.set_cookie(TOKEN_COOKIE, self.token, httponly=True,
+                response.set_cookie(cookie, self.token, httponly=True,
                                     samesite="strict")
         response.headers.update(_HEADERS)
         return response
