@@ -337,3 +337,13 @@ def test_a_file_gone_from_storage_is_an_error_answer(local_stack) -> None:
             assert json.loads(body)["error"]["type"] == "StorageError"
         code, _, page = served.get("/artifacts/ns/a/files/gone.txt")
         assert code == 500 and b"gone.txt" in page and b"Traceback" not in page
+
+
+def test_ui_without_the_extra_says_how_to_install_it(tmp_path) -> None:
+    code = ("import sys; sys.modules['uvicorn'] = None; sys.argv = ['catalogstore', 'ui']; "
+            "from catalogstore.cli import main; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60, check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("error: catalogstore ui needs uvicorn: "
+                                  "pip install 'catalogstore[ui]'")
