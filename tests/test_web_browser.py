@@ -152,7 +152,9 @@ def test_namespace_search_artifact_preview_download(served: Served, browser: Any
     _by(browser, "#download").click()
     target = downloads / "notes.txt"
     deadline = time.monotonic() + 20
-    while not target.exists():
+    # Chromium may show the file before its bytes: wait for them, then compare.
+    while not (target.exists() and target.stat().st_size == 18
+               and not list(downloads.glob("*.crdownload"))):
         assert time.monotonic() < deadline, list(downloads.iterdir())
         time.sleep(0.1)
     assert target.read_text() == "run 7\nsecond line\n"
