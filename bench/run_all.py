@@ -14,7 +14,8 @@ import sys
 from _common import BENCH_DIR
 
 BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask",
-              "object_store", "reindex", "query", "soak", "bounded_json"]
+              "object_store", "reindex", "query", "where", "transfer", "web", "soak",
+              "bounded_json"]
 
 
 def run(name: str, options: list[str]) -> tuple[list[str], int]:

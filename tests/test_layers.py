@@ -37,7 +37,9 @@ ALLOWED = {
     # The interfaces use the package's own facade (``catalogstore.transaction()``, ...).
     "demo": {"__init__", "artifacts", "object_store", "cluster_memory"},
     "cli": {"__init__", "artifacts", "object_store", "cluster_memory", "maintenance",
-            "catalog", "txn", "demo"},
+            "catalog", "txn", "demo", "web"},
+    # The web browser reads through the public API and the catalog (aggregates).
+    "web": {"artifacts", "catalog", "maintenance", "txn"},
     "testing": {"__init__", "cluster_memory", "serializers", "storage", "catalog",
                 "artifacts", "txn"},
     "__init__": {"txn"},

@@ -1,0 +1,210 @@
+"""The web browser in a real browser (issue 17): headless Chromium (Debian's
+``chromium`` and ``chromium-driver``, which ``.ci/run`` installs) driven by Selenium
+through namespace -> search -> artifact -> file preview -> download, a bad filter,
+sorting, paging, a metadata column, the health page and escaping.
+
+With ``WEB_SCREENSHOTS=1`` the pages' screenshots are written to docs/ui/
+(the README shows them); otherwise to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.register_assert_rewrite("web_catalog")
+
+from web_catalog import RUNS, TOKEN, XSS, Served  # noqa: E402
+
+pytest_plugins = ["web_catalog"]  # the served catalog
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "ui"
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    if os.environ.get("WEB_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        return DOCS
+    return tmp_path
+
+
+def _by(browser: Any, css: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.CSS_SELECTOR, css)
+
+
+def _all(browser: Any, css: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(browser.find_elements(By.CSS_SELECTOR, css))
+
+
+def _column(browser: Any, table: str, index: int) -> list[str]:
+    return [row.text for row in _all(browser, f"{table} tr td:nth-child({index})")]
+
+
+def _follow(browser: Any, element: Any, *keys: str) -> None:
+    """Click ``element`` (or type ``keys`` into it) and wait for the next page to load."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if keys:
+        element.send_keys(*keys)
+    else:
+        element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def _shot(browser: Any, shots: Path, name: str) -> None:
+    path = shots / f"{name}.png"
+    assert browser.save_screenshot(str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_namespace_search_artifact_preview_download(served: Served, browser: Any,
+                                                    downloads: Path, shots: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+
+    browser.get(f"{served.base}/?token={TOKEN}")  # sets the cookie for what follows
+    rows = {r.text.split()[0]: r.text for r in _all(browser, "#namespaces tr")[1:-1]}
+    assert list(rows) == ["team-a", "team-b"] and f"team-a {RUNS} " in rows["team-a"]
+    _shot(browser, shots, "namespaces")
+
+    _follow(browser, _by(browser, "a.namespace"))  # team-a
+    assert "ns=team-a" in browser.current_url
+    assert _column(browser, "#results", 2)[:3] == ["run-01", "run-02", "run-03"]
+    assert len(_column(browser, "#results", 2)) == RUNS
+
+    _follow(browser, _by(browser, "#q"), "meta.accuracy > 0.2 AND meta.model = 'xgb'", Keys.ENTER)
+    assert _column(browser, "#results", 2) == ["run-07", "run-21", "run-23", "run-25",
+                                               "run-27", "run-29"]
+    Select(_by(browser, "#add")).select_by_visible_text("accuracy")
+    _follow(browser, _by(browser, "#add-button"))
+    assert [th.text for th in _all(browser, "#results th")][-1] == "accuracy"
+    _follow(browser, _by(browser, 'a.sort[data-field="meta.accuracy"]'))  # descending first
+    assert _column(browser, "#results", 2)[:2] == ["run-07", "run-29"]
+    assert _column(browser, "#results", 7)[:2] == ["0.93", "0.29"]
+    _shot(browser, shots, "search")
+
+    _follow(browser, _by(browser, "a.artifact"))  # run-07
+    assert _by(browser, "#artifact-name").text == "run-07"
+    meta = {r.find_elements("css selector", "td")[0].text: r.find_elements(
+        "css selector", "td")[1].text for r in _all(browser, "#metadata tr")[1:]}
+    assert meta["accuracy"] == "0.93" and meta["model"] == "xgb"
+    files = _column(browser, "#files", 1)
+    assert "metrics.parquet" in files and "notes.txt" in files
+    _shot(browser, shots, "artifact")
+
+    [link] = [a for a in _all(browser, "a.preview") if a.text == "metrics.parquet"]
+    _follow(browser, link)
+    assert _by(browser, "#preview").get_attribute("data-kind") == "table"
+    assert _column(browser, "#schema", 1) == ["step", "loss", "tag"]
+    assert _column(browser, "#rows", 3)[:2] == ["t0", "t1"]
+    _shot(browser, shots, "preview")
+
+    _follow(browser, _by(browser, "#back"))
+    [link] = [a for a in _all(browser, "a.preview") if a.text == "notes.txt"]
+    _follow(browser, link)
+    assert _by(browser, "#lines").text.splitlines() == ["run 7", "second line"]
+    _by(browser, "#download").click()
+    target = downloads / "notes.txt"
+    deadline = time.monotonic() + 20
+    # Chromium may show the file before its bytes: wait for them, then compare.
+    while not (target.exists() and target.stat().st_size == 18
+               and not list(downloads.glob("*.crdownload"))):
+        assert time.monotonic() < deadline, list(downloads.iterdir())
+        time.sleep(0.1)
+    assert target.read_text() == "run 7\nsecond line\n"
+
+
+@pytest.mark.slow
+def test_bad_filter_shows_the_error_with_its_caret(served: Served, browser: Any,
+                                                   shots: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{served.base}/search?token={TOKEN}")
+    _follow(browser, _by(browser, "#q"), "meta.accuracy > 0.9 AND AND", Keys.ENTER)
+    assert "expected a field" in _by(browser, "#error").text
+    filter_line, caret_line = _by(browser, "#caret").text.splitlines()[-2:]
+    assert filter_line.strip() == "meta.accuracy > 0.9 AND AND"
+    assert caret_line.index("^") == filter_line.index("AND AND") + 4
+    assert _by(browser, "#q").get_attribute("value") == "meta.accuracy > 0.9 AND AND"
+    _shot(browser, shots, "error")
+
+
+@pytest.mark.slow
+def test_paging_image_npy_health_and_escaping(served: Served, browser: Any,
+                                              shots: Path) -> None:
+    browser.get(f"{served.base}/search?ns=team-a&limit=12&order=-epochs&token={TOKEN}")
+    browser.get(f"{served.base}/search?ns=team-a&limit=12&order=name")
+    names = _column(browser, "#results", 2)
+    while _all(browser, "#next"):
+        _follow(browser, _by(browser, "#next"))
+        names += _column(browser, "#results", 2)
+    assert names == [f"run-{i:02d}" for i in range(1, RUNS + 1)]
+
+    browser.get(f"{served.base}/artifacts/team-a/run-07/files/plot.png")
+    image = _by(browser, "#image")
+    assert browser.execute_script("return arguments[0].naturalWidth", image) == 4
+    browser.get(f"{served.base}/artifacts/team-a/run-07/files/weights.npy")
+    assert _by(browser, "#npy").text.splitlines()[:2] == ["dtype <f8", "shape (3, 4)"]
+
+    browser.get(f"{served.base}/artifacts/team-b/evil")
+    assert XSS in _by(browser, "#metadata").text  # shown as text ...
+    assert browser.execute_script("return window.__xss === undefined")  # ... never run
+
+    browser.get(f"{served.base}/health")
+    assert "(head)" in _by(browser, "#revision").text
+    _follow(browser, _by(browser, "#run-verify"))
+    assert _by(browser, "#verify").text.startswith("OK")
+    assert _column(browser, "#storage-used", 1) == ["team-a", "team-b"]
+    _shot(browser, shots, "health")
+
+
+def test_docs_screenshots_exist() -> None:
+    """The README shows these (written by the tests above with WEB_SCREENSHOTS=1)."""
+    for name in ("namespaces", "search", "artifact", "preview", "error", "health"):
+        assert (DOCS / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
