@@ -37,7 +37,13 @@ from catalogstore.catalog.collisions import (
     check_new_namespaces,
 )
 from catalogstore.catalog.direct import MAX_LIST, run
-from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
+from catalogstore.catalog.engine import (
+    DatabaseLock,
+    artifact_lock,
+    lock_key,
+    make_engine,
+    pg_transaction,
+)
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
@@ -105,6 +111,11 @@ class _Statements:
         self.find_ids = select(A.c.id, A.c.name).where(
             A.c.namespace == bindparam("ns"), A.c.name.in_(_ids("names")))
         self.insert_artifacts = A.insert().returning(A.c.id, sort_by_parameter_order=True)
+        # PostgreSQL: a taken name is a row not returned, not an error that would need a
+        # savepoint (a round trip before and after) to keep the transaction usable.
+        self.insert_new_artifacts = insert(A).on_conflict_do_nothing(
+            index_elements=[A.c.namespace, A.c.name]).returning(A.c.id, A.c.namespace,
+                                                                 A.c.name)
         self.touch = update(A).where(A.c.id.in_(_ids())).values(updated_at=bindparam("now"))
         self.delete_artifacts = [delete(M).where(M.c.artifact_id.in_(_ids())),
                                  delete(F).where(F.c.artifact_id.in_(_ids())),
@@ -337,7 +348,7 @@ class Catalog:
         :class:`CommitOutcomeUnknownError` (see :meth:`errors`).
         """
         point = _CommitPoint()
-        with self.errors("commit", point), conn.begin():
+        with self.errors("commit", point), pg_transaction(conn):
             for chunk in chunks(self._applied_journal, _CHUNK):
                 run(conn, self._sql.delete_journal, {"ids": list(chunk)})
             yield Writes(self, conn)
@@ -401,23 +412,37 @@ class Writes:
             naming one of them that exists already (the unique constraint decides,
             so concurrent creators cannot both win).
         """
+        if self._catalog._is_pg:
+            return self._insert_new_artifacts(artifacts)
         ids: list[int] = []
         try:
-            # A savepoint keeps the transaction usable on PostgreSQL after a conflict.
-            with self.conn.begin_nested() if artifacts and self._catalog._is_pg \
-                    else contextlib.nullcontext():
-                for chunk in chunks(list(artifacts), _CHUNK):
-                    ids += [row[0] for row in run(self.conn, self._sql.insert_artifacts, [
-                        {"namespace": ns, "name": name, "created_at": self.now,
-                         "updated_at": self.now} for ns, name in chunk])]
+            for chunk in chunks(list(artifacts), _CHUNK):
+                ids += [row[0] for row in run(self.conn, self._sql.insert_artifacts, [
+                    {"namespace": ns, "name": name, "created_at": self.now,
+                     "updated_at": self.now} for ns, name in chunk])]
         except IntegrityError:
             taken = defaultdict(list)
             for ns, name in artifacts:
                 taken[ns].append(name)
             ns, name = (sorted(self.find_ids(taken)) or [("?", "?")])[0]
-            raise ArtifactExistsError(
-                f"artifact {name!r} already exists in namespace {ns!r}") from None
+            raise _exists(ns, name) from None
         return ids
+
+    def _insert_new_artifacts(self, artifacts: Sequence[tuple[str, str]]) -> list[int]:
+        """:meth:`insert_artifacts` on PostgreSQL: ``ON CONFLICT DO NOTHING``, and the
+        names whose rows came back are the ones created (the unique constraint decides,
+        waiting for a concurrent creator's transaction as an INSERT would)."""
+        new: dict[tuple[str, str], int] = {}
+        for chunk in chunks(list(artifacts), _CHUNK):
+            for artifact_id, ns, name in run(self.conn, self._sql.insert_new_artifacts, [
+                    {"namespace": ns, "name": name, "created_at": self.now,
+                     "updated_at": self.now} for ns, name in chunk]):
+                new[(ns, name)] = artifact_id
+        if len(new) != len(artifacts):
+            ns, name = sorted({a for a in artifacts if a not in new}
+                              or {a for a in artifacts})[0]
+            raise _exists(ns, name)
+        return [new[a] for a in artifacts]
 
     def delete_artifacts(self, artifact_ids: list[int]) -> None:
         """Delete artifacts with their files and metadata."""
@@ -479,3 +504,6 @@ class Writes:
         """See :func:`~catalogstore.catalog.collisions.check_new_namespaces`; call it last."""
         check_new_namespaces(self.conn, created, deleted)
 
+
+def _exists(namespace: str, name: str) -> ArtifactExistsError:
+    return ArtifactExistsError(f"artifact {name!r} already exists in namespace {namespace!r}")

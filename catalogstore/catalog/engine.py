@@ -34,10 +34,12 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -132,10 +134,44 @@ def make_engine(url: str) -> Engine:
                                connect_args={"timeout": busy})
         _setup_sqlite(engine, busy)
         return engine
-    engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10,
+    engine = create_engine(parsed, pool_size=5, max_overflow=10,
                            connect_args=pg_connect_args(parsed))
     _retry_connections(engine, redact_url(parsed))
+    _ping_idle_connections(engine)
     return engine
+
+
+PG_PING_IDLE = 0.1
+"""Seconds a pooled PostgreSQL connection may have been idle and still be handed out
+without a ping (a round trip): one the pool just had back is alive."""
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections idle over :data:`PG_PING_IDLE` only.
+
+    A dead one is replaced (the pool tries again on :class:`DisconnectionError`); a
+    connection that died within the window fails its first statement, which a commit
+    retries (:func:`catalogstore.txn.workspace._lost_before_commit`).
+    """
+    from sqlalchemy.exc import DisconnectionError
+
+    def fresh(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["cs_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("cs_idle_since", 0.0)
+        if time.monotonic() - idle_since <= PG_PING_IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("the connection did not answer its ping")
+
+    event.listen(engine, "connect", fresh)
+    event.listen(engine, "checkin", fresh)
 
 
 def _make_default_home(path: Path) -> None:
@@ -288,26 +324,28 @@ def case_blind_key(text: str) -> int:
 
 
 _thread_locks: dict[str, threading.Lock] = {}
-_PG_LOCK = text("SELECT pg_advisory_lock(:c, k) FROM "
-                "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS keys")
-_PG_UNLOCK = text("SELECT pg_advisory_unlock(:c, k) FROM unnest(CAST(:keys AS integer[])) AS k")
-
-
 @contextlib.contextmanager
 def artifact_lock(conn: Connection, keys: Iterable[int],
                   database_lock: DatabaseLock | None) -> Iterator[None]:
     """Hold the locks of ``keys`` (from :func:`lock_key`) for the block.
 
     PostgreSQL: session advisory locks on ``conn``, taken in sorted order so two
-    batches cannot deadlock. SQLite: ``database_lock``, the database's
-    :class:`DatabaseLock` (SQLite serialises writers anyway).
+    batches cannot deadlock. They are taken in the round trip that begins the
+    block's transaction (``BEGIN; SELECT pg_advisory_lock(...)``, one simple query:
+    the caller's statements run in that transaction, see :func:`pg_transaction`),
+    outlive its COMMIT (the storage step runs under them) and are released in one
+    more round trip. SQLite: ``database_lock``, the database's :class:`DatabaseLock`
+    (SQLite serialises writers anyway).
     """
     if conn.dialect.name == "postgresql":
         ordered = sorted(set(keys))
-        # One round trip for any number of keys, taken in ascending order.
-        conn.execute(_PG_LOCK, {"c": PG_LOCK_CLASS, "keys": ordered})
-        conn.commit()  # session locks outlive this; the caller begins its own transaction
+        driver = conn.connection.driver_connection
+        # psycopg sends no BEGIN of its own: the lock's round trip carries it.
+        driver.autocommit = True  # type: ignore[union-attr]
         try:
+            conn.exec_driver_sql(f"BEGIN; SELECT pg_advisory_lock({PG_LOCK_CLASS}, k) FROM "
+                                 f"(SELECT unnest(ARRAY{_int_list(ordered)}::integer[]) AS k "
+                                 "ORDER BY 1) AS keys")
             yield
         finally:
             _pg_unlock(conn, ordered)
@@ -315,6 +353,26 @@ def artifact_lock(conn: Connection, keys: Iterable[int],
     assert database_lock is not None
     with database_lock.held():
         yield
+
+
+def _int_list(keys: list[int]) -> str:
+    """``keys`` as a SQL array literal's list (integers only: nothing to quote)."""
+    return "[" + ",".join(str(int(k)) for k in keys) + "]"
+
+
+def pg_transaction(conn: Connection) -> contextlib.AbstractContextManager[Any]:
+    """The transaction of a writer connection from :func:`artifact_lock`, committed (or
+    rolled back) when the block ends: the one the lock began, else a new one."""
+    if conn.in_transaction():
+        transaction = conn.get_transaction()
+        assert transaction is not None
+        return transaction
+    if conn.dialect.name == "postgresql" and \
+            conn.connection.driver_connection.autocommit:  # type: ignore[union-attr]
+        begun = conn.begin()
+        conn.exec_driver_sql("BEGIN")
+        return begun
+    return conn.begin()
 
 
 def _pg_unlock(conn: Connection, keys: list[int]) -> None:
@@ -330,8 +388,11 @@ def _pg_unlock(conn: Connection, keys: list[int]) -> None:
     try:
         if conn.in_transaction():
             conn.rollback()
-        conn.execute(_PG_UNLOCK, {"c": PG_LOCK_CLASS, "keys": keys})
+        # Outside a transaction (autocommit): one round trip.
+        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_LOCK_CLASS}, k) FROM "
+                             f"unnest(ARRAY{_int_list(keys)}::integer[]) AS k")
         conn.commit()
+        conn.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
     except Exception as exc:
         logger.warning("catalog %s: could not release artifact locks (%s); closing the "
                        "connection releases them", redact_url(conn.engine.url),
