@@ -1,21 +1,12 @@
-"""Round trips of a commit on PostgreSQL (issue 18): counted on the wire, so a
-regression (a pre-ping, a savepoint, a lock released in a transaction of its own) shows.
-
-libpq's trace of every connection records each message sent (``F``) and received
-(``B``); a round trip is a run of messages sent followed by the answers waited for.
-"""
+"""Round trips of a commit on PostgreSQL (issue 18), counted on the wire
+(:mod:`catalogstore.testing.roundtrips`), so a regression (a pre-ping, a savepoint, a
+lock released in a transaction of its own) shows."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
+
+from catalogstore.testing.roundtrips import round_trips
 
 pytestmark = pytest.mark.postgres
 
@@ -27,53 +18,6 @@ COMMIT; unlock (the storage step runs between the last two, under the lock)."""
 SET_META_ROUND_TRIPS = 8
 """``set_meta`` on an existing artifact, 14 before: BEGIN with the lock; find; touch;
 upsert; read the metadata back; COMMIT; unlock... plus the journal row forgotten."""
-
-
-class RoundTrips:
-    """Counts round trips on every PostgreSQL connection opened while it is active."""
-
-    def __init__(self) -> None:
-        self._files: list[Any] = []
-        self._start: list[int] = []
-
-    def attach(self, dbapi_connection: Any) -> None:
-        from psycopg import pq
-
-        log = tempfile.TemporaryFile()
-        self._files.append(log)
-        dbapi_connection.pgconn.trace(log.fileno())
-        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-
-    def mark(self) -> None:
-        """Count from here on."""
-        self._start = [os.fstat(f.fileno()).st_size for f in self._files]
-
-    def count(self) -> int:
-        total = 0
-        for i, f in enumerate(self._files):
-            f.seek(self._start[i] if i < len(self._start) else 0)
-            previous = "B"
-            for line in f.read().decode(errors="replace").splitlines():
-                direction = line[:1]
-                if direction == "F" and previous == "B":
-                    total += 1
-                if direction in ("F", "B"):
-                    previous = direction
-        return total
-
-
-@contextlib.contextmanager
-def round_trips() -> Iterator[RoundTrips]:
-    counter = RoundTrips()
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        counter.attach(dbapi_connection)
-
-    event.listen(Pool, "connect", on_connect)
-    try:
-        yield counter
-    finally:
-        event.remove(Pool, "connect", on_connect)
 
 
 def test_atomic_creation_and_set_meta_round_trips(migrated_pg_url, tmp_path):

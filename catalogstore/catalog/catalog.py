@@ -42,7 +42,7 @@ from catalogstore.catalog.engine import (
     artifact_lock,
     lock_key,
     make_engine,
-    pg_transaction,
+    locked_transaction,
 )
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ARTIFACTS as A
@@ -348,7 +348,7 @@ class Catalog:
         :class:`CommitOutcomeUnknownError` (see :meth:`errors`).
         """
         point = _CommitPoint()
-        with self.errors("commit", point), pg_transaction(conn):
+        with self.errors("commit", point), locked_transaction(conn):
             for chunk in chunks(self._applied_journal, _CHUNK):
                 run(conn, self._sql.delete_journal, {"ids": list(chunk)})
             yield Writes(self, conn)

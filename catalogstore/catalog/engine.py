@@ -360,9 +360,11 @@ def _int_list(keys: list[int]) -> str:
     return "[" + ",".join(str(int(k)) for k in keys) + "]"
 
 
-def pg_transaction(conn: Connection) -> contextlib.AbstractContextManager[Any]:
-    """The transaction of a writer connection from :func:`artifact_lock`, committed (or
-    rolled back) when the block ends: the one the lock began, else a new one."""
+def locked_transaction(conn: Connection) -> contextlib.AbstractContextManager[Any]:
+    """The transaction of a connection from :func:`artifact_lock`, committed (or rolled
+    back) when the block ends: on PostgreSQL the one the lock began (a second one on
+    the same connection, e.g. after a storage failure, begins with its own ``BEGIN``);
+    on SQLite a new one."""
     if conn.in_transaction():
         transaction = conn.get_transaction()
         assert transaction is not None
@@ -386,12 +388,13 @@ def _pg_unlock(conn: Connection, keys: list[int]) -> None:
     if conn.invalidated:  # the connection was lost: its session, and locks, with it
         return
     try:
-        if conn.in_transaction():
-            conn.rollback()
-        # Outside a transaction (autocommit): one round trip.
-        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({PG_LOCK_CLASS}, k) FROM "
+        # One round trip, outside a transaction (autocommit): the one the lock began
+        # is committed already, or was never used (the locks guarded storage work
+        # alone) or failed, and is rolled back first.
+        end = "ROLLBACK; " if conn.in_transaction() else ""
+        conn.exec_driver_sql(f"{end}SELECT pg_advisory_unlock({PG_LOCK_CLASS}, k) FROM "
                              f"unnest(ARRAY{_int_list(keys)}::integer[]) AS k")
-        conn.commit()
+        conn.commit()  # SQLAlchemy's side: the server has no transaction open
         conn.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
     except Exception as exc:
         logger.warning("catalog %s: could not release artifact locks (%s); closing the "

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from catalogstore.batching import chunks
+from catalogstore.catalog.engine import locked_transaction
 from catalogstore.catalog.snapshot import (
     ArtifactState,
     read_namespace,
@@ -245,7 +246,7 @@ def _commit(ws: Workspace, ns: str, changesets: list[Changeset],
     catalog = ws.catalog
     names = [cs.name for cs in changesets] + list(refresh)
     with ws.locked((ns, name) for name in names) as conn:
-        with catalog.errors("refresh file times"), conn.begin():
+        with catalog.errors("refresh file times"), locked_transaction(conn):
             now = read_versions(conn, ns, names)
 
             def unchanged(name: str) -> bool:
