@@ -10,14 +10,15 @@ from catalogstore.testing.roundtrips import round_trips
 
 pytestmark = pytest.mark.postgres
 
-CREATE_ROUND_TRIPS = 11
+CREATE_ROUND_TRIPS = 7
 """Atomic creation of one artifact (one file, 3 keys), 19 before issue 18: BEGIN with
-the artifact lock; forgetting the previous commit's journal row; the insert (no
-savepoint); the case check; files; metadata; journal; namespace lock; namespace check;
+the artifact lock (one simple query); the insert (no savepoint; the previous commit's
+journal row is forgotten in the same round trip); the case check; the journal row (file
+and metadata rows ride along, pipelined); the namespace lock with the namespace check;
 COMMIT; unlock (the storage step runs between the last two, under the lock)."""
-SET_META_ROUND_TRIPS = 8
-"""``set_meta`` on an existing artifact, 14 before: BEGIN with the lock; find; touch;
-upsert; read the metadata back; COMMIT; unlock... plus the journal row forgotten."""
+SET_META_ROUND_TRIPS = 5
+"""``set_meta`` on an existing artifact, 14 before: BEGIN with the lock; find the
+artifact; read its metadata back (touch and upsert ride along); COMMIT; unlock."""
 
 
 def test_atomic_creation_and_set_meta_round_trips(migrated_pg_url, tmp_path):

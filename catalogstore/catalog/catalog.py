@@ -42,6 +42,8 @@ from catalogstore.catalog.engine import (
     artifact_lock,
     lock_key,
     make_engine,
+    pipeline,
+    unpinged,
     locked_transaction,
 )
 from catalogstore.catalog.migrate import ensure_schema
@@ -120,7 +122,9 @@ class _Statements:
         self.delete_artifacts = [delete(M).where(M.c.artifact_id.in_(_ids())),
                                  delete(F).where(F.c.artifact_id.in_(_ids())),
                                  delete(A).where(A.c.id.in_(_ids()))]
-        upsert_file = insert(F)
+        # inline(): no implicit RETURNING of the new row's id, which nothing reads (and
+        # which PostgreSQL's pipeline would have to wait for).
+        upsert_file = insert(F).inline()
         self.upsert_files = upsert_file.on_conflict_do_update(
             index_elements=[F.c.artifact_id, F.c.name],
             set_={"size": upsert_file.excluded.size, "checksum": upsert_file.excluded.checksum,
@@ -129,7 +133,7 @@ class _Statements:
         )
         self.remove_files = delete(F).where(and_(F.c.artifact_id == bindparam("a"),
                                                  F.c.name == bindparam("n")))
-        upsert_meta = insert(M)
+        upsert_meta = insert(M).inline()
         self.upsert_meta = upsert_meta.on_conflict_do_update(
             index_elements=[M.c.artifact_id, M.c.key],
             set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number})
@@ -330,7 +334,8 @@ class Catalog:
         """A writer connection: from the pool, or on a SQLite file this thread's own
         (made again once closed or invalidated)."""
         if self._kept is None:
-            return self._writer.connect()
+            with unpinged():
+                return self._writer.connect()
         conn = getattr(self._kept, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self._kept.conn = self._writer.connect()
@@ -349,6 +354,7 @@ class Catalog:
         """
         point = _CommitPoint()
         with self.errors("commit", point), locked_transaction(conn):
+            pipeline(conn)
             for chunk in chunks(self._applied_journal, _CHUNK):
                 run(conn, self._sql.delete_journal, {"ids": list(chunk)})
             yield Writes(self, conn)

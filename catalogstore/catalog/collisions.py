@@ -53,7 +53,7 @@ from sqlalchemy import (
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.direct import run
-from catalogstore.catalog.engine import PG_LOCK_CLASS, case_blind_key
+from catalogstore.catalog.engine import PG_LOCK_CLASS, PIPELINED, case_blind_key
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.errors import NameCollisionError
@@ -87,7 +87,8 @@ _NAMESPACE_VARIANT = select(A.c.namespace).where(
 PG_NAMESPACE_LOCK_CLASS = PG_LOCK_CLASS + 1
 _PG_NAMESPACE_LOCK = text(
     "SELECT pg_advisory_xact_lock(:c, k) FROM "
-    "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS keys")
+    "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS keys").execution_options(
+    **{PIPELINED: True})  # the next statement waits for the lock anyway
 _SAME_FILES = select(F.c.artifact_id, F.c.name).where(
     F.c.artifact_id.in_(bindparam("ids", expanding=True)),
     func.lower(F.c.name).in_(bindparam("lowers", expanding=True)))

@@ -138,20 +138,33 @@ def make_engine(url: str) -> Engine:
                            connect_args=pg_connect_args(parsed))
     _retry_connections(engine, redact_url(parsed))
     _ping_idle_connections(engine)
+    _read_in_pipelines(engine)
     return engine
 
 
 PG_PING_IDLE = 0.1
-"""Seconds a pooled PostgreSQL connection may have been idle and still be handed out
-without a ping (a round trip): one the pool just had back is alive."""
+"""Seconds a pooled PostgreSQL connection may have been idle and still be handed to a
+writer without a ping (a round trip): one the pool just had back is alive."""
+_unpinged = threading.local()
+
+
+@contextlib.contextmanager
+def unpinged() -> Iterator[None]:
+    """Connections checked out in the block (by this thread) skip the ping when the pool
+    had them back within :data:`PG_PING_IDLE`: for writers, whose commit is tried again
+    when the connection turns out lost before its COMMIT
+    (:func:`catalogstore.txn.workspace._lost_before_commit`). Readers always ping."""
+    _unpinged.on = True
+    try:
+        yield
+    finally:
+        _unpinged.on = False
 
 
 def _ping_idle_connections(engine: Engine) -> None:
-    """SQLAlchemy's ``pool_pre_ping``, for connections idle over :data:`PG_PING_IDLE` only.
+    """SQLAlchemy's ``pool_pre_ping``, less the ping of :func:`unpinged` checkouts.
 
-    A dead one is replaced (the pool tries again on :class:`DisconnectionError`); a
-    connection that died within the window fails its first statement, which a commit
-    retries (:func:`catalogstore.txn.workspace._lost_before_commit`).
+    A dead connection is replaced (the pool tries again on :class:`DisconnectionError`).
     """
     from sqlalchemy.exc import DisconnectionError
 
@@ -161,7 +174,7 @@ def _ping_idle_connections(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
         idle_since = record.info.get("cs_idle_since", 0.0)
-        if time.monotonic() - idle_since <= PG_PING_IDLE:
+        if getattr(_unpinged, "on", False) and time.monotonic() - idle_since <= PG_PING_IDLE:
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
@@ -172,6 +185,41 @@ def _ping_idle_connections(engine: Engine) -> None:
 
     event.listen(engine, "connect", fresh)
     event.listen(engine, "checkin", fresh)
+
+
+PIPELINED = "catalogstore_pipelined"
+"""Execution option of a statement whose answer is not needed before the next one: in a
+pipeline (:func:`pipeline`) it is sent without waiting (errors surface at the next
+wait). Statements that change rows without ``RETURNING`` are sent so anyway."""
+_PIPELINE = "catalogstore_pipeline"
+
+
+def pipeline(conn: Connection) -> None:
+    """Put a connection from :func:`artifact_lock` in psycopg's pipeline mode until its
+    locks are released: a statement whose rows are not read (an upsert, a delete) is
+    sent without waiting for its answer, which comes back with the next statement
+    whose rows are read, with the COMMIT (one round trip for all), or, for statements
+    after the COMMIT, with the unlock. Nothing on SQLite."""
+    if conn.dialect.name != "postgresql" or _PIPELINE in conn.info:
+        return
+    # psycopg's pipeline() is a generator's context manager: kept, or it ends when collected.
+    entered = conn.connection.driver_connection.pipeline()  # type: ignore[union-attr]
+    conn.info[_PIPELINE] = (entered, entered.__enter__())
+
+
+def _read_in_pipelines(engine: Engine) -> None:
+    """Let SQLAlchemy read a statement's rows in pipeline mode: they arrive only once the
+    pipeline is synced, and SQLAlchemy looks for them right after sending it."""
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _sync(conn, _cursor, _statement, _parameters, context, _many):  # type: ignore[no-untyped-def]
+        pipelined = conn.info.get(_PIPELINE)
+        if pipelined is None or context.execution_options.get(PIPELINED):
+            return
+        changes = context.isinsert or context.isupdate or context.isdelete
+        if changes and not getattr(context.compiled, "effective_returning", None):
+            return
+        pipelined[1].sync()
 
 
 def _make_default_home(path: Path) -> None:
@@ -387,13 +435,22 @@ def _pg_unlock(conn: Connection, keys: list[int]) -> None:
     """
     if conn.invalidated:  # the connection was lost: its session, and locks, with it
         return
+    pipelined = conn.info.pop(_PIPELINE, None)
     try:
+        unlock = (f"SELECT pg_advisory_unlock({PG_LOCK_CLASS}, k) FROM "
+                  f"unnest(ARRAY{_int_list(keys)}::integer[]) AS k")
         # One round trip, outside a transaction (autocommit): the one the lock began
         # is committed already, or was never used (the locks guarded storage work
-        # alone) or failed, and is rolled back first.
-        end = "ROLLBACK; " if conn.in_transaction() else ""
-        conn.exec_driver_sql(f"{end}SELECT pg_advisory_unlock({PG_LOCK_CLASS}, k) FROM "
-                             f"unnest(ARRAY{_int_list(keys)}::integer[]) AS k")
+        # alone) or failed, and is rolled back first (in the same round trip, or in
+        # pipeline mode in one of its own).
+        if pipelined is not None:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.exec_driver_sql(unlock, execution_options={PIPELINED: True})
+            pipelined[0].__exit__(None, None, None)  # sends the unlock, waits for it
+        else:
+            end = "ROLLBACK; " if conn.in_transaction() else ""
+            conn.exec_driver_sql(end + unlock)
         conn.commit()  # SQLAlchemy's side: the server has no transaction open
         conn.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
     except Exception as exc:
