@@ -24,8 +24,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from _common import KIB, exit_status, make_parser, measure, note, print_header, print_table, \
-    report_bar
+from _common import (
+    KIB,
+    exit_status,
+    make_parser,
+    measure,
+    note,
+    print_header,
+    print_table,
+    report_bar,
+)
 from bench_query import PG_ADMIN_URL, postgres_store
 
 PAYLOAD = b"x" * KIB

@@ -41,10 +41,10 @@ from catalogstore.catalog.engine import (
     DatabaseLock,
     artifact_lock,
     lock_key,
+    locked_transaction,
     make_engine,
     pipeline,
     unpinged,
-    locked_transaction,
 )
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ARTIFACTS as A
@@ -445,8 +445,7 @@ class Writes:
                      "updated_at": self.now} for ns, name in chunk]):
                 new[(ns, name)] = artifact_id
         if len(new) != len(artifacts):
-            ns, name = sorted({a for a in artifacts if a not in new}
-                              or {a for a in artifacts})[0]
+            ns, name = sorted({a for a in artifacts if a not in new} or set(artifacts))[0]
             raise _exists(ns, name)
         return [new[a] for a in artifacts]
 

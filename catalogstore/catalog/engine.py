@@ -36,8 +36,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -199,7 +199,11 @@ def pipeline(conn: Connection) -> None:
     locks are released: a statement whose rows are not read (an upsert, a delete) is
     sent without waiting for its answer, which comes back with the next statement
     whose rows are read, with the COMMIT (one round trip for all), or, for statements
-    after the COMMIT, with the unlock. Nothing on SQLite."""
+    after the COMMIT, with the unlock. Nothing on SQLite.
+
+    So in such a transaction a change without ``RETURNING`` has no ``rowcount`` yet
+    when ``execute`` returns, and its error is raised by the next statement read (or
+    the COMMIT): a change whose outcome decides what comes next needs ``RETURNING``."""
     if conn.dialect.name != "postgresql" or _PIPELINE in conn.info:
         return
     # psycopg's pipeline() is a generator's context manager: kept, or it ends when collected.
