@@ -169,21 +169,7 @@ def searches(count: int) -> dict[str, Callable[[int], object]]:
         "page of 'team-1*' by name": lambda r: expect(query_artifacts(
             f"meta.epochs >= {100 + r % 50}", namespaces="team-1*", order_by="name",
             limit=50), 50, 50, "page"),
-        # Issue 18: a first page by name across namespaces, about half of them matching
-        # (11 of the 20), then by time.
-        FIRST_PAGE_BY_NAME: lambda r: expect(query_artifacts(
-            namespaces="team-1*", order_by="-name" if r % 2 else "name", limit=100),
-            100, 100, "first page by name"),
-        "first 100 by name, all namespaces": lambda r: expect(query_artifacts(
-            order_by="name", limit=100), 100, 100, "by name"),
-        "first 100 of 'team-1*' by updated_at": lambda r: expect(query_artifacts(
-            namespaces="team-1*", order_by="-updated_at", limit=100), 100, 100, "updated"),
     }
-
-
-FIRST_PAGE_BY_NAME = "first 100 of 'team-1*' by name"
-PG_BARS = {FIRST_PAGE_BY_NAME: ("pg-order-by-name", 20)}
-"""PostgreSQL's own bars (issue 18), in ms."""
 
 
 BARS = {"equality, 100 matches": ("equality", 20),
@@ -196,20 +182,6 @@ def run_searches(label: str, count: int, repeat: int) -> dict[str, Any]:
     print_table(f"{label}: searches among {count:,} artifacts (query_artifacts, "
                 "Artifact objects with metadata)", list(timings.values()))
     return timings
-
-
-def without_name_index(engine: Any, count: int, repeat: int) -> Any:
-    """The first page by name timed again without the (name, id) index: the baseline
-    of issue 18's bar, on the same data in the same run (``None`` if it is absent)."""
-    from sqlalchemy import text
-
-    with engine.begin() as conn:
-        if conn.execute(text("SELECT to_regclass('ix_artifacts_name_id')")).scalar() is None:
-            return None
-        conn.execute(text("DROP INDEX ix_artifacts_name_id"))
-    case = FIRST_PAGE_BY_NAME
-    return measure({case: searches(count)[case]}, repeat=repeat, warmup=2,
-                   collect=False)[case]
 
 
 # -- (a) scale, on SQLite and on PostgreSQL ----------------------------------------------
@@ -276,7 +248,6 @@ def scale_postgres(count: int, repeat: int, parent: str | None) -> None:
             print(f"   PostgreSQL: loaded in {loaded:.1f} s with COPY (VACUUM ANALYZE "
                   f"{vacuum:.1f} s of it)")
             timings = run_searches("PostgreSQL", count, repeat)
-            without = without_name_index(workspace.catalog.engine, count, repeat)
     except ImportError as exc:
         note(f"PostgreSQL not measured: {exc}")
         return
@@ -289,13 +260,6 @@ def scale_postgres(count: int, repeat: int, parent: str | None) -> None:
         median = timings[case].median * 1e3
         note(f"PostgreSQL {case}: {median:.1f} ms median (the SQLite bar is {need} ms; "
              f"{'within' if median <= need else 'over'} it; not a bar)")
-    if without is not None:
-        note(f"PostgreSQL {FIRST_PAGE_BY_NAME} without ix_artifacts_name_id (the schema "
-             f"before issue 18), same data: {without.median * 1e3:.1f} ms median, "
-             f"{without.median / timings[FIRST_PAGE_BY_NAME].median:.0f}x the time with it")
-    for case, (name, need) in PG_BARS.items():
-        report_bar(name, timings[case].median * 1e3, need, f"PostgreSQL {case} at "
-                   f"{count:,} artifacts, median", at_most=True, unit="ms")
 
 
 # -- (b) a query versus a scan of every .artifact.json ------------------------------------
