@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
-from catalogstore.names import meta_value_to_str, validate_meta_key, validate_name
+from catalogstore.names import check_meta_value, validate_meta_key, validate_name
 from catalogstore.txn.batch import current_batch
 from catalogstore.txn.changeset import Changeset
 
@@ -137,8 +137,8 @@ def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
     """
     workspace = get_workspace()
     ns = None if all_namespaces else current_namespace(namespace, workspace.settings)
-    # Compared with the stored text: True with 'true', 0.9 with '0.9'.
-    where = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
+    # Typed: a str compares as text, a number as a number, True only with booleans.
+    where = {validate_meta_key(k): check_meta_value(k, v) for k, v in (where or {}).items()}
     return list(_search(workspace, filter, where=where, namespaces="*" if ns is None else [ns],
                         order_by=order_by, limit=limit, after=None))
 
@@ -216,7 +216,7 @@ def query_artifacts(filter: str | None = None, *, namespaces: str | Iterable[str
                    order_by=order_by, limit=limit, after=after)
 
 
-def _search(workspace: Workspace, filter: str | None, *, where: dict[str, str] | None,
+def _search(workspace: Workspace, filter: str | None, *, where: dict[str, Any] | None,
             namespaces: str | Iterable[str], order_by: str | None, limit: int | None,
             after: str | None) -> Page:
     from catalogstore.catalog.query.compile import compile_search

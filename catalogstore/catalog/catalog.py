@@ -51,7 +51,7 @@ from catalogstore.errors import (
     CatalogStoreError,
     CommitOutcomeUnknownError,
 )
-from catalogstore.record import ArtifactRecord, FileRecord, value_number
+from catalogstore.record import ArtifactRecord, FileRecord, value_columns, value_from_columns
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
 
@@ -87,9 +87,10 @@ class _Statements:
             self.id_array = json.dumps
         self.get_artifact = (
             select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
-                   M.c.key, M.c.value)
+                   M.c.key, M.c.type, M.c.value)
             .outerjoin(M, M.c.artifact_id == A.c.id)
             .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("name"))
+            .order_by(M.c.id)  # the keys in insertion order
         )
         file_columns = (F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
                         F.c.updated_at)
@@ -116,13 +117,14 @@ class _Statements:
         upsert_meta = insert(M)
         self.upsert_meta = upsert_meta.on_conflict_do_update(
             index_elements=[M.c.artifact_id, M.c.key],
-            set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number})
+            set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number,
+                  "type": upsert_meta.excluded.type})
         self.delete_meta = delete(M).where(and_(M.c.artifact_id == bindparam("a"),
                                                 M.c.key == bindparam("k")))
-        metadata = select(M.c.artifact_id, M.c.key, M.c.value)
-        self.read_metas = metadata.where(M.c.artifact_id.in_(_ids()))
+        metadata = select(M.c.artifact_id, M.c.key, M.c.type, M.c.value)
+        self.read_metas = metadata.where(M.c.artifact_id.in_(_ids())).order_by(M.c.id)
         # Any number of ids as one parameter (an array; JSON text on SQLite).
-        self.read_metas_many = metadata.where(many_ids)
+        self.read_metas_many = metadata.where(many_ids).order_by(M.c.id)
         self.insert_journal = J.insert().returning(J.c.id, sort_by_parameter_order=True)
         self.delete_journal = delete(J).where(J.c.id.in_(_ids()))
 
@@ -223,7 +225,8 @@ class Catalog:
         if not rows:
             return None
         first = rows[0]
-        meta = {row.key: row.value for row in rows if row.key is not None}
+        meta = {row.key: value_from_columns(row.type, row.value) for row in rows
+                if row.key is not None}
         return ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
                               first.updated_at, meta)
 
@@ -333,9 +336,9 @@ class Catalog:
             for chunk in chunks(list(journal_ids), _CHUNK):
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
-    def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
+    def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The metadata of ``artifact_ids``: the one loader of listings and commits."""
-        metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
+        metas: dict[int, dict[str, Any]] = {i: {} for i in artifact_ids}
         if not artifact_ids:
             return metas
         # A few ids as an IN list, which the direct path runs prepared; more as one
@@ -343,8 +346,9 @@ class Catalog:
         rows = run(conn, self._sql.read_metas, {"ids": artifact_ids}) \
             if len(artifact_ids) <= MAX_LIST else \
             run(conn, self._sql.read_metas_many, {"ids": self._sql.id_array(artifact_ids)})
-        for artifact_id, key, value in rows:
-            metas[artifact_id][key] = value
+        for artifact_id, key, kind, value in rows:
+            metas[artifact_id][key] = value if kind == "string" else \
+                value_from_columns(kind, value)
         return metas
 
 
@@ -425,19 +429,22 @@ class Writes:
         if files:
             run(self.conn, self._sql.remove_files, [{"a": a, "n": n} for a, n in files])
 
-    def set_metadata(self, pairs: list[tuple[int, str, str]]) -> None:
-        """Insert or replace metadata: (artifact id, key, value)."""
+    def set_metadata(self, pairs: list[tuple[int, str, Any]]) -> None:
+        """Insert or replace metadata: (artifact id, key, checked JSON value)."""
         if pairs:
-            run(self.conn, self._sql.upsert_meta, [
-                {"artifact_id": a, "key": k, "value": v, "number": value_number(v)}
-                for a, k, v in pairs])
+            rows = []
+            for a, k, v in pairs:
+                kind, text, number = value_columns(v)
+                rows.append({"artifact_id": a, "key": k, "value": text, "number": number,
+                             "type": kind})
+            run(self.conn, self._sql.upsert_meta, rows)
 
     def delete_metadata(self, keys: list[tuple[int, str]]) -> None:
         """Delete metadata: (artifact id, key)."""
         if keys:
             run(self.conn, self._sql.delete_meta, [{"a": a, "k": k} for a, k in keys])
 
-    def read_metadata(self, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
+    def read_metadata(self, artifact_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The metadata of each artifact, as this transaction sees it."""
         return self._catalog._read_metas(self.conn, artifact_ids)
 

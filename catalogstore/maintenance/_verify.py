@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from typing import Any
+
 from collections.abc import Sequence
 
 from catalogstore.batching import chunks
@@ -21,7 +23,13 @@ from catalogstore.maintenance._steps import (
     unexpected,
 )
 from catalogstore.names import METADATA_FILENAME, artifact_dir, validate_name
-from catalogstore.record import FileRecord, metadata_to_json
+from catalogstore.record import (
+    FileRecord,
+    json_text,
+    metadata_to_json,
+    same_metadata,
+    same_value,
+)
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import Broken, StoredArtifact, list_namespaces, scan
 from catalogstore.txn.workspace import Workspace
@@ -203,7 +211,7 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
         elif meta is None:
             add("metadata-missing", METADATA_FILENAME,
                 f"the catalog has {len(state.metadata)} metadata key(s)")
-        elif meta != state.metadata:
+        elif not same_metadata(meta, state.metadata):
             add("metadata-differs", METADATA_FILENAME, _metadata_change(state.metadata, meta))
     return result
 
@@ -219,9 +227,12 @@ def _repair_metadata(ws: Workspace, ns: str, name: str, state: ArtifactState | N
             for d in diffs]
 
 
-def _metadata_change(catalog: dict[str, str], stored: dict[str, str]) -> str:
-    def show(value: str) -> str:
-        return repr(value if len(value) <= 40 else value[:37] + "...")
+def _metadata_change(catalog: dict[str, Any], stored: dict[str, Any]) -> str:
+    def show(value: Any) -> str:  # a string quoted as Python does, other values as JSON
+        if isinstance(value, str):
+            return repr(value if len(value) <= 40 else value[:37] + "...")
+        text = json_text(value)
+        return text if len(text) <= 40 else text[:37] + "..."
 
     parts = []
     for key in sorted(catalog.keys() | stored.keys()):
@@ -229,7 +240,7 @@ def _metadata_change(catalog: dict[str, str], stored: dict[str, str]) -> str:
             parts.append(f"{key!r} only in the catalog")
         elif key not in catalog:
             parts.append(f"{key!r} only in the file")
-        elif catalog[key] != stored[key]:
+        elif not same_value(catalog[key], stored[key]):
             parts.append(f"{key!r}: catalog {show(catalog[key])}, file {show(stored[key])}")
     more = f"; and {len(parts) - 3} more" if len(parts) > 3 else ""
     return "; ".join(parts[:3]) + more

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.catalog.collisions import WrittenFiles
 from catalogstore.errors import ArtifactNotFoundError
@@ -25,7 +25,7 @@ class Committed:
 
     changeset: Changeset
     artifact_id: int
-    metadata: dict[str, str] | None
+    metadata: dict[str, Any] | None
     """The artifact's full metadata after the commit, when ``.artifact.json`` must change."""
     journal_id: int | None
     created: ArtifactRecord | None = None

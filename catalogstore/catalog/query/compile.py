@@ -64,6 +64,7 @@ from catalogstore.catalog.query.language import (
 )
 from catalogstore.catalog.query.planner import Plan, plan
 from catalogstore.errors import QueryError
+from catalogstore.record import json_text, value_columns
 
 FILES = select(func.count()).where(F.c.artifact_id == A.c.id).scalar_subquery()
 SIZE = select(cast(func.coalesce(func.sum(F.c.size), 0), BigInteger)).where(
@@ -134,14 +135,21 @@ class _Compiler:
         """The condition on one ``artifact_metadata`` row of the key."""
         if p.op == "like":
             condition = self.like(M.c.value, p.values[0])
+        elif p.op == "contains":
+            condition = self.contains(p.values[0])
         elif p.op in ("=", "!=", "in"):
-            texts = [v.value for v in p.values if not v.is_number]
-            numbers = [v.value for v in p.values if v.is_number]
+            texts = [v.value for v in p.values if v.kind == "string"]
+            numbers = [float(v.value) for v in p.values if v.kind == "number"]
             # "number IS NOT NULL" keeps the logic two-valued under NOT.
             alternatives = ([M.c.value.in_(texts) if len(texts) > 1 else M.c.value == texts[0]]
                             if texts else []) + \
                 ([and_(M.c.number.is_not(None), M.c.number.in_(numbers) if len(numbers) > 1
                        else M.c.number == numbers[0])] if numbers else [])
+            # Booleans, null, lists and dicts: of their type, with their JSON text.
+            for v in p.values:
+                if v.kind in ("boolean", "null", "json"):
+                    kind, text, _ = value_columns(v.value)
+                    alternatives.append(and_(M.c.value == text, M.c.type == kind))
             condition = or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
         else:
             value = p.values[0]
@@ -149,12 +157,38 @@ class _Compiler:
                                        value.value)
         return not_(condition) if p.negated or p.op == "!=" else condition
 
+    def contains(self, needle: Literal) -> ColumnElement[bool]:
+        """The row's value is an array with an element equal to ``needle`` (of its type)."""
+        value = needle.value
+        if self.sqlite:
+            items = func.json_each(M.c.value).table_valued("value", "type").alias("j")
+            kind = needle.kind
+            if kind == "json":
+                raise QueryError("CONTAINS takes a string, number, true, false or null",
+                                 self.text, needle.pos)
+            if kind == "string":
+                match = and_(items.c.type == "text", items.c.value == value)
+            elif kind == "number":
+                match = and_(items.c.type.in_(("integer", "real")), items.c.value == value)
+            else:  # json_each's types of true, false and null are their names
+                match = items.c.type == json_text(value)
+            found = exists(select(literal(1)).select_from(items).where(match))
+            return and_(M.c.type == "array", found)
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        # CASE: the cast runs on arrays only (a string's text is not JSON).
+        needle_json = literal(json_text([value]), type_=JSONB)
+        return typing.cast(ColumnElement[bool], case(
+            (M.c.type == "array", cast(M.c.value, JSONB).op("@>", is_comparison=True)(
+                needle_json)), else_=False))
+
     def metadata(self, p: Predicate) -> _Term:
         key = M.c.key == p.field.key
         if p.op == "null":
-            has = exists().where(M.c.artifact_id == A.c.id, key)
+            # A key holding null is null too: present means present with a value.
+            has = exists().where(M.c.artifact_id == A.c.id, key, M.c.type != "null")
             if p.negated:
-                return _Term(has, select(M.c.artifact_id).where(key))
+                return _Term(has, select(M.c.artifact_id).where(key, M.c.type != "null"))
             return _Term(not_(has))
         condition = self.value_condition(p)
         return _Term(exists().where(M.c.artifact_id == A.c.id, key, condition),
@@ -371,7 +405,7 @@ class Search:
             and not any(t.by_name for t in self.terms)
 
 
-def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | None = None,
+def compile_search(filter: str | None, *, dialect: str, where: dict[str, Any] | None = None,
                    namespaces: str | Iterable[str] = "*", order_by: str | None = None,
                    limit: int | None = None, after: str | None = None) -> Search:
     """Parse and check a search; see :mod:`catalogstore.catalog.query.language` for the language.
@@ -393,7 +427,9 @@ def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | 
         raise QueryError("invalid page cursor: pass the 'next' cursor of a previous page "
                          "unchanged")
     patterns = namespace_patterns(namespaces)
-    return _compile(filter or "", dialect, tuple((where or {}).items()),
+    # The cache key holds each value's JSON text: 1, 1.0 and True are equal in Python.
+    return _compile(filter or "", dialect,
+                    tuple([(k, json_text(v)) for k, v in (where or {}).items()]),
                     None if patterns is None else tuple(patterns), order_by, limit, after)
 
 
@@ -402,7 +438,7 @@ def _compile(text: str, dialect: str, where: tuple[tuple[str, str], ...],
              namespaces: tuple[str, ...] | None, order_by: str | None, limit: int | None,
              after: str | None) -> Search:
     # Cached: a Search never changes once built, and programs repeat their searches.
-    nodes: list[Node] = equalities(dict(where))
+    nodes: list[Node] = equalities({k: json.loads(v) for k, v in where})
     if text.strip():
         node = parse(text)
         check(node, text)
