@@ -177,7 +177,7 @@ class _Compiler:
         from sqlalchemy.dialects.postgresql import JSONB
 
         # CASE: the cast runs on arrays only (a string's text is not JSON).
-        needle_json = literal(json_text([value]), type_=JSONB)
+        needle_json = literal([value], type_=JSONB)  # JSONB serialises it
         return typing.cast(ColumnElement[bool], case(
             (M.c.type == "array", cast(M.c.value, JSONB).op("@>", is_comparison=True)(
                 needle_json)), else_=False))
