@@ -136,6 +136,16 @@ def same_value(a: Any, b: Any) -> bool:
                                               json_text(a) == json_text(b)))
 
 
+def metadata_of(document: str) -> dict[str, Any]:
+    """The metadata in a catalog's metadata document (``artifacts.metadata_json``): JSON
+    text this module wrote; anything else (a row edited by hand) reads as ``{}``."""
+    try:
+        data = json.loads(document)
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    return data if type(data) is dict else {}
+
+
 JSON_TYPES = ("string", "number", "boolean", "null", "array", "object")
 """``artifact_metadata.type``: the JSON type of a value (the names of ``jsonb_typeof``)."""
 

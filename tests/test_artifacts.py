@@ -304,7 +304,7 @@ def test_batch_across_artifacts(stack):
     assert len(listed) == 20
     assert get_artifact("b7").get_file("data").read() == "payload 7"
     assert a.metadata == {"i": 19, "kind": "sample"}
-    assert storage_json(stack, a) == {"i": "19", "kind": "sample"}
+    assert storage_json(stack, a) == {"i": 19, "kind": "sample"}
 
 
 def test_batch_that_raises_creates_nothing(stack):

@@ -659,6 +659,13 @@ def test_typed_metadata_migration_keeps_every_row(engine, empty_db, tmp_path):
     assert tuple(view) == (counts["artifact_metadata"],) * 2
     alembic(engine, "check")
     assert check_through_the_api(empty_db, tmp_path, before) == counts["artifacts"]
+    # Each artifact's metadata document holds its rows in their order.
+    names = {row[0]: (row[1], row[2]) for row in before["artifacts"]}
+    order: dict[tuple[str, str], list[str]] = {where: [] for where in names.values()}
+    for _, artifact_id, key, _ in before["artifact_metadata"]:
+        order[names[artifact_id]].append(key)
+    listed = {(a.namespace, a.name): list(a.metadata) for a in list_artifacts(all_namespaces=True)}
+    assert listed == order
     typed = new_artifact("typed", "team-a")
     typed.update_meta({"n": 3, "flag": True, "none": None, "layers": [1, 2]})
     assert get_artifact("typed", "team-a").metadata == {"n": 3, "flag": True, "none": None,

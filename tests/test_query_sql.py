@@ -24,7 +24,7 @@ import catalogstore
 from catalogstore.artifacts import list_artifacts, new_artifact
 from catalogstore.catalog.catalog import A, M
 from catalogstore.catalog.query.compile import compile_search
-from catalogstore.record import value_number
+from catalogstore.record import json_text, value_number
 from catalogstore.txn.workspace import get_workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -92,16 +92,18 @@ def bulk_load(conn: Connection) -> None:
     """N artifacts in 5 namespaces, each with batch (50 per value), model (10 values)
     and accuracy (uniform), inserted straight into the tables."""
     rng = random.Random(5)
-    conn.execute(A.insert(), [
-        {"id": i, "namespace": f"team-{i % 5}", "name": f"run-{i:05d}",
-         "created_at": BASE + timedelta(seconds=i), "updated_at": BASE + timedelta(seconds=i)}
-        for i in range(1, N + 1)])
-    rows = []
+    rows, documents = [], {}
     for i in range(1, N + 1):
-        for key, value in (("batch", f"b{i % 100}"), ("model", f"m{i % 10}"),
-                           ("accuracy", repr(rng.random()))):
+        meta = {"batch": f"b{i % 100}", "model": f"m{i % 10}", "accuracy": repr(rng.random())}
+        documents[i] = json_text(meta)  # as a commit writes it beside the rows
+        for key, value in meta.items():
             rows.append({"artifact_id": i, "key": key, "value": value,
                          "number": value_number(value)})
+    conn.execute(A.insert(), [
+        {"id": i, "namespace": f"team-{i % 5}", "name": f"run-{i:05d}",
+         "created_at": BASE + timedelta(seconds=i), "updated_at": BASE + timedelta(seconds=i),
+         "metadata_json": documents[i]}
+        for i in range(1, N + 1)])
     conn.execute(M.insert(), rows)
 
 

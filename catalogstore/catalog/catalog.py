@@ -51,7 +51,13 @@ from catalogstore.errors import (
     CatalogStoreError,
     CommitOutcomeUnknownError,
 )
-from catalogstore.record import ArtifactRecord, FileRecord, value_columns, value_from_columns
+from catalogstore.record import (
+    ArtifactRecord,
+    FileRecord,
+    metadata_of,
+    value_columns,
+    value_from_columns,
+)
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_url
 
@@ -87,10 +93,8 @@ class _Statements:
             self.id_array = json.dumps
         self.get_artifact = (
             select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
-                   M.c.key, M.c.type, M.c.value)
-            .outerjoin(M, M.c.artifact_id == A.c.id)
+                   A.c.metadata_json)
             .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("name"))
-            .order_by(M.c.id)  # the keys in insertion order
         )
         file_columns = (F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
                         F.c.updated_at)
@@ -102,6 +106,8 @@ class _Statements:
             A.c.namespace == bindparam("ns"), A.c.name.in_(_ids("names")))
         self.insert_artifacts = A.insert().returning(A.c.id, sort_by_parameter_order=True)
         self.touch = update(A).where(A.c.id.in_(_ids())).values(updated_at=bindparam("now"))
+        self.write_documents = update(A).where(A.c.id == bindparam("a")).values(
+            metadata_json=bindparam("doc"))
         self.delete_artifacts = [delete(M).where(M.c.artifact_id.in_(_ids())),
                                  delete(F).where(F.c.artifact_id.in_(_ids())),
                                  delete(A).where(A.c.id.in_(_ids()))]
@@ -221,31 +227,27 @@ class Catalog:
 
     def get_artifact(self, namespace: str, name: str) -> ArtifactRecord | None:
         with self.errors("read an artifact"), self.engine.connect() as conn:
-            rows = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).all()
-        if not rows:
+            row = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).first()
+        if row is None:
             return None
-        first = rows[0]
-        meta = {row.key: value_from_columns(row.type, row.value) for row in rows
-                if row.key is not None}
-        return ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
-                              first.updated_at, meta)
+        return ArtifactRecord(row[0], row[1], row[2], row[3], row[4], metadata_of(row[5]))
 
     def search(self, search: Search) -> tuple[list[ArtifactRecord], str | None]:
         """Run a compiled search: one page of artifacts with their metadata, and the
         cursor of the next page (``None`` after the last one).
 
         Every listing runs here (``list_artifacts``, ``query_artifacts``, the CLI):
-        the page comes from the one statement :meth:`Search.statement` compiles, and
-        :meth:`_read_metas` attaches the metadata.
+        the page comes from the one statement :meth:`Search.statement` compiles, each
+        artifact with its metadata document (``artifacts.metadata_json``).
         """
-        # One read transaction: the plan's counts, the page and its metadata see one
-        # snapshot, and its statements may take the direct path.
+        # One read transaction: the plan's counts and the page see one snapshot, and
+        # its statements may take the direct path.
         with self.errors("search artifacts"), self.engine.connect() as conn, conn.begin():
             page = conn.execute(search.statement(conn)).all()
-            more = search.limit is not None and len(page) > search.limit
-            page = page[:search.limit] if more else page
-            metas = self._read_metas(conn, [row[0] for row in page])
-        records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metas[r[0]]) for r in page]
+        more = search.limit is not None and len(page) > search.limit
+        page = page[:search.limit] if more else page
+        records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metadata_of(r[5]))
+                   for r in page]
         return records, search.cursor(page[-1]) if more else None
 
     def list_namespaces(self) -> list[tuple[str, int]]:
@@ -337,7 +339,8 @@ class Catalog:
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
     def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, Any]]:
-        """The metadata of ``artifact_ids``: the one loader of listings and commits."""
+        """The metadata of ``artifact_ids`` from their rows, keys in insertion order: what
+        a commit rewrites ``.artifact.json`` and the metadata document from."""
         metas: dict[int, dict[str, Any]] = {i: {} for i in artifact_ids}
         if not artifact_ids:
             return metas
@@ -376,8 +379,9 @@ class Writes:
                     found[(ns, name)] = artifact_id
         return found
 
-    def insert_artifacts(self, artifacts: Sequence[tuple[str, str]]) -> list[int]:
-        """Insert the artifacts (namespace, name) and return their ids in that order.
+    def insert_artifacts(self, artifacts: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Insert the artifacts (namespace, name, metadata document) and return their ids
+        in that order.
 
         Raises
         ------
@@ -393,10 +397,11 @@ class Writes:
                 for chunk in chunks(list(artifacts), _CHUNK):
                     ids += [row[0] for row in run(self.conn, self._sql.insert_artifacts, [
                         {"namespace": ns, "name": name, "created_at": self.now,
-                         "updated_at": self.now} for ns, name in chunk])]
+                         "updated_at": self.now, "metadata_json": doc}
+                        for ns, name, doc in chunk])]
         except IntegrityError:
             taken = defaultdict(list)
-            for ns, name in artifacts:
+            for ns, name, _ in artifacts:
                 taken[ns].append(name)
             ns, name = (sorted(self.find_ids(taken)) or [("?", "?")])[0]
             raise ArtifactExistsError(
@@ -438,6 +443,11 @@ class Writes:
                 rows.append({"artifact_id": a, "key": k, "value": text, "number": number,
                              "type": kind})
             run(self.conn, self._sql.upsert_meta, rows)
+
+    def write_documents(self, documents: list[tuple[int, str]]) -> None:
+        """Set the metadata document of artifacts: (artifact id, JSON text)."""
+        if documents:
+            run(self.conn, self._sql.write_documents, [{"a": a, "doc": d} for a, d in documents])
 
     def delete_metadata(self, keys: list[tuple[int, str]]) -> None:
         """Delete metadata: (artifact id, key)."""

@@ -129,6 +129,11 @@ class ArtifactRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    """The whole metadata as one JSON object, the content of ``.artifact.json``: written
+    by each commit from the ``artifact_metadata`` rows (which searches use), so a
+    listing reads an artifact and its metadata in one row (issue 11's bar) with its
+    keys in order. Change metadata through the API, not by editing rows by hand."""
 
     files: Mapped[list[FileRow]] = relationship(
         back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True

@@ -333,7 +333,8 @@ class Search:
         return plan(self, conn)
 
     def statement(self, conn: Connection, plan: Plan | None = None) -> Select[Any]:
-        """The SELECT of one page: the artifact columns, then the sort keys.
+        """The SELECT of one page: the artifact columns and its metadata document, then
+        the sort keys.
 
         On PostgreSQL the ids of the plan are read first: its estimates treat a key
         and a value as independent (``key = 'accuracy' AND number > 0.99`` looks like
@@ -384,13 +385,14 @@ class Search:
             conditions.append(keys < bounds if self.ordering.descending else keys > bounds)
         order = [k.desc() if self.ordering.descending else k.asc() for k in self.keys]
         statement = (select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
+                            A.c.metadata_json,
                             *(k.label(f"k{i}") for i, k in enumerate(self.keys)))
                      .select_from(self.from_clause).where(*conditions).order_by(*order))
         return statement if self.limit is None else statement.limit(self.limit + 1)
 
     def cursor(self, row: Any) -> str:
         """The cursor of the page that follows ``row`` (a row of :meth:`statement`)."""
-        return encode_cursor(self.ordering.signature, tuple(row)[5:5 + len(self.keys)])
+        return encode_cursor(self.ordering.signature, tuple(row)[6:6 + len(self.keys)])
 
     def memo(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """Statements built once per search (SQLAlchemy then caches their compiled form)."""
