@@ -73,7 +73,7 @@ def json_float(number: float) -> str:
     digits = stripped or "0"
     length = len(digits)
     point = length + exponent  # 10 ** (point - 1) <= |number| < 10 ** point
-    if 0 <= exponent and point <= 16:
+    if exponent >= 0 and point <= 16:
         return f"{sign}{digits}{'0' * exponent}.0"
     if 0 < point <= 16:
         return f"{sign}{digits[:point]}.{digits[point:]}"

@@ -302,7 +302,7 @@ def test_special_metadata_round_trips(stack):
     artifact.update_meta(expected)
     for name, value in TYPED.items():
         artifact.set_meta(f"n-{name}", value)
-        expected[f"n-{name}"] = None if isinstance(value, float) and value != value \
+        expected[f"n-{name}"] = None if (isinstance(value, float) and value != value) \
             or value in (float("inf"),) else list(value) if isinstance(value, tuple) else value
     assert artifact.metadata == expected
     read = get_artifact("meta").metadata  # read back from the catalog
