@@ -205,3 +205,18 @@ def test_flowdapt_float_layout():
     assert metadata_to_json({"s": "é\u2028\x7f\x1f\"\\/\t", "n": None}) == \
         '{"s":"é\u2028\x7f\\u001f\\"\\\\/\\t","n":null}'.encode()
     assert metadata_from_json(metadata_to_json(DATA["nested"])) == DATA["nested"]
+
+
+def test_the_cli_shows_typed_values(typed):
+    from typer.testing import CliRunner
+
+    from catalogstore.cli import app
+
+    shown = CliRunner().invoke(app, ["show", "default/ints"])
+    assert shown.exit_code == 0, shown.output
+    assert "[64,32,3]" in shown.output and "null" in shown.output
+    listed = CliRunner().invoke(app, ["ls", "--where", "epochs=10", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.output)
+    rows = data if isinstance(data, list) else data["artifacts"]
+    assert {r["name"]: r["metadata"]["epochs"] for r in rows} == {"ints": 10, "texts": "10"}
