@@ -36,7 +36,7 @@ from catalogstore.catalog.collisions import (
     check_case_collisions,
     check_new_namespaces,
 )
-from catalogstore.catalog.direct import MAX_LIST, run
+from catalogstore.catalog.direct import MAX_LIST, run, run_select
 from catalogstore.catalog.engine import DatabaseLock, artifact_lock, lock_key, make_engine
 from catalogstore.catalog.migrate import ensure_schema
 from catalogstore.catalog.models import ARTIFACTS as A
@@ -243,7 +243,7 @@ class Catalog:
         # One read transaction: the plan's counts and the page see one snapshot, and
         # its statements may take the direct path.
         with self.errors("search artifacts"), self.engine.connect() as conn, conn.begin():
-            page = conn.execute(search.statement(conn)).all()
+            page = run_select(conn, search.statement(conn), {})
         more = search.limit is not None and len(page) > search.limit
         page = page[:search.limit] if more else page
         records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metadata_of(r[5]))
