@@ -220,3 +220,24 @@ def test_the_cli_shows_typed_values(typed):
     data = json.loads(listed.output)
     rows = data if isinstance(data, list) else data["artifacts"]
     assert {r["name"]: r["metadata"]["epochs"] for r in rows} == {"ints": 10, "texts": "10"}
+
+
+def test_a_metadata_document_edited_by_hand_is_reported_and_repaired(typed):
+    engine = make_engine(typed.catalog_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE artifacts SET metadata_json = 'not json' "
+                             "WHERE name = 'ints'"))
+        conn.execute(sa.text("UPDATE artifacts SET metadata_json = '{\"epochs\": 10}' "
+                             "WHERE name = 'floats'"))
+    engine.dispose()
+    assert get_artifact("ints").metadata == {}  # read as nothing, never a failure
+    assert get_artifact("floats").metadata == {"epochs": 10}
+    report = maintenance.verify()
+    assert {(d.kind, d.name) for d in report.differences} == {
+        ("metadata-document", "ints"), ("metadata-document", "floats")}
+    repaired = maintenance.verify(repair=True)
+    assert all(d.repaired for d in repaired.differences)
+    assert maintenance.verify().ok
+    for name in ("ints", "floats"):
+        assert get_artifact(name).metadata == DATA[name]
+        assert types_of(get_artifact(name).metadata) == types_of(DATA[name])

@@ -37,6 +37,9 @@ class ArtifactState:
     updated_at: datetime
     files: dict[str, FileRecord] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    """From the ``artifact_metadata`` rows, keys in their order."""
+    document: str = "{}"
+    """``artifacts.metadata_json``: what listings show, written from the rows."""
 
     @property
     def version(self) -> Version:
@@ -54,7 +57,8 @@ def _name_filter(query: Any, names: Sequence[str] | None) -> Iterator[Any]:
 def read_namespace(catalog: Catalog, namespace: str,
                    names: Sequence[str] | None = None) -> dict[str, ArtifactState]:
     """The artifacts of ``namespace`` (only ``names`` when given), by name."""
-    artifacts = select(A.c.id, A.c.name, A.c.updated_at).where(A.c.namespace == namespace)
+    artifacts = select(A.c.id, A.c.name, A.c.updated_at, A.c.metadata_json).where(
+        A.c.namespace == namespace)
     files = (select(A.c.name.label("artifact"), F.c.name, F.c.size, F.c.checksum,
                     F.c.encoding, F.c.created_at, F.c.updated_at)
              .join(A, A.c.id == F.c.artifact_id).where(A.c.namespace == namespace))
@@ -65,7 +69,8 @@ def read_namespace(catalog: Catalog, namespace: str,
     with catalog.errors(f"read namespace {namespace!r}"), catalog.engine.connect() as conn:
         for query in _name_filter(artifacts, names):
             for row in conn.execute(query):
-                states[row.name] = ArtifactState(row.id, row.updated_at)
+                states[row.name] = ArtifactState(row.id, row.updated_at,
+                                                 document=row.metadata_json)
         for query in _name_filter(files, names):
             for row in conn.execute(query):
                 states[row.artifact].files[row.name] = FileRecord(*row[1:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
@@ -32,6 +32,9 @@ from catalogstore.record import (
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import Broken, StoredArtifact, list_namespaces, scan
 from catalogstore.txn.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 _RECHECK = 100  # suspicious artifacts confirmed under one lock
 _WHOLE_LISTING = 20  # above this, one listing of the namespace beats one per artifact
@@ -131,7 +134,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     first = _compare(ws, ns, names, states, stored, report.fast, report)
     suspicious = [n for n in names if first[n]]
     for group in chunks(suspicious, _RECHECK):
-        with ws.locked((ns, n) for n in group):
+        with ws.locked((ns, n) for n in group) as conn:
             states = read_namespace(ws.catalog, ns, group)
             refused_files(ns, states)  # reported above
             if len(group) > _WHOLE_LISTING:
@@ -144,7 +147,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
             for name in group:
                 diffs = confirmed[name]
                 if repair:
-                    diffs = _repair_metadata(ws, ns, name, states.get(name), diffs)
+                    diffs = _repair_metadata(ws, conn, ns, name, states.get(name), diffs)
                 report.differences += diffs
 
 
@@ -204,6 +207,10 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
                 if outcome[0] != row.checksum:
                     add("checksum", file, f"the catalog records {row.checksum}, storage "
                         f"holds {outcome[0]}")
+        if state.document != json_text(state.metadata):
+            add("metadata-document", None, "artifacts.metadata_json disagrees with the "
+                "artifact's artifact_metadata rows (edited by hand?): listings show the "
+                "former; --repair writes it from the rows")
         meta = metas[name]
         if isinstance(meta, Broken):
             add("metadata-unreadable", METADATA_FILENAME, meta.reason)
@@ -215,13 +222,18 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
     return result
 
 
-def _repair_metadata(ws: Workspace, ns: str, name: str, state: ArtifactState | None,
-                     diffs: list[Difference]) -> list[Difference]:
-    """Rewrite ``.artifact.json`` from the catalog when it differs (under the lock)."""
-    kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs"}
+def _repair_metadata(ws: Workspace, conn: Connection, ns: str, name: str,
+                     state: ArtifactState | None, diffs: list[Difference]) -> list[Difference]:
+    """Rewrite ``.artifact.json`` and the metadata document from the catalog's rows when
+    they differ (under the lock, on its connection ``conn``)."""
+    kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs", "metadata-document"}
     if state is None or not any(d.kind in kinds for d in diffs):
         return diffs
-    ws.files.write_metadata(artifact_dir(ns, name), metadata_to_json(state.metadata))
+    if any(d.kind == "metadata-document" for d in diffs):
+        with ws.catalog.writing(conn) as rows:
+            rows.write_documents([(state.id, json_text(state.metadata))])
+    if any(d.kind in kinds - {"metadata-document"} for d in diffs):
+        ws.files.write_metadata(artifact_dir(ns, name), metadata_to_json(state.metadata))
     return [Difference(d.kind, d.namespace, d.name, d.file, d.detail, d.kind in kinds)
             for d in diffs]
 
