@@ -118,7 +118,9 @@ def list_artifacts(namespace: str = "", *, where: dict[str, Any] | None = None,
     Parameters
     ----------
     where
-        Keep the artifacts whose metadata has each of these key/value pairs.
+        Keep the artifacts whose metadata has each of these key/value pairs: a ``str``
+        compares with the value's text, a number numerically, ``True``/``False`` with
+        booleans, ``None`` with ``null``, a list or dict whole.
     all_namespaces
         List every namespace instead of one.
     filter
