@@ -102,9 +102,6 @@ BAD_DOCUMENTS: dict[str, bytes] = {
     "float-5000-digits": b'{"k": 0.' + b"1" * 5000 + b"}",
     "exponent-overflow": b'{"k": 1e400}',
     "exponent-overflow-neg": b'{"k": -2E+999}',
-    "nan": b'{"k": NaN}',
-    "infinity": b'{"k": Infinity}',
-    "minus-infinity": b'{"k": -Infinity}',
     "surrogate-value": b'{"k": "\\ud800"}',
     "surrogate-low-value": b'{"k": "x\\udfff"}',
     "surrogate-key": b'{"\\ud800": "v"}',
@@ -133,6 +130,9 @@ GOOD_DOCUMENTS: dict[str, tuple[bytes, dict[str, str]]] = {
     "escaped-backslash-u": (b'{"k": "\\\\ud800"}', {"k": "\\ud800"}),
     "brackets-in-strings": (b'{"k": "' + b"[" * 3000 + b'"}', {"k": "[" * 3000}),
     "big-exponent-in-range": (b'{"k": 1e300}', {"k": "1e+300"}),
+    "nan": (b'{"k": NaN}', {"k": None}),  # as Flowdapt (orjson) writes it
+    "infinity": (b'{"k": Infinity}', {"k": None}),
+    "minus-infinity": (b'{"k": -Infinity}', {"k": None}),
     "empty": (b"", {}),
     "plain": (b'{"model": "xgb", "epochs": 10}', {"model": "xgb", "epochs": "10"}),
 }

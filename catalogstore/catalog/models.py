@@ -133,6 +133,11 @@ class ArtifactRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    """The whole metadata as one JSON object, the content of ``.artifact.json``: written
+    by each commit from the ``artifact_metadata`` rows (which searches use), so a
+    listing reads an artifact and its metadata in one row (issue 11's bar) with its
+    keys in order. Change metadata through the API, not by editing rows by hand."""
 
     files: Mapped[list[FileRow]] = relationship(
         back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True
@@ -163,7 +168,11 @@ class FileRow(Base):
 
 
 class MetadataRow(Base):
-    """One metadata pair of an artifact; values are text, and numbers are also numbers."""
+    """One metadata pair of an artifact: the value's JSON type, its text form and, for
+    numbers, its number (:func:`catalogstore.record.value_columns`).
+
+    Rows of an artifact in ``id`` order are its keys in insertion order.
+    """
 
     __tablename__ = "artifact_metadata"
     __table_args__ = (
@@ -183,9 +192,14 @@ class MetadataRow(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(Text)
+    """The text form: a string itself, any other value its compact JSON text."""
     number: Mapped[float | None] = mapped_column(Double)
-    """The value as a number when it is one (:func:`catalogstore.record.value_number`),
-    else NULL; written with the value, so numeric comparisons never cast text in SQL."""
+    """The value as a number when it is one, or a string spelling one
+    (:func:`catalogstore.record.value_number`), else NULL; written with the value, so
+    numeric comparisons never cast text in SQL."""
+    type: Mapped[str] = mapped_column(String(7), server_default="string")
+    """The JSON type: string, number, boolean, null, array or object (``jsonb_typeof``'s
+    names); a row inserted by plain SQL without it is a string."""
 
     artifact: Mapped[ArtifactRow] = relationship(back_populates="metadata_entries")
 

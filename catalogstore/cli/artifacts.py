@@ -12,7 +12,7 @@ from rich.text import Text
 import catalogstore
 from catalogstore.artifacts import get_artifact, list_artifacts
 from catalogstore.cli.app import app
-from catalogstore.cli.output import console, listing, print_json, print_listing, when
+from catalogstore.cli.output import console, listing, print_json, print_listing, shown, when
 from catalogstore.errors import QueryError
 from catalogstore.names import validate_file_name, validate_name
 from catalogstore.txn.workspace import get_workspace
@@ -105,7 +105,7 @@ def show(
     out.print(head)
     meta = Table("key", "value", title="metadata", title_justify="left")
     for key, value in sorted(record.metadata.items()):
-        meta.add_row(Text(key), Text(value))
+        meta.add_row(Text(key), Text(shown(value)))
     out.print(meta if record.metadata else "metadata: none")
     table = Table("file", "size", "checksum", title="files", title_justify="left")
     table.columns[1].justify = "right"

@@ -348,7 +348,7 @@ def _load_object(artifact: Artifact, namespace: str, key: str, serializer: str |
             f"{exc}") from exc
 
 
-def _decoder(namespace: str, key: str, meta: dict[str, str],
+def _decoder(namespace: str, key: str, meta: dict[str, Any],
              serializer: str | None) -> Serializer:
     """The serializer that reads the object: the one asked for, else the one recorded."""
     from catalogstore.serializers import get_serializer
@@ -360,6 +360,9 @@ def _decoder(namespace: str, key: str, meta: dict[str, str],
         raise SerializationError(
             f"artifact {namespace}/{key} is {what}: it names no serializer, so it is not "
             "decoded; pass serializer='cloudpickle' (or another) to trust and read it")
+    if not isinstance(name, str):
+        raise SerializationError(f"artifact {namespace}/{key} names its serializer with a "
+                                 f"{type(name).__name__}, not a str: it is not decoded")
     return get_serializer(name)
 
 

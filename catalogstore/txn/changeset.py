@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from catalogstore.storage.staged import StagedFile
 
@@ -21,7 +22,7 @@ class Changeset:
     delete: bool = False
     writes: dict[str, StagedFile] = field(default_factory=dict)
     removes: set[str] = field(default_factory=set)
-    meta_set: dict[str, str] = field(default_factory=dict)
+    meta_set: dict[str, Any] = field(default_factory=dict)
     meta_del: set[str] = field(default_factory=set)
     artifact_id: int | None = None
     """The id of the artifact the handle that made the changes was loaded on, if any: the
@@ -45,7 +46,7 @@ class Changeset:
         self.removes.add(name)
         return self.writes.pop(name, None)
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: Any) -> None:
         self.meta_del.discard(key)
         self.meta_set[key] = value
 
