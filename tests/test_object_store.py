@@ -67,7 +67,9 @@ def clear_memory(use_dataframe):
 
 def test_seed_example(store):
     df = prepare_dataframe()
-    assert get_cluster_memory().exists("my_dataframe")
+    # The persisting put is the key's newest generation: the copy it replaced in cluster
+    # memory is stale and goes (issue 13), so a later get never meets an older value.
+    assert not get_cluster_memory().exists("my_dataframe")
     assert artifact_exists("my_dataframe")
     pd.testing.assert_frame_equal(use_dataframe(None), df)
     clear_memory(None)
@@ -147,9 +149,11 @@ def test_cluster_memory_strategy_never_touches_artifacts(store):
 
 def test_delete_default_removes_every_tier(store):
     put("both", 1)
-    put("both", 1, artifact_only=True)
+    put("both", 2, artifact_only=True)  # the newest generation: memory's copy goes
+    assert not get_cluster_memory().exists("both") and get("both") == 2
     delete("both", strategy="artifact")
-    assert get_cluster_memory().exists("both") and not artifact_exists("both")
+    assert not artifact_exists("both") and not exists("both")
+    put("both", 1)
     put("both", 1, artifact_only=True)
     delete("both")  # unlike Flowdapt, the artifact copy goes too
     assert not get_cluster_memory().exists("both") and not artifact_exists("both")

@@ -5,14 +5,23 @@
 - :mod:`~catalogstore.cli.db` (``db``), :mod:`~catalogstore.cli.memory` (``memory``),
   :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
-  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``).
+  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
+  :mod:`~catalogstore.cli.objects` (``adopt``).
 
 Each command module registers its commands on :data:`app` when imported.
 """
 
 from __future__ import annotations
 
-from catalogstore.cli import artifacts, db, demo, maintenance, memory, query  # noqa: F401
+from catalogstore.cli import (  # noqa: F401
+    artifacts,
+    db,
+    demo,
+    maintenance,
+    memory,
+    objects,
+    query,
+)
 from catalogstore.cli.app import app
 
 __all__ = ["app", "main"]

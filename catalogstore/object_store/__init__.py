@@ -1,19 +1,39 @@
 """The object store: ``put``/``get``/``delete``/``exists`` of any Python object by key.
 
-Values go to cluster memory when it can take them, and to artifacts otherwise
-(the ``fallback`` strategy), so a stage hands objects to the next one as fast as
-the executor allows while anything too large or not shareable still persists.
+Where a value lives (issue 13)
+    Every ``put`` and ``delete`` moves the key's one *current generation*, recorded in
+    the catalog (the ``objects`` table): the tier holding the value (an artifact or
+    cluster memory), and for an artifact which one and what its bytes hash to.
+    ``get`` reads that tier and nothing else, so an older copy left in another tier
+    never comes back; it raises :class:`~catalogstore.errors.ObjectNotFoundError`
+    naming the tier and session when the value there is gone. Stale copies are
+    removed once the new generation is committed.
 
-An object stored as an artifact is laid out like every other artifact: one file
-(``object`` for pickle and cloudpickle, which is Flowdapt's layout, so Flowdapt's
-own ``get(..., strategy="artifact")`` reads it; ``object.npy``,
-``object.parquet``, ``object.json`` for the other formats) and metadata naming
-the serializer (``value_type=object``, ``serializer``, ``serializer_version``,
-``python_type``), so ``get`` needs no hint. ``get`` checks the bytes against the
-checksum in the catalog before decoding them, and unpickles only objects that
-the store itself wrote with a pickle serializer. With a signing key configured,
-pickled objects are also signed and checked before unpickling (see
-:mod:`catalogstore.signing`).
+Durable unless told otherwise
+    The ``fallback`` strategy (the default) puts a value in cluster memory only when
+    that memory outlives the process that puts it: a Ray or Dask runtime, or a local
+    session that an executor opened (``LocalMemory.new_session()``,
+    ``CATALOGSTORE_MEMORY_SESSION``). Anywhere else (a plain ``python -c``, one stage
+    per command) it writes an artifact, so the next command finds it.
+    ``strategy="cluster_memory"`` is the explicit way to keep a value in memory only.
+
+Objects written as artifacts
+    One file (``object`` for pickle and cloudpickle, which is Flowdapt's layout, so
+    Flowdapt's own ``get(..., strategy="artifact")`` reads it; ``object.npy``,
+    ``object.parquet``, ``object.json`` for the other formats) and metadata naming
+    the serializer (``value_type=object``, ``serializer``, ...). ``get`` checks the
+    bytes against the catalog's checksum and, for a serializer that runs code, against
+    the SHA-256 that this store's own ``put`` recorded in the same commit: an object
+    that ``reindex`` imported or another tool wrote is refused
+    (:class:`~catalogstore.errors.UntrustedObjectError`) until the caller names its
+    serializer or adopts it (``catalogstore adopt NAMESPACE/KEY``), whatever its
+    ``.artifact.json`` says. With a signing key configured, pickles are also signed
+    and checked (see :mod:`catalogstore.signing`).
+
+Objects and user artifacts
+    ``put`` does not replace an artifact that is not an object (no
+    ``value_type=object``) unless ``overwrite=True``; ``exists`` is false for it, and
+    ``get`` and ``delete`` refuse it.
 
 Examples
 --------
@@ -28,63 +48,48 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from catalogstore import retry
 from catalogstore.context import current_namespace
 from catalogstore.errors import (
-    ArtifactExistsError,
-    ArtifactFileNotFoundError,
     ArtifactNotFoundError,
     BackendUnavailableError,
+    CatalogStoreError,
+    NotAnObjectError,
     ObjectNotFoundError,
     ObjectTooLargeError,
     SerializationError,
-    SignatureError,
-    type_name,
 )
 from catalogstore.names import validate_name
-from catalogstore.signing import (
-    SIGNATURE_KEY,
-    SigningWriter,
-    new_signer,
-    signature_of,
-    verify_signature,
-)
+from catalogstore.object_store import _artifact_tier as tier
+from catalogstore.object_store._artifact_tier import VALUE_TYPE
+from catalogstore.txn import objects as records
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
     from catalogstore.artifacts import Artifact
     from catalogstore.cluster_memory import ClusterMemory
-    from catalogstore.serializers import Serializer
+    from catalogstore.txn.objects import ObjectRecord
+    from catalogstore.txn.workspace import Workspace
 
-__all__ = ["Strategy", "delete", "exists", "get", "put"]
+__all__ = ["VALUE_TYPE", "Strategy", "adopt", "delete", "exists", "get", "put"]
 
 logger = logging.getLogger(__name__)
 
-VALUE_TYPE = "object"
-"""``value_type`` of object artifacts (Flowdapt's marker)."""
 _MISSING: Any = object()
-_READ = retry.Backoff(attempts=4, first_delay=0.005, jitter=0)
-"""A reader can meet an object whose metadata and file belong to two puts (a few
-milliseconds): it reads them again before calling the signature wrong, the last
-time under the artifact's lock."""
-_CREATE_RACE = retry.Backoff(attempts=2, first_delay=0)
-"""A put whose new artifact a concurrent put created first: once more, as a rewrite."""
 
 
 class Strategy(str, Enum):
     """Where the object store keeps a value."""
 
     FALLBACK = "fallback"
-    """Cluster memory when it can take the value, else an artifact; ``get`` looks in
-    cluster memory first, then in artifacts."""
+    """Cluster memory when it outlives this process and can take the value, else an
+    artifact; ``get`` reads the tier that holds the key's current generation."""
     ARTIFACT = "artifact"
     """Only artifacts (persistent)."""
     CLUSTER_MEMORY = "cluster_memory"
-    """Only cluster memory (never touches artifacts)."""
+    """Only cluster memory, even one that ends with this process."""
 
 
 def _strategy(strategy: Strategy | str | None, artifact_only: bool) -> Strategy:
@@ -103,13 +108,28 @@ def _memory(backend: str | None, namespace: str) -> ClusterMemory:
     return get_cluster_memory(backend, namespace=namespace)
 
 
+def _workspace() -> Workspace:
+    from catalogstore.artifacts import get_workspace
+
+    return get_workspace()
+
+
+def _find_artifact(namespace: str, key: str) -> Artifact | None:
+    from catalogstore.artifacts import get_artifact
+
+    try:
+        return get_artifact(key, namespace)
+    except ArtifactNotFoundError:
+        return None
+
+
 # -- put --------------------------------------------------------------------------
 
 
 def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = False,
         strategy: Strategy | str | None = None, serializer: str | None = None,
-        backend: str | None = None) -> None:
-    """Store ``value`` under ``key``, replacing what was there.
+        backend: str | None = None, overwrite: bool = False) -> None:
+    """Store ``value`` under ``key``, replacing what was there (the last writer wins).
 
     Parameters
     ----------
@@ -119,112 +139,104 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
         Store it as an artifact only (the same as ``strategy="artifact"``).
     strategy
         ``fallback`` (default, or ``CATALOGSTORE_OBJECT_STORE_STRATEGY``),
-        ``artifact`` or ``cluster_memory``.
+        ``artifact`` or ``cluster_memory``; see the module documentation.
     serializer
         Name of the serializer of the artifact path (default: chosen by type).
     backend
         Cluster memory backend (default: chosen from where the code runs).
+    overwrite
+        Replace a user's artifact of that name (not an object) with the object.
 
     Raises
     ------
     SerializationError
         when no serializer can store the value.
+    NotAnObjectError
+        when ``key`` names a user's artifact and ``overwrite`` is false.
     ObjectTooLargeError, BackendUnavailableError
         with ``strategy="cluster_memory"``, when cluster memory cannot take it.
     """
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
-    memory = None
     if chosen is not Strategy.ARTIFACT:
-        try:
-            memory = _memory(backend, ns)
-            memory.put(key, value)
-            return
-        except (ObjectTooLargeError, SerializationError, BackendUnavailableError) as exc:
-            if chosen is Strategy.CLUSTER_MEMORY:
-                raise
-            logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
-    _put_artifact(ns, key, value, serializer)
-    if memory is not None:
-        # An older value there would hide the new one. Removed only once the artifact
-        # is committed: a put that fails or is killed before leaves the old value.
-        memory.delete(key)
+        memory = _memory_for_put(backend, ns, key, chosen)
+        if memory is not None:
+            try:
+                _put_memory(memory, ns, key, value)
+                return
+            except (ObjectTooLargeError, SerializationError, BackendUnavailableError) as exc:
+                if chosen is Strategy.CLUSTER_MEMORY:
+                    raise
+                logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
+    generation, replaced = tier.put_artifact(ns, key, value, serializer, overwrite=overwrite)
+    if replaced is not None and replaced.tier == records.CLUSTER_MEMORY:
+        _drop_stale_memory(backend, ns, key, generation)
 
 
-def _put_artifact(namespace: str, key: str, value: Any, serializer: str | None) -> None:
-    from catalogstore.serializers import get_serializer, serializer_for
+def _memory_for_put(backend: str | None, namespace: str, key: str,
+                    chosen: Strategy) -> ClusterMemory | None:
+    """The cluster memory a put may use: any with ``cluster_memory``; with ``fallback``
+    only one that outlives this process (issue 13: never silently only where the value
+    dies with the process)."""
+    try:
+        memory = _memory(backend, namespace)
+    except BackendUnavailableError as exc:
+        if chosen is Strategy.CLUSTER_MEMORY:
+            raise
+        logger.debug("object store: no cluster memory for %s/%s: %s", namespace, key, exc)
+        return None
+    if chosen is Strategy.FALLBACK and not memory.outlives_process:
+        logger.debug("object store: %s ends with this process; %s/%s goes to artifacts",
+                     memory.location, namespace, key)
+        return None
+    return memory
+
+
+def _put_memory(memory: ClusterMemory, namespace: str, key: str, value: Any) -> None:
+    workspace = _workspace()
+    generation = uuid.uuid4().hex
+    # Under the key's lock from the write to the record's commit: values land in
+    # cluster memory in the order of their records.
+    with records.lock(workspace, namespace, key):
+        memory.put(key, value)
+        replaced = records.write(workspace, records.ObjectRecord(
+            namespace, key, generation, records.CLUSTER_MEMORY, memory.location[:255]))
+    if replaced is not None and replaced.tier == records.ARTIFACT:
+        _drop_stale_artifact(namespace, key, generation)
+
+
+def _drop_stale_artifact(namespace: str, key: str, generation: str) -> None:
+    """Delete the artifact an older generation left, unless a put made it current again."""
     from catalogstore.txn.batch import transaction
 
-    chosen = get_serializer(serializer) if serializer else serializer_for(value)
-    if not chosen.accepts(value):
-        raise SerializationError(f"the {chosen.name} serializer cannot store {key!r} "
-                                 f"({type_name(value)})")
-
-    def put() -> None:
-        with transaction():
-            artifact = _object_artifact(namespace, key, create=True)
-            _write_object(artifact, key, value, chosen, auto=serializer is None)
-    retry.call(put, policy=_CREATE_RACE,
-               transient=lambda exc: isinstance(exc, ArtifactExistsError),
-               what=lambda: f"object store: put {namespace}/{key}", level=logging.DEBUG)
-
-
-def _object_artifact(namespace: str, key: str, *, create: bool = False) -> Artifact:
-    from catalogstore.artifacts import get_artifact, new_artifact
-
+    artifact = _find_artifact(namespace, key)
+    if artifact is None or not tier.is_object_artifact(artifact):
+        return
     try:
-        return get_artifact(key, namespace)
-    except ArtifactNotFoundError:
-        if not create:
-            raise
-        return new_artifact(key, namespace)
+        with transaction() as batch:
+            artifact.delete()
+            records.delete_with(batch, namespace, key, only_if=generation)
+    except records.Superseded:
+        pass
+    except CatalogStoreError as exc:  # ignored by get; removed by the next put or delete
+        logger.warning("object store: could not remove the stale artifact of %s/%s: %s",
+                       namespace, key, exc)
 
 
-def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
-                  auto: bool) -> None:
-    """Replace the artifact's content with ``value`` (inside the caller's transaction)."""
-    from catalogstore.serializers import get_serializer
-
+def _drop_stale_memory(backend: str | None, namespace: str, key: str,
+                       generation: str) -> None:
+    """Remove the cluster memory copy an older generation left, unless a put made it
+    current again (checked under the key's lock, which memory writers hold)."""
+    workspace = _workspace()
     try:
-        signature = _dump(artifact, key, value, chosen)
-    except SerializationError:
-        if not (auto and chosen.name == "pickle"):
-            raise
-        # Lambdas, closures, classes defined in __main__: what cloudpickle is for.
-        chosen = get_serializer("cloudpickle")
-        signature = _dump(artifact, key, value, chosen)
-    for old in artifact.list_files():
-        if old.name != chosen.file_name:
-            old.remove()
-    meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
-            "serializer_version": str(chosen.version), "python_type": type_name(value)}
-    if signature is not None:
-        meta[SIGNATURE_KEY] = signature
-    for stale in set(artifact.metadata) - set(meta):
-        artifact.del_meta(stale)
-    artifact.update_meta(meta)
-
-
-def _dump(artifact: Artifact, key: str, value: Any, chosen: Serializer) -> str | None:
-    """Write the object's file; its signature when one is due (a pickle and a key set)."""
-    from catalogstore.artifacts import ArtifactFile
-    from catalogstore.serializers import dump_checked
-
-    signing_key = _signing_key()
-    with ArtifactFile(artifact, chosen.file_name).open("wb") as stream:
-        if signing_key is None or not chosen.executes_code:
-            dump_checked(chosen, value, stream, key)
-            return None
-        mac = new_signer(signing_key, artifact.namespace, key, chosen.name)
-        dump_checked(chosen, value, SigningWriter(stream, mac), key)
-    return signature_of(mac)
-
-
-def _signing_key() -> SecretStr | None:
-    from catalogstore.settings import get_settings
-
-    return get_settings().signing_key
+        with records.lock(workspace, namespace, key):
+            current = records.read(workspace, namespace, key)
+            if current is not None and current.generation == generation:
+                _memory(backend, namespace).delete(key)
+    except CatalogStoreError as exc:  # ignored by get, which follows the record
+        logger.debug("object store: stale copy of %s/%s left in cluster memory: %s",
+                     namespace, key, exc)
 
 
 # -- get --------------------------------------------------------------------------
@@ -233,22 +245,27 @@ def _signing_key() -> SecretStr | None:
 def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         strategy: Strategy | str | None = None, serializer: str | None = None,
         backend: str | None = None, default: Any = _MISSING) -> Any:
-    """The value stored under ``key``.
+    """The value of ``key``'s current generation.
 
     Parameters
     ----------
+    artifact_only, strategy
+        The tiers to read; a key whose current value is in another tier is not found.
     serializer
-        Decode an artifact with this serializer instead of the one recorded in its
-        metadata: needed (and an explicit statement of trust) for objects the store
-        did not write, such as Flowdapt's. A signing key outranks that trust: with
-        one set, an unsigned pickle is refused whatever the serializer named.
+        Decode an artifact with this serializer instead of the one recorded: needed
+        (and an explicit statement of trust) for objects the store did not write, such
+        as Flowdapt's or those ``reindex`` found. A signing key outranks that trust:
+        with one set, an unsigned pickle is refused whatever the serializer named.
     default
         Returned when there is no such key, instead of raising.
 
     Raises
     ------
     ObjectNotFoundError
-        (a ``KeyError``) when no tier the strategy reads holds ``key``.
+        (a ``KeyError``) when the key has no current value in the tiers read (its
+        message names the tier and session that held a value now gone).
+    UntrustedObjectError
+        for an object this store did not write and nobody adopted; nothing was decoded.
     CorruptArtifactError
         when the artifact's bytes do not match the catalog's checksum.
     SignatureError
@@ -259,96 +276,68 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
     try:
-        if chosen is not Strategy.ARTIFACT:
-            try:
-                return _memory(backend, ns).get(key)
-            except (ObjectNotFoundError, BackendUnavailableError) as exc:
-                if chosen is Strategy.CLUSTER_MEMORY:
-                    raise
-                logger.debug("object store: %s/%s not in cluster memory (%s); reading "
-                             "artifacts", ns, key, exc)
-        return _get_artifact(ns, key, serializer)
+        return _get(ns, key, chosen, serializer, backend)
     except ObjectNotFoundError:
         if default is _MISSING:
             raise
         return default
 
 
-def _get_artifact(namespace: str, key: str, serializer: str | None) -> Any:
-    try:
-        artifact = _object_artifact(namespace, key)
-    except ArtifactNotFoundError:
+def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
+         backend: str | None) -> Any:
+    workspace = _workspace()
+
+    def reread() -> ObjectRecord | None:
+        return records.read(workspace, namespace, key)
+
+    record = reread()
+    for _ in range(tier.READ_ATTEMPTS):
+        if record is None:
+            return _get_unrecorded(namespace, key, chosen, serializer, backend)
+        if record.tier == records.ARTIFACT:
+            if chosen is Strategy.CLUSTER_MEMORY:
+                raise ObjectNotFoundError(
+                    f"object {namespace}/{key} is an artifact, not in cluster memory")
+            try:
+                return tier.read_recorded(record, serializer, reread)
+            except tier.Moved:
+                record = reread()
+                continue
+        if chosen is Strategy.ARTIFACT:
+            raise ObjectNotFoundError(
+                f"object {namespace}/{key}: its current value is in {record.location}, not "
+                "in an artifact")
+        try:
+            return _memory(backend, namespace).get(key)
+        except (ObjectNotFoundError, BackendUnavailableError) as exc:
+            again = reread()
+            if again is not None and again.generation == record.generation:
+                raise ObjectNotFoundError(
+                    f"object {namespace}/{key} was put in {record.location}, which no longer "
+                    f"holds it ({exc}): the value is gone (that session ended or was "
+                    "cleared); put it again") from None
+            record = again
+    raise ObjectNotFoundError(f"object {namespace}/{key} kept changing while read")
+
+
+def _get_unrecorded(namespace: str, key: str, chosen: Strategy, serializer: str | None,
+                    backend: str | None) -> Any:
+    """A key the store has no record of: a value someone put straight into cluster
+    memory (read with ``strategy="cluster_memory"`` only), an object artifact another
+    tool wrote (refused unless ``serializer`` is named), or nothing."""
+    if chosen is Strategy.CLUSTER_MEMORY:
+        return _memory(backend, namespace).get(key)
+    artifact = _find_artifact(namespace, key)
+    if artifact is None:
+        raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r}")
+    if not tier.is_object_artifact(artifact) and serializer is None:
         raise ObjectNotFoundError(
-            f"no object {key!r} in namespace {namespace!r}") from None
-    attempts = 0
-
-    def read() -> tuple[Serializer, bytes]:
-        nonlocal attempts
-        attempts += 1
-        if attempts < _READ.attempts:
-            return _read_object(artifact.refresh() if attempts > 1 else artifact,
-                                namespace, key, serializer)
-        # Writers hold the lock from their commit until the bytes are in
-        # place: under it the metadata and the bytes are of one put.
-        with artifact.locked():
-            return _read_object(artifact.refresh(), namespace, key, serializer, locked=True)
-
-    try:
-        # A put with another serializer (another file name), or a put that committed
-        # between the metadata and the bytes, looks like this for a moment;
-        # tampering does not go away.
-        chosen, data = retry.call(
-            read, policy=_READ, level=logging.DEBUG,
-            transient=lambda exc: isinstance(exc, (ArtifactFileNotFoundError, SignatureError)),
-            what=lambda: f"object store: read {namespace}/{key}")
-    except ArtifactNotFoundError:  # deleted meanwhile
-        raise ObjectNotFoundError(
-            f"no object {key!r} in namespace {namespace!r}") from None
-    try:
-        return chosen.loads(data)
-    except Exception as exc:
-        raise SerializationError(
-            f"cannot decode {namespace}/{key} with {chosen.name}: {type(exc).__name__}: "
-            f"{exc}") from exc
+            f"no object {key!r} in namespace {namespace!r}: {namespace}/{key} is a user "
+            "artifact, not an object (read it with get_artifact)")
+    return tier.read_unrecorded(artifact, key, serializer)
 
 
-def _decoder(namespace: str, key: str, meta: dict[str, str],
-             serializer: str | None) -> Serializer:
-    """The serializer that reads the object: the one asked for, else the one recorded."""
-    from catalogstore.serializers import get_serializer
-
-    name = serializer or meta.get("serializer")
-    if name is None:
-        what = ("an object written by another tool (Flowdapt?)"
-                if meta.get("value_type") == VALUE_TYPE else "not an object of the store")
-        raise SerializationError(
-            f"artifact {namespace}/{key} is {what}: it names no serializer, so it is not "
-            "decoded; pass serializer='cloudpickle' (or another) to trust and read it")
-    return get_serializer(name)
-
-
-def _read_object(artifact: Artifact, namespace: str, key: str, serializer: str | None, *,
-                 locked: bool = False) -> tuple[Serializer, bytes]:
-    """The serializer and the verified (and, when it runs code, signature-checked) bytes
-    of the object as ``artifact``'s snapshot has it; ``locked`` inside
-    :meth:`Artifact.locked`."""
-    from catalogstore.artifacts import ArtifactFile
-
-    meta = artifact.metadata
-    chosen = _decoder(namespace, key, meta, serializer)
-    file = ArtifactFile(artifact, chosen.file_name)  # reading its row says if it is there
-    # read(verify=True) waits out a concurrent commit of the file itself.
-    data = file.read_locked()[1] if locked else file.read(verify=True)
-    data = data if isinstance(data, bytes) else data.encode()
-    signing_key = _signing_key()
-    if signing_key is not None and chosen.executes_code:
-        # Signed with the serializer that wrote it, whichever one reads it now.
-        verify_signature(signing_key, namespace, key, meta.get("serializer", chosen.name),
-                         data, meta.get(SIGNATURE_KEY))
-    return chosen, data
-
-
-# -- delete, exists ------------------------------------------------------------------
+# -- delete, exists, adopt ------------------------------------------------------------
 
 
 def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
@@ -356,38 +345,111 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
     """Remove ``key``: from every tier with the default strategy, else from the chosen one.
 
     Deleting a key that does not exist is not an error and creates nothing.
+
+    Raises
+    ------
+    NotAnObjectError
+        when ``key`` names a user's artifact, not an object (delete it as an artifact).
     """
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
-    if chosen is not Strategy.ARTIFACT:
-        try:
-            _memory(backend, ns).delete(key)
-        except BackendUnavailableError as exc:
-            if chosen is Strategy.CLUSTER_MEMORY:
-                raise
-            logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
-    if chosen is not Strategy.CLUSTER_MEMORY:
-        with contextlib.suppress(ArtifactNotFoundError):
-            _object_artifact(ns, key).delete()
+    workspace = _workspace()
+    with records.lock(workspace, ns, key):
+        record = records.read(workspace, ns, key)
+        if chosen is not Strategy.ARTIFACT:
+            try:
+                _memory(backend, ns).delete(key)
+            except BackendUnavailableError as exc:
+                if chosen is Strategy.CLUSTER_MEMORY:
+                    raise
+                logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
+        in_memory = record is not None and record.tier == records.CLUSTER_MEMORY
+        if chosen is Strategy.CLUSTER_MEMORY:
+            if in_memory:
+                records.write(workspace, record, drop=True)  # type: ignore[arg-type]
+            return
+        _delete_artifact(workspace, ns, key, record, forget=not in_memory or
+                         chosen is Strategy.FALLBACK)
+
+
+def _delete_artifact(workspace: Workspace, namespace: str, key: str,
+                     record: ObjectRecord | None, *, forget: bool) -> None:
+    """Delete the key's artifact (and, with ``forget``, its record) in one commit."""
+    from catalogstore.txn.batch import transaction
+
+    artifact = _find_artifact(namespace, key)
+    ours = artifact is not None and (
+        (record is not None and record.artifact_id == artifact.record.id)
+        or tier.is_object_artifact(artifact))
+    if artifact is not None and not ours:
+        if record is None:
+            raise NotAnObjectError(
+                f"{namespace}/{key} is a user artifact, not an object: the object store "
+                "does not delete it (delete it with get_artifact(...).delete())")
+        artifact = None  # an object in cluster memory beside a user artifact of its name
+    if artifact is None:
+        if record is not None and forget:
+            records.write(workspace, record, drop=True)
+        return
+    with contextlib.suppress(ArtifactNotFoundError), transaction() as batch:
+        artifact.delete()
+        if forget:
+            records.delete_with(batch, namespace, key)
 
 
 def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
            strategy: Strategy | str | None = None, backend: str | None = None) -> bool:
-    """Whether a tier the strategy reads holds ``key``."""
+    """Whether ``key`` has a current value in a tier the strategy reads.
+
+    An object artifact written by another tool counts (``get`` still refuses it until
+    adopted); a user's artifact of that name does not.
+    """
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
-    if chosen is not Strategy.ARTIFACT:
-        try:
-            if _memory(backend, ns).exists(key):
-                return True
-        except BackendUnavailableError as exc:
-            if chosen is Strategy.CLUSTER_MEMORY:
-                raise
-            logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
-    if chosen is Strategy.CLUSTER_MEMORY:
+    record = records.read(_workspace(), ns, key)
+    if record is None:
+        if chosen is Strategy.CLUSTER_MEMORY:
+            return _memory(backend, ns).exists(key)
+        artifact = _find_artifact(ns, key)
+        return artifact is not None and tier.is_object_artifact(artifact)
+    if record.tier == records.ARTIFACT:
+        return chosen is not Strategy.CLUSTER_MEMORY
+    if chosen is Strategy.ARTIFACT:
         return False
-    from catalogstore.artifacts import artifact_exists
+    try:
+        return _memory(backend, ns).exists(key)
+    except BackendUnavailableError:
+        return False
 
-    return artifact_exists(key, ns)
+
+def adopt(key: str, *, namespace: str = "", serializer: str | None = None) -> None:
+    """Trust the object artifact ``key`` as it is now: after this, ``get(key)`` decodes it.
+
+    For objects this store did not write (Flowdapt's, or found by ``reindex``). The
+    decision is recorded in the catalog with the SHA-256 of the bytes: bytes changed
+    later in the storage are refused again. With a signing key set, the object is
+    signed too. ``catalogstore adopt NAMESPACE/KEY`` runs this.
+
+    Parameters
+    ----------
+    serializer
+        The serializer that reads it (default: the one its metadata names, else
+        ``cloudpickle``, Flowdapt's).
+
+    Raises
+    ------
+    ObjectNotFoundError
+        when there is no artifact ``key``.
+    NotAnObjectError
+        when it is a user artifact and no serializer is named.
+    """
+    ns = current_namespace(namespace)
+    validate_name(key, "key")
+    workspace = _workspace()
+    with records.lock(workspace, ns, key):
+        artifact = _find_artifact(ns, key)
+        if artifact is None:
+            raise ObjectNotFoundError(f"no artifact {key!r} in namespace {ns!r} to adopt")
+        tier.adopt_artifact(artifact, key, serializer)
