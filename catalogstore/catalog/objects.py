@@ -102,8 +102,11 @@ def write(catalog: Catalog, record: ObjectRecord, *, only_if: str | None = None,
     """Commit ``record`` (or, with ``drop``, the key's removal) on its own; returns the
     record it replaced. With ``only_if``, nothing changes unless the current record's
     generation is that one. Call it under :func:`object_lock`."""
-    conn: Connection
-    with catalog.errors("record an object"), catalog.engine.begin() as conn:
+    # The catalog's writer path: SQLite's write lock taken at BEGIN, in the queue of
+    # every other writer (the artifact's lock: the key's commits are ordered by it).
+    with catalog.locked([(record.namespace, record.key)]) as locked, \
+            catalog.writing(locked) as writes:
+        conn = writes.conn
         previous = read_in(conn, record.namespace, record.key)
         if only_if is not None and (previous is None or previous.generation != only_if):
             return previous

@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,9 @@ __all__ = ["VALUE_TYPE", "Strategy", "adopt", "delete", "exists", "get", "put"]
 logger = logging.getLogger(__name__)
 
 _MISSING: Any = object()
+_RECORDED: Any = object()
+_GENERATIONS = 50
+"""Generations a get follows while writers keep replacing the key under it."""
 
 
 class Strategy(str, Enum):
@@ -217,8 +221,8 @@ def _drop_stale_artifact(namespace: str, key: str, generation: str) -> None:
         with transaction() as batch:
             artifact.delete()
             records.delete_with(batch, namespace, key, only_if=generation)
-    except records.Superseded:
-        pass
+    except (records.Superseded, ArtifactNotFoundError):
+        pass  # made current again, or deleted, meanwhile
     except CatalogStoreError as exc:  # ignored by get; removed by the next put or delete
         logger.warning("object store: could not remove the stale artifact of %s/%s: %s",
                        namespace, key, exc)
@@ -291,9 +295,13 @@ def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
         return records.read(workspace, namespace, key)
 
     record = reread()
-    for _ in range(tier.READ_ATTEMPTS):
+    for _ in range(_GENERATIONS):
         if record is None:
-            return _get_unrecorded(namespace, key, chosen, serializer, backend)
+            value = _get_unrecorded(namespace, key, chosen, serializer, backend, reread)
+            if value is not _RECORDED:
+                return value
+            record = reread()
+            continue
         if record.tier == records.ARTIFACT:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise ObjectNotFoundError(
@@ -320,16 +328,32 @@ def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
     raise ObjectNotFoundError(f"object {namespace}/{key} kept changing while read")
 
 
+def _identity(artifact: Artifact) -> tuple[int, object, object]:
+    """What changes with every commit to an artifact, and with its deletion and creation
+    again under the same name (ids can be reused)."""
+    record = artifact.record
+    return record.id, record.created_at, record.updated_at
+
+
 def _get_unrecorded(namespace: str, key: str, chosen: Strategy, serializer: str | None,
-                    backend: str | None) -> Any:
+                    backend: str | None, reread: Callable[[], ObjectRecord | None]) -> Any:
     """A key the store has no record of: a value someone put straight into cluster
     memory (read with ``strategy="cluster_memory"`` only), an object artifact another
-    tool wrote (refused unless ``serializer`` is named), or nothing."""
+    tool wrote (refused unless ``serializer`` is named), or nothing; :data:`_RECORDED`
+    when a put recorded the key meanwhile."""
     if chosen is Strategy.CLUSTER_MEMORY:
         return _memory(backend, namespace).get(key)
     artifact = _find_artifact(namespace, key)
     if artifact is None:
         raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r}")
+    if reread() is not None:  # a put committed the artifact and its record since
+        return _RECORDED
+    # Still there after the record was found missing? Else a delete took both meanwhile.
+    again = _find_artifact(namespace, key)
+    if again is None:
+        raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r}")
+    if _identity(again) != _identity(artifact):  # deleted and made again, or changed
+        return _RECORDED
     if not tier.is_object_artifact(artifact) and serializer is None:
         raise ObjectNotFoundError(
             f"no object {key!r} in namespace {namespace!r}: {namespace}/{key} is a user "

@@ -20,10 +20,12 @@ from catalogstore.errors import (
     ArtifactExistsError,
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
+    CorruptArtifactError,
     NotAnObjectError,
     ObjectNotFoundError,
     SerializationError,
     SignatureError,
+    StorageError,
     UntrustedObjectError,
     type_name,
 )
@@ -174,39 +176,40 @@ def read_recorded(record: ObjectRecord, serializer: str | None,
                   reread: Callable[[], ObjectRecord | None]) -> Any:
     """The value of the artifact ``record`` names, checked against it.
 
-    ``reread`` gives the key's record again when what was found belongs to another
-    generation (a put or delete committed meanwhile); the last attempt reads under the
-    artifact's lock, where record, metadata and bytes are of one commit.
+    What is found may belong to another commit (a put's files still moving, a delete's
+    gone): it is read again, the last time under the artifact's lock, where record,
+    metadata and bytes are of one commit. Raises :class:`Moved` once ``reread`` shows
+    another generation current, :class:`ObjectNotFoundError` once it shows none.
     """
     from catalogstore.artifacts import get_artifact
 
     namespace, key = record.namespace, record.key
-    current: ObjectRecord | None = record
     for attempt in range(1, READ_ATTEMPTS + 1):
-        if current is None:
-            raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r} "
-                                      "(deleted meanwhile)")
-        if current.tier != records.ARTIFACT:
-            raise Moved(current.tier)
         try:
             artifact = get_artifact(key, namespace)
             if attempt < READ_ATTEMPTS:
-                chosen, data = _read_checked(artifact, current, serializer, locked=False)
+                chosen, data = _read_checked(artifact, record, serializer, locked=False)
             else:
                 with artifact.locked():
-                    current = reread()
-                    if current is None or current.tier != records.ARTIFACT:
-                        continue
-                    chosen, data = _read_checked(artifact.refresh(), current, serializer,
+                    _still_current(record, reread())
+                    chosen, data = _read_checked(artifact.refresh(), record, serializer,
                                                  locked=True)
             return decode(chosen, data, namespace, key)
-        except (Moved, ArtifactNotFoundError, ArtifactFileNotFoundError, SignatureError):
+        except (Moved, ArtifactNotFoundError, ArtifactFileNotFoundError, SignatureError,
+                CorruptArtifactError, StorageError):
+            _still_current(record, reread())
             if attempt == READ_ATTEMPTS:
                 raise
-            logger.debug("object store: %s/%s changed while read; again", namespace, key)
-        current = reread()
-    raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r} "
-                              "(deleted meanwhile)")
+            logger.debug("object store: %s/%s met a commit while read; again", namespace, key)
+    raise AssertionError("unreachable")
+
+
+def _still_current(record: ObjectRecord, fresh: ObjectRecord | None) -> None:
+    if fresh is None:
+        raise ObjectNotFoundError(f"no object {record.key!r} in namespace "
+                                  f"{record.namespace!r} (deleted meanwhile)")
+    if fresh.generation != record.generation:
+        raise Moved(fresh.generation)
 
 
 def _read_checked(artifact: Artifact, record: ObjectRecord, serializer: str | None, *,
