@@ -390,11 +390,17 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
                 logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
         in_memory = record is not None and record.tier == records.CLUSTER_MEMORY
         if chosen is Strategy.CLUSTER_MEMORY:
-            if in_memory:
-                records.write(workspace, record, drop=True)  # type: ignore[arg-type]
+            if record is not None and in_memory:
+                _forget(workspace, record)
             return
         _delete_artifact(workspace, ns, key, record, forget=not in_memory or
                          chosen is Strategy.FALLBACK)
+
+
+def _forget(workspace: Workspace, record: ObjectRecord) -> None:
+    """Drop the key's record, unless an artifact put (which takes no object lock) has
+    made a newer generation current since it was read: that put then wins."""
+    records.write(workspace, record, drop=True, only_if=record.generation)
 
 
 def _delete_artifact(workspace: Workspace, namespace: str, key: str,
@@ -414,7 +420,7 @@ def _delete_artifact(workspace: Workspace, namespace: str, key: str,
         artifact = None  # an object in cluster memory beside a user artifact of its name
     if artifact is None:
         if record is not None and forget:
-            records.write(workspace, record, drop=True)
+            _forget(workspace, record)
         return
     with contextlib.suppress(ArtifactNotFoundError), transaction() as batch:
         artifact.delete()
