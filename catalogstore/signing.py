@@ -1,8 +1,10 @@
 """Signatures of pickled objects: whether the object store may unpickle what it reads.
 
 Checksums (:mod:`catalogstore.storage.checksum`) detect corruption, not
-tampering: whoever can write the storage and the catalog recomputes them.
-Signatures answer that threat for the one format where it matters most:
+tampering: whoever can write the storage and the catalog recomputes them. Against a
+writer of the storage alone, the catalog's record of each put (the SHA-256 of the
+pickled bytes, :mod:`catalogstore.object_store`) is enough, and always on.
+Signatures answer the stronger threat for the one format where it matters most:
 unpickling runs code chosen by whoever wrote the bytes. With a signing key
 configured (``CATALOGSTORE_SIGNING_KEY``, see
 :attr:`catalogstore.settings.Settings.signing_key`), the object store records

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, delete, select
 
@@ -31,6 +31,7 @@ from catalogstore.catalog.models import utcnow
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Catalog
+    from catalogstore.record import ArtifactRecord
 
 ARTIFACT = "artifact"
 CLUSTER_MEMORY = "cluster_memory"
@@ -57,6 +58,7 @@ _COLUMNS = (O.c.namespace, O.c.key, O.c.generation, O.c.tier, O.c.location, O.c.
             O.c.serializer, O.c.digest, O.c.origin)
 _READ = select(*_COLUMNS).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _DELETE = delete(O).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
+_TAKE = _DELETE.returning(*_COLUMNS)
 
 
 def read(catalog: Catalog, namespace: str, key: str) -> ObjectRecord | None:
@@ -71,19 +73,26 @@ def read_in(conn: Connection, namespace: str, key: str) -> ObjectRecord | None:
     return None if row is None else ObjectRecord(*row)
 
 
+def read_with_artifact(catalog: Catalog, namespace: str,
+                       key: str) -> tuple[ObjectRecord | None, ArtifactRecord | None]:
+    """The key's record and the catalog entry of the artifact of its name, read on one
+    connection (a get's first step: one pool checkout, not two)."""
+    with catalog.errors("read an object record"), catalog.engine.connect() as conn, \
+            conn.begin():
+        record = read_in(conn, namespace, key)
+        return record, catalog.get_artifact_in(conn, namespace, key)
+
+
 def replace(conn: Connection, record: ObjectRecord, now: datetime | None = None) -> \
         ObjectRecord | None:
     """Make ``record`` the key's current one (in the caller's transaction); returns the
     record it replaces.
 
-    Read, then delete and insert: the caller holds the lock that orders writers of the
-    key (the artifact's, or :func:`object_lock`), and a plain INSERT needs no
-    dialect's upsert.
+    Delete (returning the old row), then insert: the caller holds the lock that orders
+    writers of the key (the artifact's), and a plain INSERT needs no dialect's upsert.
     """
-    previous = read_in(conn, record.namespace, record.key)
-    params: dict[str, Any] = {"ns": record.namespace, "key": record.key}
-    if previous is not None:
-        conn.execute(_DELETE, params)
+    taken = conn.execute(_TAKE, {"ns": record.namespace, "key": record.key}).first()
+    previous = None if taken is None else ObjectRecord(*taken)
     conn.execute(O.insert(), {
         "namespace": record.namespace, "key": record.key, "generation": record.generation,
         "tier": record.tier, "location": record.location, "artifact_id": record.artifact_id,

@@ -71,6 +71,7 @@ from catalogstore.txn import objects as records
 if TYPE_CHECKING:
     from catalogstore.artifacts import Artifact
     from catalogstore.cluster_memory import ClusterMemory
+    from catalogstore.record import ArtifactRecord
     from catalogstore.txn.objects import ObjectRecord
     from catalogstore.txn.workspace import Workspace
 
@@ -294,22 +295,25 @@ def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
     def reread() -> ObjectRecord | None:
         return records.read(workspace, namespace, key)
 
-    record = reread()
+    # The record and the artifact of its name in one round: what most gets need.
+    record, found = records.read_with_artifact(workspace, namespace, key)
+    artifact = None if found is None else _artifact(workspace, found)
     for _ in range(_GENERATIONS):
         if record is None:
-            value = _get_unrecorded(namespace, key, chosen, serializer, backend, reread)
+            value = _get_unrecorded(namespace, key, chosen, serializer, backend, reread,
+                                    artifact)
             if value is not _RECORDED:
                 return value
-            record = reread()
+            record, artifact = reread(), None
             continue
         if record.tier == records.ARTIFACT:
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise ObjectNotFoundError(
                     f"object {namespace}/{key} is an artifact, not in cluster memory")
             try:
-                return tier.read_recorded(record, serializer, reread)
+                return tier.read_recorded(record, serializer, reread, artifact)
             except tier.Moved:
-                record = reread()
+                record, artifact = reread(), None
                 continue
         if chosen is Strategy.ARTIFACT:
             raise ObjectNotFoundError(
@@ -335,15 +339,22 @@ def _identity(artifact: Artifact) -> tuple[int, object, object]:
     return record.id, record.created_at, record.updated_at
 
 
+def _artifact(workspace: Workspace, record: ArtifactRecord) -> Artifact:
+    from catalogstore.artifacts import Artifact
+
+    return Artifact(workspace, record, namespace=record.namespace, name=record.name)
+
+
 def _get_unrecorded(namespace: str, key: str, chosen: Strategy, serializer: str | None,
-                    backend: str | None, reread: Callable[[], ObjectRecord | None]) -> Any:
+                    backend: str | None, reread: Callable[[], ObjectRecord | None],
+                    artifact: Artifact | None) -> Any:
     """A key the store has no record of: a value someone put straight into cluster
     memory (read with ``strategy="cluster_memory"`` only), an object artifact another
     tool wrote (refused unless ``serializer`` is named), or nothing; :data:`_RECORDED`
     when a put recorded the key meanwhile."""
     if chosen is Strategy.CLUSTER_MEMORY:
         return _memory(backend, namespace).get(key)
-    artifact = _find_artifact(namespace, key)
+    artifact = artifact or _find_artifact(namespace, key)
     if artifact is None:
         raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r}")
     if reread() is not None:  # a put committed the artifact and its record since
@@ -379,6 +390,13 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
     workspace = _workspace()
+    record = records.read(workspace, ns, key)
+    if chosen is not Strategy.CLUSTER_MEMORY and (
+            record is None or record.tier == records.ARTIFACT):
+        # No cluster memory value to order against a memory put: no object lock. (A
+        # stale copy there is ignored by get, which follows the record.)
+        _delete_artifact(workspace, ns, key, record, forget=True)
+        return
     with records.lock(workspace, ns, key):
         record = records.read(workspace, ns, key)
         if chosen is not Strategy.ARTIFACT:

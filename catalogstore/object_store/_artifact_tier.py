@@ -173,20 +173,23 @@ def signing_key_setting() -> SecretStr | None:
 
 
 def read_recorded(record: ObjectRecord, serializer: str | None,
-                  reread: Callable[[], ObjectRecord | None]) -> Any:
+                  reread: Callable[[], ObjectRecord | None],
+                  found: Artifact | None = None) -> Any:
     """The value of the artifact ``record`` names, checked against it.
 
     What is found may belong to another commit (a put's files still moving, a delete's
     gone): it is read again, the last time under the artifact's lock, where record,
     metadata and bytes are of one commit. Raises :class:`Moved` once ``reread`` shows
     another generation current, :class:`ObjectNotFoundError` once it shows none.
+    ``found``: the artifact of the key's name, read with the record (first attempt).
     """
     from catalogstore.artifacts import get_artifact
 
     namespace, key = record.namespace, record.key
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
-            artifact = get_artifact(key, namespace)
+            artifact = found if attempt == 1 and found is not None else \
+                get_artifact(key, namespace)
             if attempt < READ_ATTEMPTS:
                 chosen, data = _read_checked(artifact, record, serializer, locked=False)
             else:

@@ -19,11 +19,12 @@ from catalogstore.errors import CatalogStoreError
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Writes
+    from catalogstore.record import ArtifactRecord
     from catalogstore.txn.batch import Batch
     from catalogstore.txn.workspace import Workspace
 
 __all__ = ["ADOPTED", "ARTIFACT", "CLUSTER_MEMORY", "PUT", "ObjectRecord", "Superseded",
-           "commit_with", "delete_with", "lock", "read", "write"]
+           "commit_with", "delete_with", "lock", "read", "read_with_artifact", "write"]
 
 
 class Superseded(CatalogStoreError):
@@ -33,6 +34,12 @@ class Superseded(CatalogStoreError):
 def read(workspace: Workspace, namespace: str, key: str) -> ObjectRecord | None:
     """The key's current record, if any."""
     return rows.read(workspace.catalog, namespace, key)
+
+
+def read_with_artifact(workspace: Workspace, namespace: str,
+                       key: str) -> tuple[ObjectRecord | None, ArtifactRecord | None]:
+    """See :func:`catalogstore.catalog.objects.read_with_artifact`."""
+    return rows.read_with_artifact(workspace.catalog, namespace, key)
 
 
 def write(workspace: Workspace, record: ObjectRecord, *, only_if: str | None = None,
