@@ -18,10 +18,10 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
@@ -93,12 +93,32 @@ def replace(conn: Connection, record: ObjectRecord, now: datetime | None = None)
     """
     taken = conn.execute(_TAKE, {"ns": record.namespace, "key": record.key}).first()
     previous = None if taken is None else ObjectRecord(*taken)
-    conn.execute(O.insert(), {
-        "namespace": record.namespace, "key": record.key, "generation": record.generation,
-        "tier": record.tier, "location": record.location, "artifact_id": record.artifact_id,
-        "serializer": record.serializer, "digest": record.digest, "origin": record.origin,
-        "updated_at": now or utcnow()})
+    conn.execute(O.insert(), _values(record, now))
     return previous
+
+
+def upsert(conn: Connection, record: ObjectRecord, now: datetime | None = None) -> None:
+    """Make ``record`` the key's current one (in the caller's transaction), in one
+    statement: a put's, whose commit holds the artifact's lock."""
+    insert: Callable[..., Any]  # the dialect's, with ON CONFLICT
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = _values(record, now)
+    statement = insert(O).values(values)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[O.c.namespace, O.c.key],
+        set_={name: statement.excluded[name] for name in values
+              if name not in ("namespace", "key")}))
+
+
+def _values(record: ObjectRecord, now: datetime | None) -> dict[str, object]:
+    return {"namespace": record.namespace, "key": record.key,
+            "generation": record.generation, "tier": record.tier,
+            "location": record.location, "artifact_id": record.artifact_id,
+            "serializer": record.serializer, "digest": record.digest,
+            "origin": record.origin, "updated_at": now or utcnow()}
 
 
 def remove(conn: Connection, namespace: str, key: str) -> None:

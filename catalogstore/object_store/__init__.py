@@ -50,6 +50,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -175,8 +176,12 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
                     raise
                 logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
     generation, replaced = tier.put_artifact(ns, key, value, serializer, overwrite=overwrite)
-    if replaced is not None and replaced.tier == records.CLUSTER_MEMORY:
-        _drop_stale_memory(backend, ns, key, generation)
+    if replaced is not None and (replaced.tier == records.CLUSTER_MEMORY
+                                 or replaced.location is not None):
+        # The seed's "persist it" (put(k, v) then put(k, v, artifact_only=True)): the
+        # copy in memory is kept current rather than dropped, so gets stay fast.
+        _refresh_memory(backend, ns, key, generation,
+                        value if chosen is Strategy.ARTIFACT else _MISSING)
 
 
 def _memory_for_put(backend: str | None, namespace: str, key: str,
@@ -229,16 +234,31 @@ def _drop_stale_artifact(namespace: str, key: str, generation: str) -> None:
                        namespace, key, exc)
 
 
-def _drop_stale_memory(backend: str | None, namespace: str, key: str,
-                       generation: str) -> None:
-    """Remove the cluster memory copy an older generation left, unless a put made it
-    current again (checked under the key's lock, which memory writers hold)."""
+def _refresh_memory(backend: str | None, namespace: str, key: str, generation: str,
+                    value: Any) -> None:
+    """Replace the cluster memory copy an older generation left by ``value`` (the new
+    generation's, recorded as a copy of the artifact: ``location``), or remove it
+    (``value`` is :data:`_MISSING`, or memory cannot take it); either only while
+    ``generation`` is current, checked under the key's lock, which memory writers hold.
+    """
     workspace = _workspace()
     try:
         with records.lock(workspace, namespace, key):
             current = records.read(workspace, namespace, key)
-            if current is not None and current.generation == generation:
-                _memory(backend, namespace).delete(key)
+            if current is None or current.generation != generation:
+                return
+            memory = _memory(backend, namespace)
+            if value is not _MISSING and memory.outlives_process:
+                try:
+                    memory.put(key, value)
+                except (ObjectTooLargeError, SerializationError) as exc:
+                    logger.debug("object store: %s/%s not kept in memory: %s", namespace,
+                                 key, exc)
+                else:
+                    records.write(workspace, replace(current, location=memory.location[:255]),
+                                  only_if=generation)
+                    return
+            memory.delete(key)
     except CatalogStoreError as exc:  # ignored by get, which follows the record
         logger.debug("object store: stale copy of %s/%s left in cluster memory: %s",
                      namespace, key, exc)
@@ -310,6 +330,11 @@ def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
             if chosen is Strategy.CLUSTER_MEMORY:
                 raise ObjectNotFoundError(
                     f"object {namespace}/{key} is an artifact, not in cluster memory")
+            if record.location is not None and chosen is Strategy.FALLBACK:
+                # A copy of this generation in memory (see _refresh_memory): memory
+                # writers hold the key's lock, so it holds this value or a newer one.
+                with contextlib.suppress(ObjectNotFoundError, BackendUnavailableError):
+                    return _memory(backend, namespace).get(key)
             try:
                 return tier.read_recorded(record, serializer, reread, artifact)
             except tier.Moved:
@@ -390,12 +415,15 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
     workspace = _workspace()
-    record = records.read(workspace, ns, key)
-    if chosen is not Strategy.CLUSTER_MEMORY and (
-            record is None or record.tier == records.ARTIFACT):
-        # No cluster memory value to order against a memory put: no object lock. (A
-        # stale copy there is ignored by get, which follows the record.)
-        _delete_artifact(workspace, ns, key, record, forget=True)
+    record, found = records.read_with_artifact(workspace, ns, key)
+    if chosen is not Strategy.CLUSTER_MEMORY and (record is None or (
+            record.tier == records.ARTIFACT and record.location is None)):
+        # No cluster memory value to order against a memory put: no object lock (a
+        # stale copy there is ignored by get, which follows the record). The record
+        # goes with its artifact (ON DELETE CASCADE); one that a memory put wrote
+        # meanwhile stays: that put is then the later of the two.
+        _delete_artifact(workspace, ns, key, record, cascade=True,
+                         artifact=None if found is None else _artifact(workspace, found))
         return
     with records.lock(workspace, ns, key):
         record = records.read(workspace, ns, key)
@@ -407,12 +435,21 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
                     raise
                 logger.debug("object store: no cluster memory for %s/%s: %s", ns, key, exc)
         in_memory = record is not None and record.tier == records.CLUSTER_MEMORY
+        copied = record is not None and not in_memory and record.location is not None
         if chosen is Strategy.CLUSTER_MEMORY:
             if record is not None and in_memory:
                 _forget(workspace, record)
+            elif record is not None and copied:  # the artifact stays the key's value
+                records.write(workspace, replace(record, location=None),
+                              only_if=record.generation)
             return
-        _delete_artifact(workspace, ns, key, record, forget=not in_memory or
-                         chosen is Strategy.FALLBACK)
+        if chosen is Strategy.ARTIFACT and (in_memory or copied):
+            # The value's copy in memory stays, and becomes the key's current value.
+            assert record is not None
+            _delete_artifact(workspace, ns, key, record, becomes=replace(
+                record, tier=records.CLUSTER_MEMORY, artifact_id=None, digest=None))
+            return
+        _delete_artifact(workspace, ns, key, record)
 
 
 def _forget(workspace: Workspace, record: ObjectRecord) -> None:
@@ -422,11 +459,15 @@ def _forget(workspace: Workspace, record: ObjectRecord) -> None:
 
 
 def _delete_artifact(workspace: Workspace, namespace: str, key: str,
-                     record: ObjectRecord | None, *, forget: bool) -> None:
-    """Delete the key's artifact (and, with ``forget``, its record) in one commit."""
+                     record: ObjectRecord | None, *, becomes: ObjectRecord | None = None,
+                     cascade: bool = False, artifact: Artifact | None = _MISSING) -> None:
+    """Delete the key's artifact and, in the same commit, its record (or make
+    ``becomes`` the key's record; with ``cascade``, the record that points at the
+    artifact goes with it, and no other). ``artifact``: the key's, if already read."""
     from catalogstore.txn.batch import transaction
 
-    artifact = _find_artifact(namespace, key)
+    if artifact is _MISSING:
+        artifact = _find_artifact(namespace, key)
     ours = artifact is not None and (
         (record is not None and record.artifact_id == artifact.record.id)
         or tier.is_object_artifact(artifact))
@@ -437,13 +478,24 @@ def _delete_artifact(workspace: Workspace, namespace: str, key: str,
                 "does not delete it (delete it with get_artifact(...).delete())")
         artifact = None  # an object in cluster memory beside a user artifact of its name
     if artifact is None:
-        if record is not None and forget:
+        if record is not None and becomes is None:
             _forget(workspace, record)
+        elif becomes is not None and record is not None and becomes.tier != record.tier:
+            records.write(workspace, becomes, only_if=record.generation)
         return
-    with contextlib.suppress(ArtifactNotFoundError), transaction() as batch:
-        artifact.delete()
-        if forget:
-            records.delete_with(batch, namespace, key)
+    try:
+        with contextlib.suppress(ArtifactNotFoundError), transaction() as batch:
+            artifact.delete()
+            if becomes is None:
+                if not cascade:
+                    records.delete_with(batch, namespace, key)
+            else:
+                records.commit_with(batch, namespace, key, lambda _id: becomes,
+                                    only_if=becomes.generation)
+    except records.Superseded:
+        # An artifact put came between: its value was the artifact this delete removes,
+        # and the copy in memory is older than it. The key goes.
+        _delete_artifact(workspace, namespace, key, records.read(workspace, namespace, key))
 
 
 def exists(key: str, *, namespace: str = "", artifact_only: bool = False,

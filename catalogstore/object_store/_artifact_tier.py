@@ -80,40 +80,45 @@ def put_artifact(namespace: str, key: str, value: Any, serializer: str | None, *
         raise SerializationError(f"the {chosen.name} serializer cannot store {key!r} "
                                  f"({type_name(value)})")
     generation = uuid.uuid4().hex
-    replaced: list[ObjectRecord | None] = [None]
 
-    def put() -> None:
+    def put() -> ObjectRecord | None:
         from catalogstore.txn.batch import transaction
 
         with transaction() as batch:
-            artifact = _artifact_to_write(namespace, key, overwrite)
+            artifact, previous = _artifact_to_write(namespace, key, overwrite)
             used, digest = _write_object(artifact, key, value, chosen, auto=serializer is None)
             records.commit_with(
                 batch, namespace, key,
                 lambda artifact_id: records.ObjectRecord(
                     namespace, key, generation, records.ARTIFACT, None, artifact_id,
-                    used.name, digest, records.PUT),
-                lambda previous: replaced.__setitem__(0, previous))
-    retry.call(put, policy=_PUT_RACE,
-               transient=lambda exc: isinstance(exc, (ArtifactExistsError,
-                                                      ArtifactNotFoundError)),
-               what=lambda: f"object store: put {namespace}/{key}", level=logging.DEBUG)
-    return generation, replaced[0]
+                    used.name, digest, records.PUT))
+        return previous
+    replaced = retry.call(put, policy=_PUT_RACE,
+                          transient=lambda exc: isinstance(exc, (ArtifactExistsError,
+                                                                 ArtifactNotFoundError)),
+                          what=lambda: f"object store: put {namespace}/{key}",
+                          level=logging.DEBUG)
+    return generation, replaced
 
 
-def _artifact_to_write(namespace: str, key: str, overwrite: bool) -> Artifact:
-    from catalogstore.artifacts import get_artifact, new_artifact
+def _artifact_to_write(namespace: str, key: str,
+                       overwrite: bool) -> tuple[Artifact, ObjectRecord | None]:
+    """The artifact to write and the key's record as read with it. (A cluster memory
+    put may replace that record before this put commits: its memory value is then
+    left beside this put's record, which get follows.)"""
+    from catalogstore.artifacts import Artifact, get_workspace, new_artifact
 
-    try:
-        artifact = get_artifact(key, namespace)
-    except ArtifactNotFoundError:
-        return new_artifact(key, namespace)
+    workspace = get_workspace()
+    previous, found = records.read_with_artifact(workspace, namespace, key)
+    if found is None:
+        return new_artifact(key, namespace), previous
+    artifact = Artifact(workspace, found, namespace=namespace, name=key)
     if not overwrite and not is_object_artifact(artifact):
         raise NotAnObjectError(
             f"artifact {namespace}/{key} is a user artifact, not an object of the object "
             "store: put does not replace it; choose another key, or pass overwrite=True "
             "to replace its files and metadata with the object")
-    return artifact
+    return artifact, previous
 
 
 def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
@@ -321,8 +326,7 @@ def adopt_artifact(artifact: Artifact, key: str, serializer: str | None) -> Obje
         record = records.ObjectRecord(namespace, key, generation, records.ARTIFACT, None,
                                       None, chosen.name, digest, records.ADOPTED)
         records.commit_with(batch, namespace, key,
-                            lambda artifact_id: _with_artifact(record, artifact_id),
-                            lambda _previous: None)
+                            lambda artifact_id: _with_artifact(record, artifact_id))
     return record
 
 

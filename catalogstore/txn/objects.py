@@ -56,12 +56,17 @@ def lock(workspace: Workspace, namespace: str, key: str) -> Iterator[None]:
 
 
 def commit_with(batch: Batch, namespace: str, key: str,
-                record: Callable[[int], ObjectRecord],
-                replaced: Callable[[ObjectRecord | None], None]) -> None:
+                record: Callable[[int], ObjectRecord], *,
+                only_if: str | None = None) -> None:
     """Make ``record(artifact id)`` the key's record in the commit of ``batch``, which
-    changes the artifact ``namespace/key``; ``replaced`` learns the record it replaced."""
+    changes the artifact ``namespace/key`` (one statement). With ``only_if``, abort that
+    commit with :class:`Superseded` unless the key's current generation is that one."""
     def add(writes: Writes, artifact_id: int) -> None:
-        replaced(rows.replace(writes.conn, record(artifact_id), writes.now))
+        if only_if is not None:
+            current = rows.read_in(writes.conn, namespace, key)
+            if current is None or current.generation != only_if:
+                raise Superseded(f"object {namespace}/{key} changed meanwhile")
+        rows.upsert(writes.conn, record(artifact_id), writes.now)
     batch.changeset(namespace, key).rows.append(add)
 
 
