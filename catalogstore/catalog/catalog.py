@@ -219,12 +219,7 @@ class Catalog:
 
     def get_artifact(self, namespace: str, name: str) -> ArtifactRecord | None:
         with self.errors("read an artifact"), self.engine.connect() as conn:
-            return self.get_artifact_in(conn, namespace, name)
-
-    def get_artifact_in(self, conn: Connection, namespace: str,
-                        name: str) -> ArtifactRecord | None:
-        """:meth:`get_artifact` on ``conn`` (with other reads of one transaction)."""
-        rows = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).all()
+            rows = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).all()
         if not rows:
             return None
         first = rows[0]

@@ -23,15 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, and_, bindparam, delete, select
 
 from catalogstore.catalog.engine import artifact_lock, case_blind_key, sqlite_path
+from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import METADATA as M
 from catalogstore.catalog.models import OBJECTS as O
 from catalogstore.catalog.models import utcnow
+from catalogstore.record import ArtifactRecord
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Catalog
-    from catalogstore.record import ArtifactRecord
 
 ARTIFACT = "artifact"
 CLUSTER_MEMORY = "cluster_memory"
@@ -59,6 +61,15 @@ _COLUMNS = (O.c.namespace, O.c.key, O.c.generation, O.c.tier, O.c.location, O.c.
 _READ = select(*_COLUMNS).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _DELETE = delete(O).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _TAKE = _DELETE.returning(*_COLUMNS)
+# The artifact of the key's name with its metadata and the key's record, in one
+# statement (a row per metadata pair; the record's columns repeat on each).
+_WITH_ARTIFACT = (
+    select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
+           M.c.key.label("meta_key"), M.c.value,
+           *[c.label(f"object_{c.name}") for c in _COLUMNS])
+    .select_from(A.outerjoin(M, M.c.artifact_id == A.c.id)
+                 .outerjoin(O, and_(O.c.namespace == A.c.namespace, O.c.key == A.c.name)))
+    .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("key")))
 
 
 def read(catalog: Catalog, namespace: str, key: str) -> ObjectRecord | None:
@@ -77,10 +88,18 @@ def read_with_artifact(catalog: Catalog, namespace: str,
                        key: str) -> tuple[ObjectRecord | None, ArtifactRecord | None]:
     """The key's record and the catalog entry of the artifact of its name, read on one
     connection (a get's first step: one pool checkout, not two)."""
-    with catalog.errors("read an object record"), catalog.engine.connect() as conn, \
-            conn.begin():
-        record = read_in(conn, namespace, key)
-        return record, catalog.get_artifact_in(conn, namespace, key)
+    with catalog.errors("read an object record"), catalog.engine.connect() as conn:
+        rows = conn.execute(_WITH_ARTIFACT, {"ns": namespace, "key": key}).all()
+        if not rows:  # no artifact: the record alone (a value in cluster memory, or none)
+            return read_in(conn, namespace, key), None
+    first = rows[0]
+    artifact = ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
+                              first.updated_at,
+                              {row.meta_key: row.value for row in rows
+                               if row.meta_key is not None})
+    if first.object_generation is None:
+        return None, artifact
+    return ObjectRecord(*first[7:]), artifact
 
 
 def replace(conn: Connection, record: ObjectRecord, now: datetime | None = None) -> \
