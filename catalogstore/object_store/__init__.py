@@ -7,7 +7,9 @@ Where a value lives (issue 13)
     ``get`` reads that tier and nothing else, so an older copy left in another tier
     never comes back; it raises :class:`~catalogstore.errors.ObjectNotFoundError`
     naming the tier and session when the value there is gone. Stale copies are
-    removed once the new generation is committed.
+    removed once the new generation is committed, except that a put with
+    ``artifact_only=True`` over a value in cluster memory (the seed's "persist it")
+    writes the new value over the memory copy, recorded as a copy of the artifact.
 
 Durable unless told otherwise
     The ``fallback`` strategy (the default) puts a value in cluster memory only when
