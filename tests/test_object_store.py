@@ -151,6 +151,8 @@ def test_delete_default_removes_every_tier(store):
     put("both", 1)
     put("both", 2, artifact_only=True)  # the newest generation; memory's copy follows it
     assert get_cluster_memory().get("both") == 2 and get("both") == 2
+    assert get("both", strategy="cluster_memory") == 2  # the copy, current
+    assert exists("both", strategy="cluster_memory") and exists("both", artifact_only=True)
     delete("both", strategy="artifact")  # the copy in memory stays, as the key's value
     assert not artifact_exists("both") and get("both") == 2 and exists("both")
     put("both", 3, artifact_only=True)

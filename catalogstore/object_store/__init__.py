@@ -330,8 +330,10 @@ def _get(namespace: str, key: str, chosen: Strategy, serializer: str | None,
             continue
         if record.tier == records.ARTIFACT:
             if chosen is Strategy.CLUSTER_MEMORY:
-                raise ObjectNotFoundError(
-                    f"object {namespace}/{key} is an artifact, not in cluster memory")
+                if record.location is None:
+                    raise ObjectNotFoundError(
+                        f"object {namespace}/{key} is an artifact, not in cluster memory")
+                return _memory(backend, namespace).get(key)  # its copy there
             if record.location is not None and chosen is Strategy.FALLBACK:
                 # A copy of this generation in memory (see _refresh_memory): memory
                 # writers hold the key's lock, so it holds this value or a newer one.
@@ -510,15 +512,18 @@ def exists(key: str, *, namespace: str = "", artifact_only: bool = False,
     ns = current_namespace(namespace)
     validate_name(key, "key")
     chosen = _strategy(strategy, artifact_only)
-    record = records.read(_workspace(), ns, key)
+    workspace = _workspace()
+    record, found = records.read_with_artifact(workspace, ns, key)
     if record is None:
         if chosen is Strategy.CLUSTER_MEMORY:
             return _memory(backend, ns).exists(key)
-        artifact = _find_artifact(ns, key)
-        return artifact is not None and tier.is_object_artifact(artifact)
+        return found is not None and tier.is_object_artifact(_artifact(workspace, found))
     if record.tier == records.ARTIFACT:
-        return chosen is not Strategy.CLUSTER_MEMORY
-    if chosen is Strategy.ARTIFACT:
+        if chosen is not Strategy.CLUSTER_MEMORY:
+            return True
+        if record.location is None:
+            return False
+    elif chosen is Strategy.ARTIFACT:
         return False
     try:
         return _memory(backend, ns).exists(key)
