@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select
 
+from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import artifact_lock, case_blind_key, sqlite_path
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import METADATA as M
@@ -61,6 +63,7 @@ _COLUMNS = (O.c.namespace, O.c.key, O.c.generation, O.c.tier, O.c.location, O.c.
 _READ = select(*_COLUMNS).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _DELETE = delete(O).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _TAKE = _DELETE.returning(*_COLUMNS)
+_INSERT = O.insert()
 # The artifact of the key's name with its metadata and the key's record, in one
 # statement (a row per metadata pair; the record's columns repeat on each).
 _WITH_ARTIFACT = (
@@ -80,24 +83,24 @@ def read(catalog: Catalog, namespace: str, key: str) -> ObjectRecord | None:
 
 def read_in(conn: Connection, namespace: str, key: str) -> ObjectRecord | None:
     """:func:`read` inside the transaction of ``conn``."""
-    row = conn.execute(_READ, {"ns": namespace, "key": key}).first()
-    return None if row is None else ObjectRecord(*row)
+    rows = run(conn, _READ, {"ns": namespace, "key": key})
+    return ObjectRecord(*rows[0]) if rows else None
 
 
 def read_with_artifact(catalog: Catalog, namespace: str,
                        key: str) -> tuple[ObjectRecord | None, ArtifactRecord | None]:
     """The key's record and the catalog entry of the artifact of its name, read on one
     connection (a get's first step: one pool checkout, not two)."""
-    with catalog.errors("read an object record"), catalog.engine.connect() as conn:
-        rows = conn.execute(_WITH_ARTIFACT, {"ns": namespace, "key": key}).all()
+    # The direct path: tuples on SQLite, rows elsewhere, read by position.
+    with catalog.errors("read an object record"), catalog.engine.connect() as conn, \
+            conn.begin():
+        rows = run(conn, _WITH_ARTIFACT, {"ns": namespace, "key": key})
         if not rows:  # no artifact: the record alone (a value in cluster memory, or none)
             return read_in(conn, namespace, key), None
     first = rows[0]
-    artifact = ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
-                              first.updated_at,
-                              {row.meta_key: row.value for row in rows
-                               if row.meta_key is not None})
-    if first.object_generation is None:
+    artifact = ArtifactRecord(first[0], first[1], first[2], first[3], first[4],
+                              {row[5]: row[6] for row in rows if row[5] is not None})
+    if first[9] is None:  # the record's generation
         return None, artifact
     return ObjectRecord(*first[7:]), artifact
 
@@ -112,24 +115,29 @@ def replace(conn: Connection, record: ObjectRecord, now: datetime | None = None)
     """
     taken = conn.execute(_TAKE, {"ns": record.namespace, "key": record.key}).first()
     previous = None if taken is None else ObjectRecord(*taken)
-    conn.execute(O.insert(), _values(record, now))
+    run(conn, _INSERT, _values(record, now))
     return previous
 
 
 def upsert(conn: Connection, record: ObjectRecord, now: datetime | None = None) -> None:
     """Make ``record`` the key's current one (in the caller's transaction), in one
     statement: a put's, whose commit holds the artifact's lock."""
+    # Inside the commit, under the writers' lock: built once, run on the direct path.
+    run(conn, _upsert(conn.dialect.name), _values(record, now))
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
     insert: Callable[..., Any]  # the dialect's, with ON CONFLICT
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    values = _values(record, now)
-    statement = insert(O).values(values)
-    conn.execute(statement.on_conflict_do_update(
+    statement = insert(O)
+    return statement.on_conflict_do_update(
         index_elements=[O.c.namespace, O.c.key],
-        set_={name: statement.excluded[name] for name in values
-              if name not in ("namespace", "key")}))
+        set_={c.name: statement.excluded[c.name] for c in O.c
+              if c.name not in ("id", "namespace", "key")})
 
 
 def _values(record: ObjectRecord, now: datetime | None) -> dict[str, object]:
@@ -142,7 +150,7 @@ def _values(record: ObjectRecord, now: datetime | None) -> dict[str, object]:
 
 def remove(conn: Connection, namespace: str, key: str) -> None:
     """Forget the key (in the caller's transaction)."""
-    conn.execute(_DELETE, {"ns": namespace, "key": key})
+    run(conn, _DELETE, {"ns": namespace, "key": key})
 
 
 def write(catalog: Catalog, record: ObjectRecord, *, only_if: str | None = None,
