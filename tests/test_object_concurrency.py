@@ -110,6 +110,11 @@ def _check(calls: list[Call], final: dict[str, Any]) -> list[str]:
 
 
 def _run(processes: int, seconds: float) -> tuple[list[Call], list[str]]:
+    import catalogstore
+
+    # The local backend everywhere (exported to the workers), whatever runtime another
+    # test left in this process (a Dask client would be detected).
+    catalogstore.configure(memory_backend="local")
     seed = random.randrange(1 << 30)
     with LocalMemory.new_session(), ProcessPoolExecutor(
             processes, mp_context=multiprocessing.get_context("spawn")) as pool:

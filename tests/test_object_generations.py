@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+import catalogstore
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.errors import NotAnObjectError, ObjectNotFoundError, UntrustedObjectError
 from catalogstore.object_store import adopt, delete, exists, get, put
@@ -216,6 +217,9 @@ def test_newest_value_wins(local_stack, b_session):
 
 
 def test_objects_and_user_artifacts_do_not_collide(local_stack):
+    # Outside any executor's memory session (a Dask client another test left running
+    # would take the put into its memory, beside the artifact: no collision either).
+    catalogstore.configure(memory_backend="local")
     report = new_artifact("report")
     report.new_file("params.json", content='{"lr": 0.1}')
     report["owner"] = "alice"
