@@ -426,8 +426,11 @@ def delete(key: str, *, namespace: str = "", artifact_only: bool = False,
         # stale copy there is ignored by get, which follows the record). The record
         # goes with its artifact (ON DELETE CASCADE); one that a memory put wrote
         # meanwhile stays: that put is then the later of the two.
+        # No artifact in that read: looked up again, after the record was read (on
+        # PostgreSQL the record comes from a second statement, which may see a put that
+        # created the artifact meanwhile: its record must not be dropped alone).
         _delete_artifact(workspace, ns, key, record, cascade=True,
-                         artifact=None if found is None else _artifact(workspace, found))
+                         artifact=_MISSING if found is None else _artifact(workspace, found))
         return
     with records.lock(workspace, ns, key):
         record = records.read(workspace, ns, key)
