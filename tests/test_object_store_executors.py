@@ -380,7 +380,7 @@ def test_demo_runs_each_stage_in_its_own_process(executor: str,
     (record,) = [a for a in run.listing() if a["metadata"].get("kind") == "demo-run"]
     meta = record["metadata"]
     assert meta["executor"] == executor and record["name"] in stdout
-    pids = {meta[f"stage.{stage}.pid"] for stage in stages}
+    pids = {str(meta[f"stage.{stage}.pid"]) for stage in stages}  # typed: an int
     assert pids == {printed[stage] for stage in stages}
     assert len(pids) == 3 and str(run.process.pid) not in pids
     for stage in stages:
@@ -390,5 +390,5 @@ def test_demo_runs_each_stage_in_its_own_process(executor: str,
     assert int(meta["stage.prepare_dataframe.artifact_bytes"]) > 0
     assert int(meta["stage.use_dataframe.memory_bytes"]) > 0
     # ... and the last stage removed it from both.
-    assert meta["stage.clear_memory.memory_bytes"] == "0"
-    assert meta["stage.clear_memory.artifact_bytes"] == "0"
+    assert meta["stage.clear_memory.memory_bytes"] == 0
+    assert meta["stage.clear_memory.artifact_bytes"] == 0
