@@ -228,9 +228,43 @@ class JournalRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ObjectRow(Base):
+    """The current generation of one object store key (issues 12 and 13).
+
+    Written by the object store's ``put`` (in the same database transaction as the
+    object's file rows when it is an artifact), by ``delete`` (the row goes) and by
+    ``catalogstore adopt``; never by ``reindex``. It is what decides where ``get``
+    reads a key and whether the bytes found there may be decoded: metadata read from
+    the storage grants nothing.
+    """
+
+    __tablename__ = "objects"
+    __table_args__ = (UniqueConstraint("namespace", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(128))
+    generation: Mapped[str] = mapped_column(String(32))
+    """A random id per put: what tells a reader that the key changed under it."""
+    tier: Mapped[str] = mapped_column(String(16))
+    """``artifact`` or ``cluster_memory``: the one tier holding the current value."""
+    location: Mapped[str | None] = mapped_column(String(255))
+    """The cluster memory that holds it (backend and session), for messages."""
+    artifact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True)
+    """The artifact holding it (tier ``artifact``); deleting the artifact deletes the row."""
+    serializer: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str | None] = mapped_column(String(80))
+    """``sha256:<hex>`` of the file's bytes for serializers that run code (pickle)."""
+    origin: Mapped[str] = mapped_column(String(16))
+    """``put`` (this store wrote it) or ``adopted`` (``catalogstore adopt``)."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them, for the prebuilt statements of the hot paths
 # (the declarative attribute is typed as any FromClause).
 ARTIFACTS = cast(Table, ArtifactRow.__table__)
 FILES = cast(Table, FileRow.__table__)
 METADATA = cast(Table, MetadataRow.__table__)
 JOURNAL = cast(Table, JournalRow.__table__)
+OBJECTS = cast(Table, ObjectRow.__table__)

@@ -21,6 +21,12 @@ SCHEME = "cs://"
 """Prefix of artifact references in ``cp``: ``cs://NAMESPACE/NAME[/FILE]``."""
 
 
+# What `ls --objects` adds to the filter (issue 13). The metadata names an object store's
+# artifact, which is all a listing needs; whether one may be decoded is get()'s concern.
+_OBJECT_FILTERS = {"show": "", "hide": "NOT meta.value_type = 'object'",
+                   "only": "meta.value_type = 'object'"}
+
+
 def _parse_where(pairs: list[str] | None) -> dict[str, str]:
     where = {}
     for pair in pairs or []:
@@ -47,11 +53,20 @@ def ls(
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="At most N artifacts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    objects: Annotated[str, typer.Option(
+        "--objects", metavar="show|hide|only",
+        help="The object store's artifacts (value_type=object): listed with the others "
+             "(show, the default), left out (hide), or listed alone (only).")] = "show",
 ) -> None:
     """List artifacts with their file count, total size and metadata (reads the catalog only)."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give a NAMESPACE or --all-namespaces, not both")
+    if objects not in _OBJECT_FILTERS:
+        raise typer.BadParameter("use show, hide or only", param_hint="--objects")
     conditions = _parse_where(where)
+    shown = _OBJECT_FILTERS[objects]
+    if shown:
+        filter = f"({filter}) AND {shown}" if filter else shown
     try:
         artifacts = list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces,
                                    filter=filter, limit=limit)

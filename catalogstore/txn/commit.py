@@ -49,6 +49,9 @@ def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changes
 
 def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list[Committed]:
     ids = _resolve_ids(rows, changesets)
+    for cs in changesets:
+        for add_rows in cs.rows:
+            add_rows(rows, ids[id(cs)])
     created = _created(changesets)
     live = [cs for cs in changesets if not cs.delete]
     if journal:  # reindex records the folders storage has, even case variants
