@@ -115,6 +115,10 @@ class ArtifactRow(Base):
         # Names across namespaces: equality and prefixes (LIKE 'run-%'); the pattern
         # operator class lets PostgreSQL use it for prefixes whatever the collation.
         Index("ix_artifacts_name", "name", postgresql_ops={"name": "text_pattern_ops"}),
+        # ...which cannot order by name in the database's collation: ORDER BY name, id
+        # across namespaces reads this one in order, a page at a time (SQLite's
+        # ix_artifacts_name does already: it ends with the rowid, the id).
+        only_on("postgresql", Index("ix_artifacts_name_id", "name", "id")),
         # Newest or oldest first, a page at a time: the id breaks ties (keyset pages).
         Index("ix_artifacts_created_at", "created_at", "id"),
         Index("ix_artifacts_updated_at", "updated_at", "id"),
