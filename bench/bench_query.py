@@ -55,6 +55,8 @@ from _common import (
 )
 from bench_listing import walk
 
+from catalogstore.record import json_text
+
 PG_ADMIN_URL = os.environ.get("CATALOGSTORE_BENCH_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NAMESPACES = 20
@@ -87,6 +89,20 @@ def metadata_rows(start: int, stop: int, count: int
         yield i, "owner", f"user{i % 1000}", None
 
 
+def chunk_rows(start: int, stop: int, count: int
+               ) -> tuple[list[tuple[int, str, str, datetime, str]],
+                          list[tuple[int, str, str, float | None]]]:
+    """The artifacts ``start`` to ``stop`` (with their metadata document, as a commit
+    writes it beside the rows: ``artifacts.metadata_json``) and their metadata rows."""
+    meta = list(metadata_rows(start, stop, count))
+    documents: dict[int, dict[str, str]] = {}
+    for i, key, value, _ in meta:
+        documents.setdefault(i, {})[key] = value
+    artifacts = [(i, ns, name, moment, json_text(documents.get(i, {})))
+                 for i, ns, name, moment in artifact_rows(start, stop)]
+    return artifacts, meta
+
+
 def load_sqlite(engine: Any, count: int) -> None:
     """Bulk inserts with the driver, in one transaction, into the migrated schema."""
     raw = engine.raw_connection()
@@ -96,15 +112,16 @@ def load_sqlite(engine: Any, count: int) -> None:
         cursor.execute("BEGIN")
         for start in range(1, count + 1, _CHUNK):
             stop = min(start + _CHUNK, count + 1)
+            artifacts, meta = chunk_rows(start, stop, count)
             cursor.executemany(
-                "INSERT INTO artifacts (id, namespace, name, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO artifacts (id, namespace, name, created_at, updated_at, "
+                "metadata_json) VALUES (?, ?, ?, ?, ?, ?)",
                 # SQLAlchemy's storage format for DateTime on SQLite (naive UTC).
-                ((i, ns, name, s, s) for i, ns, name, moment in artifact_rows(start, stop)
+                ((i, ns, name, s, s, doc) for i, ns, name, moment, doc in artifacts
                  for s in [moment.strftime("%Y-%m-%d %H:%M:%S.%f")]))
             cursor.executemany(
                 "INSERT INTO artifact_metadata (artifact_id, key, value, number) "
-                "VALUES (?, ?, ?, ?)", metadata_rows(start, stop, count))
+                "VALUES (?, ?, ?, ?)", meta)
         cursor.execute("COMMIT")
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -118,13 +135,14 @@ def load_postgres(engine: Any, count: int) -> float:
         cursor = raw.cursor()
         for start in range(1, count + 1, _CHUNK):
             stop = min(start + _CHUNK, count + 1)
-            with cursor.copy("COPY artifacts (id, namespace, name, created_at, updated_at) "
-                             "FROM STDIN") as copy:
-                for i, ns, name, moment in artifact_rows(start, stop):
-                    copy.write_row((i, ns, name, moment, moment))
+            artifacts, meta = chunk_rows(start, stop, count)
+            with cursor.copy("COPY artifacts (id, namespace, name, created_at, updated_at, "
+                             "metadata_json) FROM STDIN") as copy:
+                for i, ns, name, moment, doc in artifacts:
+                    copy.write_row((i, ns, name, moment, moment, doc))
             with cursor.copy("COPY artifact_metadata (artifact_id, key, value, number) "
                              "FROM STDIN") as copy:
-                for row in metadata_rows(start, stop, count):
+                for row in meta:
                     copy.write_row(row)
         cursor.execute("SELECT setval(pg_get_serial_sequence('artifacts', 'id'), %s)",
                        (count,))

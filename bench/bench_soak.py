@@ -13,6 +13,12 @@ The operations (weights in ``WEIGHTS``):
   (npy) or 384 KiB of bytes (pickle), so one key changes file and serializer from
   one put to the next; ``get`` of the worker's own keys and of other workers'
   keys (racing their puts and deletes); ``exists``; ``delete``;
+- object store keys that all workers share (issue 13): ``put`` (in turn as an
+  artifact and in the default strategy) and ``delete`` of the same 4 keys by every
+  worker, and ``get`` of them, which must return a value some worker put there, or
+  nothing; each worker logs its writes with their start and end (one clock for the
+  machine), and after the run each key must hold the value of a write that no other
+  write followed (the last writer wins), else it is a lost update;
 - metadata on two artifacts that all workers share: ``set_meta``,
   ``update_meta`` of several keys in one commit, ``del_meta``; each worker writes
   only its own keys (``w{N}_k{J}``), all of them on the same artifacts at once,
@@ -77,6 +83,8 @@ PROCESSES = 4
 NS = "soak"  # the object store's keys
 NS_SHARED = "soak-shared"  # artifacts whose metadata every worker writes
 NS_FILES = "soak-files"  # one artifact per worker, its files
+NS_OBJECTS_SHARED = "soak-objects"  # object store keys every worker puts and deletes
+SHARED_OBJECTS = 4
 SHARED = ("shared-0", "shared-1")
 OBJECT_KEYS = 6  # per worker
 META_KEYS = 4  # per worker, on each shared artifact
@@ -89,9 +97,10 @@ WEIGHTS = {
     "put dict": 14, "put array": 4, "put bytes": 3, "get own": 12, "get other": 8,
     "exists": 8, "delete": 5, "set_meta": 12, "update_meta": 6, "del_meta": 2,
     "file write": 6, "file remove": 2, "file read": 4, "query": 6, "list": 4,
+    "put shared": 5, "delete shared": 2, "get shared": 4,
 }
 WRITES = ("put dict", "put array", "put bytes", "delete", "set_meta", "update_meta", "del_meta",
-          "file write", "file remove")
+          "file write", "file remove", "put shared", "delete shared")
 UNKNOWN = "?"  # a ledger entry whose write raised: its outcome is not known
 
 
@@ -100,6 +109,15 @@ UNKNOWN = "?"  # a ledger entry whose write raised: its outcome is not known
 
 def object_key(worker: int, index: int) -> str:
     return f"w{worker}-obj-{index}"
+
+
+def shared_object_key(index: int) -> str:
+    return f"shared-obj-{index}"
+
+
+def shared_object_value(worker: int, index: int, seq: int) -> Any:
+    """What ``worker`` puts under the shared key ``index`` at generation ``seq``."""
+    return object_value(worker, 100 + index, "dict", seq)
 
 
 def object_value(worker: int, index: int, kind: str, seq: int) -> Any:
@@ -176,6 +194,9 @@ class Ledger:
     shared: dict[tuple[str, str], str | None] = field(default_factory=dict)
     files: dict[str, int | str | None] = field(default_factory=dict)
     own_meta: dict[str, str | None] = field(default_factory=dict)
+    shared_objects: list[tuple[int, int | None, float, float]] = field(default_factory=list)
+    """Writes of the shared keys that returned: (index, seq or None for a delete, start,
+    end), ``time.monotonic`` (one clock for every process of the machine)."""
 
 
 @dataclass
@@ -212,6 +233,8 @@ class Worker:
             "del_meta": self.del_meta, "file write": self.file_write,
             "file remove": self.file_remove, "file read": self.file_read,
             "query": self.query, "list": self.listing,
+            "put shared": self.put_shared, "delete shared": self.delete_shared,
+            "get shared": self.get_shared,
         }
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -329,6 +352,40 @@ class Worker:
         with self.timed(op):
             object_store.delete(key, namespace=NS, artifact_only=True)
         objects[key] = None
+
+    # -- object store keys every worker writes ----------------------------------------------
+
+    def put_shared(self, op: str) -> None:
+        from catalogstore import object_store
+
+        index, seq = self.rng.randrange(SHARED_OBJECTS), self.next_seq()
+        value = shared_object_value(self.w, index, seq)
+        start = time.monotonic()
+        with self.timed(op):
+            object_store.put(shared_object_key(index), value, namespace=NS_OBJECTS_SHARED,
+                             artifact_only=self.rng.random() < 0.5)
+        self.report.ledger.shared_objects.append((index, seq, start, time.monotonic()))
+
+    def delete_shared(self, op: str) -> None:
+        from catalogstore import object_store
+
+        index = self.rng.randrange(SHARED_OBJECTS)
+        start = time.monotonic()
+        with self.timed(op):
+            object_store.delete(shared_object_key(index), namespace=NS_OBJECTS_SHARED)
+        self.report.ledger.shared_objects.append((index, None, start, time.monotonic()))
+
+    def get_shared(self, op: str) -> None:
+        from catalogstore import object_store
+
+        index = self.rng.randrange(SHARED_OBJECTS)
+        with self.timed(op):
+            got = object_store.get(shared_object_key(index), namespace=NS_OBJECTS_SHARED,
+                                   default=None)
+        if got is not None and not (isinstance(got, dict)
+                                    and plausible(got, got.get("owner", -1), 100 + index)):
+            self.wrong(op, f"{shared_object_key(index)}: {describe(got)} is no value a "
+                           "worker put there")
 
     # -- metadata of the shared artifacts -------------------------------------------------
 
@@ -580,8 +637,31 @@ def check_ledgers(outcome: Outcome) -> None:
             if key not in shared_unknown[name] and meta.get(key) != shared_expected[name].get(key):
                 lost(f"{NS_SHARED}/{name} meta {key}: expected "
                      f"{shared_expected[name].get(key)!r}, the store holds {meta.get(key)!r}")
+    check_shared_objects(outcome)
     extra = {a.name for a in list_artifacts(NS)} - present_objects
     outcome.lost += [f"{NS}/{name}: an object no ledger expects" for name in sorted(extra)]
+
+
+def check_shared_objects(outcome: Outcome) -> None:
+    """Each shared key holds the value of a last write: one that no write began after."""
+    from catalogstore import object_store
+
+    writes: dict[int, list[tuple[int, int | None, float, float]]] = defaultdict(list)
+    for report in outcome.reports:
+        for index, seq, start, end in report.ledger.shared_objects:
+            writes[index].append((report.worker, seq, start, end))
+    for index in range(SHARED_OBJECTS):
+        key = shared_object_key(index)
+        got = object_store.get(key, namespace=NS_OBJECTS_SHARED, default=None)
+        last = [(w, seq) for w, seq, _, end in writes[index]
+                if not any(start > end for _, _, start, _ in writes[index])]
+        allowed = [None if seq is None else shared_object_value(w, index, seq)
+                   for w, seq in last] or [None]
+        outcome.checked += 1
+        if not any(same_value(got, value) if value is not None else got is None
+                   for value in allowed):
+            outcome.lost.append(f"{NS_OBJECTS_SHARED}/{key}: holds {describe(got)}, the last "
+                                f"writes were {[describe(v) for v in allowed][:4]}")
 
 
 def soak_stack(label: str, processes: int, seconds: float, seed: int) -> Outcome:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-
 from _common import (
-    exit_status,
     KIB,
     create_bucket,
+    exit_status,
     make_parser,
     measure,
     moto_s3,

@@ -18,8 +18,9 @@ Limits (issue 12):
   fraction or exponent; a 5,000-digit integer costs quadratic time to convert, and
   Python refuses it beyond 4,300 digits anyway);
 - ``NaN``, ``Infinity``, ``-Infinity`` (not JSON, though Python's ``json`` writes them)
-  and numbers beyond the range of a double (``1e400``) are refused: no database
-  column or JSON reader takes them;
+  are read as ``null``, which is what Flowdapt (orjson) writes for them: a tree
+  another tool wrote keeps its artifacts (issue 14); numbers beyond the range of a
+  double (``1e400``) are refused: no database column or JSON reader takes them;
 - no string, key or value, holds a lone surrogate (``"\\ud800"``: not text, the
   database drivers cannot encode it) or a NUL character (PostgreSQL cannot store it).
 """
@@ -83,8 +84,9 @@ def _depth(outside_strings: bytes) -> int:
     return max(itertools.accumulate(memoryview(steps).cast("b")))
 
 
-def _constant(token: str) -> Any:
-    raise InvalidDocumentError(f"{token} is not a JSON number")
+def _constant(token: str) -> None:
+    """``NaN``, ``Infinity`` and ``-Infinity``: ``null``, as orjson writes them."""
+    return None
 
 
 _DECODER = json.JSONDecoder(parse_constant=_constant)

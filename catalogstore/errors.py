@@ -169,6 +169,15 @@ class SignatureError(CorruptArtifactError):
     """
 
 
+class UntrustedObjectError(CatalogStoreError, PermissionError):
+    """An object the store did not write (``reindex``, Flowdapt, another tool) and that
+    nobody adopted: not decoded unless the caller names its serializer (issue 12)."""
+
+
+class NotAnObjectError(CatalogStoreError, ValueError):
+    """The key names a user's artifact, not an object of the object store (issue 13)."""
+
+
 class QueryError(CatalogStoreError, ValueError):
     """A search filter, ordering or page cursor is malformed (nothing was run).
 

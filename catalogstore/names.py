@@ -16,10 +16,8 @@ case-insensitive filesystem would give them one folder.
 - **File names**: the same set plus ``+``, ``=``, ``@``, ``,`` and inner spaces;
   may start with ``.`` or ``_``; at most 255 characters; not ``.artifact.json``.
 - **Metadata**: keys are non-empty strings of at most 255 printable characters;
-  no key or value holds a NUL or a lone surrogate (``"\\ud800"``: not text), no
-  integer has more than 100 digits;
-  values are strings (``int``, ``float`` and ``bool`` are stored as their ``str``,
-  ``True``/``False`` as ``"true"``/``"false"``); anything else is refused.
+  no key or value holds a NUL or a lone surrogate (``"\\ud800"``: not text);
+  values are JSON values (:func:`check_meta_value`), kept with their type.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import math
 import re
 from typing import Any
 
-from catalogstore.bounded_json import MAX_INTEGER_DIGITS, text_problem
+from catalogstore.bounded_json import text_problem
 from catalogstore.errors import InvalidMetadataError, InvalidNameError
 
 METADATA_FILENAME = ".artifact.json"
@@ -44,7 +42,6 @@ MAX_META_KEY = 255
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FILE_NAME = re.compile(r"[A-Za-z0-9._+=@,-]([A-Za-z0-9._+=@, -]*[A-Za-z0-9._+=@,-])?")
-_INTEGER_BOUND = 10**MAX_INTEGER_DIGITS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -112,27 +109,54 @@ def validate_meta_key(key: object) -> str:
     return key
 
 
-def meta_value_to_str(key: str, value: Any) -> str:
-    """The stored form of a metadata value (see the module docstring for the rule)."""
-    if isinstance(value, str):
+JSON_SCALARS = (str, int, float, bool, type(None))
+MIN_INT, MAX_INT = -(2**63), 2**64 - 1
+"""The integers Flowdapt can write (orjson refuses others): so are catalogstore's."""
+
+
+def check_meta_value(key: str, value: Any) -> Any:
+    """``value`` as the JSON value stored under ``key``, or :class:`InvalidMetadataError`.
+
+    Values are what Flowdapt stores: ``str``, ``int``, ``float``, ``bool``, ``None``,
+    lists (tuples become lists) and dicts with ``str`` keys, nested. NaN and the
+    infinities are not JSON: they become ``None``, as Flowdapt (orjson) writes them.
+    Subclasses (``numpy.float64``, ``IntEnum``) become the plain type; integers
+    beyond 64 bits, strings with a NUL or a lone surrogate and every other type
+    are refused. Containers are copied, so later changes to the caller's list do
+    not reach the metadata.
+    """
+    kind = type(value)
+    if kind is str:
         problem = text_problem(value)
         if problem is not None:  # the databases cannot store either (issue 12)
             raise InvalidMetadataError(f"metadata value of {key!r} contains {problem[0]} "
                                        f"at character {problem[1]}")
         return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int) and abs(value) >= _INTEGER_BOUND:
-        # The limit documents read from storage have (bounded_json); str() of one of
-        # more than 4,300 digits would raise a bare ValueError (issue 12).
-        raise InvalidMetadataError(f"metadata value of {key!r}: an integer of more than "
-                                   f"{MAX_INTEGER_DIGITS} digits")
-    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        return str(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise InvalidMetadataError(
+                f"metadata value of {key!r} is an integer beyond 64 bits: store it as a str")
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is list or kind is tuple:
+        return [check_meta_value(key, item) for item in value]
+    if kind is dict:
+        for inner in value:
+            if type(inner) is not str:
+                raise InvalidMetadataError(
+                    f"metadata value of {key!r}: object keys must be str, not "
+                    f"{type(inner).__name__}")
+            check_meta_value(key, inner)  # a NUL or lone surrogate in a nested key
+        return {inner: check_meta_value(key, item) for inner, item in value.items()}
+    for plain in (bool, int, float, str):
+        if isinstance(value, plain):
+            return check_meta_value(key, plain(value))
     raise InvalidMetadataError(
-        f"metadata value of {key!r} must be a str (or int, finite float, bool), "
-        f"not {type(value).__name__}; convert it, e.g. with json.dumps"
-    )
+        f"metadata value of {key!r} must be a JSON value (str, int, float, bool, None, "
+        f"list, dict), not {kind.__name__}; convert it, e.g. with str()")
 
 
 def artifact_dir(namespace: str, name: str) -> str:

@@ -1,8 +1,11 @@
-"""The records the catalog hands out, and the one conversion to ``.artifact.json``.
+"""The records the catalog hands out, and the one conversion of metadata values.
 
-``.artifact.json`` holds exactly an artifact's metadata as one flat JSON object
-(Flowdapt reads it as the metadata); :func:`metadata_to_json` and
-:func:`metadata_from_json` are the only code that writes or reads that shape.
+``.artifact.json`` holds exactly an artifact's metadata as one JSON object, written
+byte for byte as Flowdapt writes it (orjson: compact, keys in insertion order,
+native types); :func:`metadata_to_json` and :func:`metadata_from_json` are the only
+code that writes or reads that shape. In the catalog a value is three columns
+(:func:`value_columns`, read back by :func:`value_from_columns`): its JSON type,
+its text form and, for numbers, its number.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from catalogstore.bounded_json import parse_document
 from catalogstore.errors import InvalidDocumentError, InvalidMetadataError
-from catalogstore.names import meta_value_to_str, validate_meta_key
+from catalogstore.names import check_meta_value, validate_meta_key
 
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 """What a metadata value must look like, in full, to count as a number: a decimal
@@ -45,19 +48,71 @@ class ArtifactRecord:
     name: str
     created_at: datetime
     updated_at: datetime
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def metadata_to_json(metadata: dict[str, str]) -> bytes:
-    """The content of ``.artifact.json`` for ``metadata``."""
-    return json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
+_encode_str = json.encoder.encode_basestring
+"""Python's string encoder without ``ensure_ascii``: it escapes as orjson does (``\\"``,
+``\\\\``, ``\\n`` and the like, other control characters as ``\\u00XX``, the rest as is)."""
 
 
-def metadata_from_json(content: bytes | str) -> dict[str, str]:
+def json_float(number: float) -> str:
+    """``number`` as orjson writes it: the shortest digits that read back the same (as
+    ``repr``), in ryu's layout (``0.00001``, ``1e-7``, ``1e+16``, ``100.0``)."""
+    if number != number or number in (math.inf, -math.inf):
+        return "null"
+    text = repr(number)
+    if "e" not in text:  # 1e-4 <= |number| < 1e16: the same layout
+        return text
+    sign = "-" if text[0] == "-" else ""
+    mantissa, _, exp = text.lstrip("-").partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    exponent = int(exp or 0) - len(frac)
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped or "0"
+    length = len(digits)
+    point = length + exponent  # 10 ** (point - 1) <= |number| < 10 ** point
+    if exponent >= 0 and point <= 16:
+        return f"{sign}{digits}{'0' * exponent}.0"
+    if 0 < point <= 16:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    if -5 < point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    shown = digits if length == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{sign}{shown}e{'+' if point > 0 else '-'}{abs(point - 1)}"
+
+
+def json_text(value: Any) -> str:
+    """A (checked) JSON value as orjson writes it: compact, keys in insertion order."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return json_float(value)
+    if kind is list:
+        return "[" + ",".join([json_text(item) for item in value]) + "]"
+    return "{" + ",".join([f"{_encode_str(k)}:{json_text(v)}" for k, v in value.items()]) + "}"
+
+
+def metadata_to_json(metadata: dict[str, Any]) -> bytes:
+    """The content of ``.artifact.json`` for ``metadata``, byte for byte as Flowdapt
+    writes it (so a round trip through Flowdapt and back changes nothing)."""
+    return json_text(metadata).encode()
+
+
+def metadata_from_json(content: bytes | str) -> dict[str, Any]:
     """Metadata from a ``.artifact.json`` content (as Flowdapt or catalogstore wrote it).
 
-    Non-string values that Flowdapt allowed are converted by the rule of
-    :func:`catalogstore.names.meta_value_to_str`.
+    Every JSON value is kept with its type (and key order); ``NaN`` and the
+    infinities, which some writers put in, become ``None`` as Flowdapt writes them.
     """
     try:
         # Bounded and total: the storage is hostile input (issue 12).
@@ -68,7 +123,85 @@ def metadata_from_json(content: bytes | str) -> dict[str, str]:
         raise InvalidMetadataError(
             f".artifact.json must hold a JSON object, not {type(data).__name__}"
         )
-    return {validate_meta_key(k): meta_value_to_str(k, v) for k, v in data.items()}
+    return {validate_meta_key(k): check_meta_value(k, v) for k, v in data.items()}
+
+
+def same_metadata(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two metadata hold the same keys with the same values, types included
+    (``1``, ``1.0`` and ``True`` differ, as they do in ``.artifact.json``)."""
+    return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two metadata values are equal and of one JSON type, nested values too."""
+    return a is b or (type(a) is type(b) and (a == b if type(a) is str else
+                                              json_text(a) == json_text(b)))
+
+
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+"""The C scanner behind ``json.loads``, called straight: a listing parses one document
+per artifact, and ``loads``' wrapper (whitespace skipping) cost as much as parsing."""
+
+
+def metadata_of(document: str) -> dict[str, Any]:
+    """The metadata in a catalog's metadata document (``artifacts.metadata_json``): JSON
+    text this module wrote; anything else (a row edited by hand) reads as ``{}``."""
+    if type(document) is not str:
+        return {}
+    try:
+        data, end = _scan_json(document, 0)
+    except (StopIteration, ValueError, RecursionError):
+        data, end = None, 0
+    if end != len(document):  # not as written here (spaces around it?): the slow way
+        try:
+            data = json.loads(document)
+        except (ValueError, TypeError, RecursionError):
+            return {}
+    return data if type(data) is dict else {}
+
+
+JSON_TYPES = ("string", "number", "boolean", "null", "array", "object")
+"""``artifact_metadata.type``: the JSON type of a value (the names of ``jsonb_typeof``)."""
+
+
+def value_type(value: Any) -> str:
+    """The JSON type name of a (checked) metadata value."""
+    kind = type(value)
+    if kind is str:
+        return "string"
+    if kind is bool:
+        return "boolean"
+    if kind is int or kind is float:
+        return "number"
+    if value is None:
+        return "null"
+    return "array" if kind is list else "object"
+
+
+def value_columns(value: Any) -> tuple[str, str, float | None]:
+    """A (checked) metadata value as the catalog stores it: (type, text, number).
+
+    The text of a string is the string itself (plain SQL ``value = 'xgb'`` keeps
+    working); of any other value its JSON text. The number is set for numbers and
+    for strings that spell one (:func:`value_number`), as before values were typed.
+    """
+    kind = type(value)
+    if kind is str:
+        return "string", value, value_number(value)
+    if kind is int or kind is float:
+        number = float(value)
+        return "number", json_text(value), number if math.isfinite(number) else None
+    return value_type(value), json_text(value), None
+
+
+def value_from_columns(kind: str | None, text: str) -> Any:
+    """The metadata value a catalog row holds (its ``type`` and ``value``)."""
+    if kind == "string" or kind is None:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:  # a row edited by hand: its text, rather than failing the read
+        return text
 
 
 def value_number(value: str) -> float | None:

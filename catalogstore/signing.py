@@ -1,8 +1,10 @@
 """Signatures of pickled objects: whether the object store may unpickle what it reads.
 
 Checksums (:mod:`catalogstore.storage.checksum`) detect corruption, not
-tampering: whoever can write the storage and the catalog recomputes them.
-Signatures answer that threat for the one format where it matters most:
+tampering: whoever can write the storage and the catalog recomputes them. Against a
+writer of the storage alone, the catalog's record of each put (the SHA-256 of the
+pickled bytes, :mod:`catalogstore.object_store`) is enough, and always on.
+Signatures answer the stronger threat for the one format where it matters most:
 unpickling runs code chosen by whoever wrote the bytes. With a signing key
 configured (``CATALOGSTORE_SIGNING_KEY``, see
 :attr:`catalogstore.settings.Settings.signing_key`), the object store records
@@ -33,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from catalogstore.errors import SignatureError
 
@@ -62,6 +64,16 @@ def signature_of(mac: hmac.HMAC) -> str:
     return f"{SIGNATURE_ALGORITHM}:{mac.hexdigest()}"
 
 
+def digest_of(data: bytes | None = None) -> Any:
+    """A SHA-256 hash (fed ``data``): what the catalog records of pickled bytes."""
+    return hashlib.sha256(data if data is not None else b"")
+
+
+def digest_text(hasher: Any) -> str:
+    """The catalog's form of a digest: ``sha256:<hex>``."""
+    return f"sha256:{hasher.hexdigest()}"
+
+
 def verify_signature(key: SecretStr, namespace: str, name: str, serializer: str,
                      data: bytes, recorded: str | None) -> None:
     """Raise :class:`SignatureError` unless ``recorded`` signs ``data`` under ``key``.
@@ -84,20 +96,28 @@ def verify_signature(key: SecretStr, namespace: str, name: str, serializer: str,
             "it, or check the storage with `catalogstore verify`)")
 
 
-class SigningWriter(io.BufferedIOBase):
-    """A binary stream that feeds what is written through it to an HMAC, then passes it on."""
+class Hasher(Protocol):
+    """What :class:`SigningWriter` feeds: an HMAC or a ``hashlib`` hash."""
 
-    def __init__(self, stream: IO[bytes], mac: hmac.HMAC) -> None:
+    def update(self, data: Any, /) -> None: ...
+
+
+class SigningWriter(io.BufferedIOBase):
+    """A binary stream that feeds what is written through it to hashes (an HMAC, the
+    object store's digest), then passes it on."""
+
+    def __init__(self, stream: IO[bytes], *hashes: Hasher) -> None:
         super().__init__()
         self._stream = stream
-        self._mac = mac
+        self._hashes = hashes
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")  # pickle hands over buffers of any item format
-        self._mac.update(view)
+        for hasher in self._hashes:
+            hasher.update(view)
         self._stream.write(view)
         return view.nbytes
 

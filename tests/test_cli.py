@@ -197,7 +197,7 @@ def test_demo_in_an_empty_directory(tmp_path):
     assert len(pids) == 3  # every stage ran in a process of its own
     assert int(meta["stage.prepare_dataframe.memory_bytes"]) > 0
     assert int(meta["stage.prepare_dataframe.artifact_bytes"]) > 0
-    assert meta["stage.clear_memory.artifact_bytes"] == "0"
+    assert meta["stage.clear_memory.artifact_bytes"] == 0  # typed metadata: the int the demo set
 
 
 @pytest.mark.slow

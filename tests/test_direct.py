@@ -132,3 +132,27 @@ def test_writer_connections_are_kept_per_thread(tmp_path: Path) -> None:
     assert first.closed
     artifact.set_meta("k", "w")  # a handle kept across the close gets a new connection
     assert get_artifact("a").metadata == {"k": "w"}
+
+
+@pytest.mark.parametrize("order_by", [None, "-created_at", "meta.i", "updated_at desc"])
+def test_a_page_read_directly_equals_cores(tmp_path: Path, order_by: str | None) -> None:
+    """A listing's page through the direct path (``run_select``) is what Core returns,
+    timestamps and sort keys included."""
+    from catalogstore.catalog.query.compile import compile_search
+    from catalogstore.txn.workspace import get_workspace
+
+    catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
+                           storage_url=str(tmp_path / "storage"))
+    workload()
+    catalog = get_workspace().catalog
+    for where, filter in (({"even": True}, None), (None, "meta.i >= 30"), (None, None),
+                          (None, "created_at > '2000-01-01' AND meta.i IN (1, 2, 33)")):
+        search = compile_search(filter, dialect="sqlite", where=where, order_by=order_by,
+                                limit=7)
+        with catalog.engine.connect() as conn, conn.begin():
+            statement = search.statement(conn)
+            core = [tuple(row) for row in conn.execute(statement).all()]
+            fast = direct.run_select(conn, statement, {})
+        assert core and fast == core
+        assert all(isinstance(row[3], datetime) and row[3].tzinfo for row in fast)
+    close_workspaces()

@@ -482,7 +482,7 @@ def test_s3_stopped_after_creations_and_deletions_are_rolled_forward(s3, by):
     folder = f"{s3['root']}/artifacts/default"
     assert s3["fs"].cat_file(f"{folder}/z/.artifact.json") == b"{}"
     assert not s3["fs"].exists(f"{folder}/y/data")
-    assert s3["fs"].cat_file(f"{folder}/m/.artifact.json") == b'{"stage": "evaluated"}'
+    assert s3["fs"].cat_file(f"{folder}/m/.artifact.json") == b'{"stage":"evaluated"}'
 
 
 def test_s3_stopped_while_a_stream_is_read(s3):

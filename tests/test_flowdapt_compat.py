@@ -131,7 +131,7 @@ def write_through_catalogstore() -> Tree:
                     "overwritten": b"second, longer content",
                     "streamed.txt": ("streamed " * 100).encode(),
                 },
-                "metadata": {"created_by": "catalogstore", "epochs": "12", "stage": "train",
+                "metadata": {"created_by": "catalogstore", "epochs": 12, "stage": "train",
                              "note": "ünïcode, \"quotes\" and {braces}"},
             },
             "bare": {"files": {}, "metadata": {}},
@@ -139,7 +139,7 @@ def write_through_catalogstore() -> Tree:
         "compat": {
             "tx": {"files": {"a.json": b'{"a": 1}'}, "metadata": {"phase": "committed"}},
             **{f"batch-{i}": {"files": {"data": (f"row {i}\n" * (i + 1)).encode()},
-                              "metadata": {"index": str(i)}} for i in range(BATCH)},
+                              "metadata": {"index": i}} for i in range(BATCH)},
         },
     }
 
@@ -219,7 +219,7 @@ def test_flowdapt_changes_keep_the_layout_and_the_record_shape(stack, flowdapt_p
     flowdapt_meta = run_flowdapt(flowdapt_python, FLOWDAPT_EDIT, tmp_path, name="kinds",
                                  namespace="default", drop_key="stage", **flowdapt_args(stack))
 
-    want = {**kinds["metadata"], "reviewed_by": "flowdapt", "epochs": "3"}
+    want = {**kinds["metadata"], "reviewed_by": "flowdapt", "epochs": 3}
     del want["stage"]
     raw = read_raw(stack, folder)
     written = json.loads(raw)

@@ -110,10 +110,13 @@ SPECIAL_VALUES = [
 ]
 BAD_META_KEYS: list[Any] = ["", "a\x00b", "a\nb", "\x1b", "a\x7f", "a\x85", "k" * 256,
                             5, None, b"key", ("t",), 1.5]
-# Neither text nor a number: refused (names.py: int, finite float and bool are converted).
-BAD_META_VALUES: list[Any] = [None, [1], {"a": 1}, b"bytes", float("nan"), float("inf"),
-                              -float("inf"), object(), {1, 2}, "nul\x00inside", 1j]
-CONVERTED = {7: "7", -3: "-3", 1.5: "1.5", True: "true", False: "false", 10**30: str(10**30)}
+# Not JSON values (names.check_meta_value): refused, however deep inside a list or dict.
+BAD_META_VALUES: list[Any] = [b"bytes", object(), {1, 2}, "nul\x00inside", 1j, 10**30,
+                              [1, b"x"], {"a": {"b": object()}}, {1: "int key"}, "\ud800"]
+# JSON values, kept with their type; NaN and the infinities are null (as Flowdapt writes).
+TYPED = {"7": 7, "-3": -3, "1.5": 1.5, "true": True, "false": False, "null": None,
+         "2**64-1": 2**64 - 1, "nan": float("nan"), "inf": float("inf"), "list": [1, [2, None]],
+         "dict": {"z": 1, "a": {"": []}}, "tuple": (1, "a"), "1e-7": 1e-7}
 
 
 class Battery:
@@ -298,11 +301,14 @@ def test_special_metadata_round_trips(stack):
     expected.update({f"v{i}": value for i, value in enumerate(SPECIAL_VALUES)})
     expected.update({"10kb": big, "1mb": huge})
     artifact.update_meta(expected)
-    for number, text in CONVERTED.items():
-        artifact.set_meta(f"n-{text}", number)
-        expected[f"n-{text}"] = text
+    for name, value in TYPED.items():
+        artifact.set_meta(f"n-{name}", value)
+        expected[f"n-{name}"] = None if (isinstance(value, float) and value != value) \
+            or value in (float("inf"),) else list(value) if isinstance(value, tuple) else value
     assert artifact.metadata == expected
-    assert get_artifact("meta").metadata == expected  # read back from the catalog
+    read = get_artifact("meta").metadata  # read back from the catalog
+    assert read == expected
+    assert [(k, type(v)) for k, v in read.items()] == [(k, type(v)) for k, v in expected.items()]
     fs = stack.filesystem()
     fs.invalidate_cache()
     mirror = json.loads(fs.cat_file(f"{artifact.path}/.artifact.json"))

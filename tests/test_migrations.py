@@ -670,3 +670,47 @@ def test_upgrading_a_catalog_with_data_keeps_every_row(engine, empty_db, tmp_pat
     print(f"\n[{engine.dialect.name}] {counts} rows at {FIRST_REVISION} kept through upgrade "
           f"to {head_revision()} ({upgraded_in:.2f} s), downgrade ({downgraded_in:.2f} s) "
           f"and upgrade; {numbers} numbers filled; {read} artifacts read through the API")
+
+
+def test_typed_metadata_migration_keeps_every_row(engine, empty_db, tmp_path):
+    """Issue 14's migration, from the head before it: every existing row (all text, as
+    catalogstore wrote them) becomes a string, unchanged; typed values fit beside them."""
+    alembic(engine, "upgrade", "f919e649af58")
+    counts = insert_first_revision_data(engine)
+    with engine.begin() as conn:  # as catalogstore at that revision wrote them
+        rows = conn.exec_driver_sql("SELECT id, value FROM artifact_metadata").all()
+        conn.execute(sa.text("UPDATE artifact_metadata SET number = :n WHERE id = :i"),
+                     [{"i": i, "n": value_number(v)} for i, v in rows])
+    before = dump(engine)
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before
+    with engine.connect() as conn:
+        types = conn.exec_driver_sql(
+            "SELECT type, COUNT(*) FROM artifact_metadata GROUP BY type").all()
+        view = conn.exec_driver_sql("SELECT COUNT(*), COUNT(type) FROM artifact_search").one()
+    assert [tuple(t) for t in types] == [("string", counts["artifact_metadata"])]
+    assert tuple(view) == (counts["artifact_metadata"],) * 2
+    alembic(engine, "check")
+    assert check_through_the_api(empty_db, tmp_path, before) == counts["artifacts"]
+    # Each artifact's metadata document holds its rows in their order.
+    names = {row[0]: (row[1], row[2]) for row in before["artifacts"]}
+    order: dict[tuple[str, str], list[str]] = {where: [] for where in names.values()}
+    for _, artifact_id, key, _ in before["artifact_metadata"]:
+        order[names[artifact_id]].append(key)
+    listed = {(a.namespace, a.name): list(a.metadata) for a in list_artifacts(all_namespaces=True)}
+    assert listed == order
+    typed = new_artifact("typed", "team-a")
+    typed.update_meta({"n": 3, "flag": True, "none": None, "layers": [1, 2]})
+    assert get_artifact("typed", "team-a").metadata == {"n": 3, "flag": True, "none": None,
+                                                        "layers": [1, 2]}
+    assert [a.name for a in query_artifacts("meta.layers CONTAINS 2")] == ["typed"]
+    catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'other.db'}")  # let go of it
+    from catalogstore.txn.workspace import close_workspaces
+
+    close_workspaces()
+    alembic(engine, "downgrade", "f919e649af58")
+    with engine.connect() as conn:
+        kept = conn.exec_driver_sql("SELECT COUNT(*) FROM artifact_metadata").scalar()
+    assert kept == counts["artifact_metadata"] + 4
+    alembic(engine, "upgrade", "head")
+    alembic(engine, "check")

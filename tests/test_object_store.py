@@ -67,6 +67,8 @@ def clear_memory(use_dataframe):
 
 def test_seed_example(store):
     df = prepare_dataframe()
+    # The persisting put is the key's newest generation (issue 13); the copy in cluster
+    # memory is kept current with it, so the next stage's get stays fast.
     assert get_cluster_memory().exists("my_dataframe")
     assert artifact_exists("my_dataframe")
     pd.testing.assert_frame_equal(use_dataframe(None), df)
@@ -147,9 +149,17 @@ def test_cluster_memory_strategy_never_touches_artifacts(store):
 
 def test_delete_default_removes_every_tier(store):
     put("both", 1)
-    put("both", 1, artifact_only=True)
-    delete("both", strategy="artifact")
-    assert get_cluster_memory().exists("both") and not artifact_exists("both")
+    put("both", 2, artifact_only=True)  # the newest generation; memory's copy follows it
+    assert get_cluster_memory().get("both") == 2 and get("both") == 2
+    assert get("both", strategy="cluster_memory") == 2  # the copy, current
+    assert exists("both", strategy="cluster_memory") and exists("both", artifact_only=True)
+    delete("both", strategy="artifact")  # the copy in memory stays, as the key's value
+    assert not artifact_exists("both") and get("both") == 2 and exists("both")
+    put("both", 3, artifact_only=True)
+    assert get_cluster_memory().get("both") == 3
+    delete("both", strategy="cluster_memory")  # the artifact stays, as the key's value
+    assert not get_cluster_memory().exists("both") and get("both") == 3
+    put("both", 1)
     put("both", 1, artifact_only=True)
     delete("both")  # unlike Flowdapt, the artifact copy goes too
     assert not get_cluster_memory().exists("both") and not artifact_exists("both")

@@ -18,6 +18,7 @@ from catalogstore.errors import (
     CorruptArtifactError,
     ObjectNotFoundError,
     SerializationError,
+    UntrustedObjectError,
 )
 from catalogstore.object_store import Strategy, delete, exists, get, put
 from catalogstore.serializers import Serializer, get_serializer, register_serializer
@@ -136,11 +137,11 @@ def test_objects_the_store_did_not_write_are_not_unpickled(stack):
     artifact = new_artifact("foreign")
     artifact.new_file("object", content=pickle.dumps([1, 2]))
     artifact["value_type"] = "object"  # as Flowdapt lays it out
-    with pytest.raises(SerializationError, match="serializer='cloudpickle'"):
+    with pytest.raises(UntrustedObjectError, match="serializer='cloudpickle'"):
         get("foreign", artifact_only=True)
     assert get("foreign", artifact_only=True, serializer="cloudpickle") == [1, 2]
     new_artifact("plain").new_file("data", content=b"x")
-    with pytest.raises(SerializationError, match="not an object"):
+    with pytest.raises(ObjectNotFoundError, match="user artifact, not an object"):
         get("plain", artifact_only=True)
 
 

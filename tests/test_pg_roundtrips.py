@@ -42,3 +42,29 @@ def test_atomic_creation_and_set_meta_round_trips(migrated_pg_url, tmp_path):
     assert get_artifact("a1", "ns").metadata == {"k1": "1", "k2": "two", "k3": "3.5"}
     assert get_artifact("a0", "ns").metadata["k1"] == "changed"
     assert (created, set_meta) == (CREATE_ROUND_TRIPS, SET_META_ROUND_TRIPS)
+
+
+PUT_OVERWRITE_ROUND_TRIPS = 15
+"""``object_store.put(..., artifact_only=True)`` over an existing key: the reads before
+the commit (the record with the artifact; the artifact's files), each a pinged
+reader's BEGIN, SELECT, COMMIT (8); then the commit as above (7): BEGIN with the lock;
+the find (the journal clean-up rides along); the case check (the ``objects`` upsert
+rides along: no implicit ``RETURNING id``, which would be waited for); the metadata
+read back (touch and file rows ride along); the journal row (the metadata document
+rides along); COMMIT; unlock."""
+
+
+def test_object_put_round_trips(migrated_pg_url, tmp_path):
+    import catalogstore
+    from catalogstore import object_store
+
+    with round_trips() as counter:
+        catalogstore.configure(catalog_url=migrated_pg_url, storage_url=str(tmp_path / "s"))
+        object_store.put("k", {"v": 0}, namespace="ns", artifact_only=True)
+        counts = []
+        for i in (1, 2):
+            counter.mark()
+            object_store.put("k", {"v": i}, namespace="ns", artifact_only=True)
+            counts.append(counter.count())
+    assert object_store.get("k", namespace="ns", artifact_only=True) == {"v": 2}
+    assert counts == [PUT_OVERWRITE_ROUND_TRIPS] * 2

@@ -363,7 +363,7 @@ MALFORMED = [
     ("meta.a IN 1", "expected '('", 10),
     ("meta.a IS 5", "expected NULL after IS", 10),
     ("meta.a IS NOT", "expected NULL after IS NOT", 13),
-    ("meta.a NOT = 1", "expected IN or LIKE after NOT", 11),
+    ("meta.a NOT = 1", "expected IN, LIKE or CONTAINS after NOT", 11),
     ("meta.a LIKE 5", "expected a quoted pattern", 12),
     ("meta.a LIKE 'x\\'", "ends with an escape", 12),
     ("meta.a ~ 1", "unexpected character '~'", 7),

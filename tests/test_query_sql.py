@@ -24,7 +24,7 @@ import catalogstore
 from catalogstore.artifacts import list_artifacts, new_artifact
 from catalogstore.catalog.catalog import A, M
 from catalogstore.catalog.query.compile import compile_search
-from catalogstore.record import value_number
+from catalogstore.record import json_text, value_number
 from catalogstore.txn.workspace import get_workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -46,6 +46,8 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
                                                            ("team-a", "run-1", "0.9")],
     "latest artifact per name pattern": [("team-a", "run-2"), ("team-b", "run-3")],
     "total size per namespace": [("team-a", 3, 3, 1700), ("team-b", 1, 0, 0)],
+    "artifacts whose final flag is the boolean true, with the type of their note": [
+        ("team-a", "run-1", "null"), ("team-a", "run-2", "missing")],
 }
 
 
@@ -63,14 +65,15 @@ def test_readme_sql_runs_on_both_databases(stack):
     with a1.transaction():
         a1.new_file("weights.bin", content=b"\0" * 1500)
         a1.new_file("log.txt", content="x" * 100)
-        a1.update_meta({"model": "xgb", "accuracy": "0.9"})
+        a1.update_meta({"model": "xgb", "accuracy": "0.9", "final": True, "note": None})
     time.sleep(0.01)  # distinct creation times for "latest"
     a2 = new_artifact("run-2", "team-a")
     with a2.transaction():
         a2.new_file("weights.bin", content=b"\0" * 100)
-        a2.update_meta({"model": "lgbm", "accuracy": "0.97"})
+        a2.update_meta({"model": "lgbm", "accuracy": "0.97", "final": True})
     new_artifact("exp-9", "team-a")["accuracy"] = "high"
-    new_artifact("run-3", "team-b").update_meta({"model": "xgb", "accuracy": "0.5"})
+    new_artifact("run-3", "team-b").update_meta({"model": "xgb", "accuracy": "0.5",
+                                                 "final": "true", "note": "a string"})
     with get_workspace().catalog.engine.connect() as conn:
         # The driver's own cursor: the SQL exactly as written, no parameters.
         cursor = conn.connection.dbapi_connection.cursor()
@@ -92,16 +95,18 @@ def bulk_load(conn: Connection) -> None:
     """N artifacts in 5 namespaces, each with batch (50 per value), model (10 values)
     and accuracy (uniform), inserted straight into the tables."""
     rng = random.Random(5)
-    conn.execute(A.insert(), [
-        {"id": i, "namespace": f"team-{i % 5}", "name": f"run-{i:05d}",
-         "created_at": BASE + timedelta(seconds=i), "updated_at": BASE + timedelta(seconds=i)}
-        for i in range(1, N + 1)])
-    rows = []
+    rows, documents = [], {}
     for i in range(1, N + 1):
-        for key, value in (("batch", f"b{i % 100}"), ("model", f"m{i % 10}"),
-                           ("accuracy", repr(rng.random()))):
+        meta = {"batch": f"b{i % 100}", "model": f"m{i % 10}", "accuracy": repr(rng.random())}
+        documents[i] = json_text(meta)  # as a commit writes it beside the rows
+        for key, value in meta.items():
             rows.append({"artifact_id": i, "key": key, "value": value,
                          "number": value_number(value)})
+    conn.execute(A.insert(), [
+        {"id": i, "namespace": f"team-{i % 5}", "name": f"run-{i:05d}",
+         "created_at": BASE + timedelta(seconds=i), "updated_at": BASE + timedelta(seconds=i),
+         "metadata_json": documents[i]}
+        for i in range(1, N + 1)])
     conn.execute(M.insert(), rows)
 
 

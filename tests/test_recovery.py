@@ -76,12 +76,12 @@ def test_killed_commit_is_all_or_nothing(stack, point):
         assert artifact.metadata == {"state": "old"}
         assert files == {"data": b"old content", "gone": b"old"}
         assert _storage(stack) == {"data": b"old content", "gone": b"old",
-                                   ".artifact.json": b'{"state": "old"}'}
+                                   ".artifact.json": b'{"state":"old"}'}
     else:
         assert artifact.metadata == {"state": "new"}
         assert files == {"data": b"new content", "added": "added"}
         assert _storage(stack) == {"data": b"new content", "added": b"added",
-                                   ".artifact.json": b'{"state": "new"}'}
+                                   ".artifact.json": b'{"state":"new"}'}
     assert get_workspace().journal() == []
 
 

@@ -55,7 +55,7 @@ with catalogstore.transaction():
 raise SystemExit("the crash did not happen")
 """
 EXPECTED_FILES = {"data": b"second", "stream": b"streamed"}
-EXPECTED_META = {"stage": "train", "epochs": "3"}
+EXPECTED_META = {"stage": "train", "epochs": 3}
 
 
 def _crash_child(stack, point: str) -> None:

@@ -126,7 +126,7 @@ def test_changes_refused_by_the_storage_are_rolled_forward(stack, by):
     assert not artifact_exists("y") and not (root / "artifacts/default/y").exists()
     assert get_artifact("m").metadata == {"stage": "evaluated"}
     assert (root / "artifacts/default/m/.artifact.json").read_text() == \
-        '{"stage": "evaluated"}'
+        '{"stage":"evaluated"}'
 
 
 def test_verify_repair_makes_the_folder_of_a_phantom_without_files(stack):
@@ -145,7 +145,7 @@ def test_verify_repair_makes_the_folder_of_a_phantom_without_files(stack):
     assert {(d.kind, d.name, d.repaired) for d in report.differences} == {
         ("missing-artifact", "phantom", True), ("missing-artifact", "lost", False)}
     assert (root / "artifacts/default/phantom/.artifact.json").read_text() == \
-        '{"stage": "made"}'
+        '{"stage":"made"}'
     assert {(d.kind, d.name) for d in verify().differences} == {("missing-artifact", "lost")}
 
 

@@ -21,7 +21,7 @@ from catalogstore.artifacts import lookup
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError
-from catalogstore.names import meta_value_to_str, validate_meta_key
+from catalogstore.names import check_meta_value, validate_meta_key
 
 if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
@@ -141,7 +141,9 @@ def list_artifacts(namespace: str = "", protocol: str = "", base_path: str = "",
     protocol, base_path, params
         The storage, as for :func:`new_artifact`.
     where
-        Keep the artifacts whose metadata has each of these key/value pairs.
+        Keep the artifacts whose metadata has each of these key/value pairs: a ``str``
+        compares with the value's text, a number numerically, ``True``/``False`` with
+        booleans, ``None`` with ``null``, a list or dict whole.
     all_namespaces
         List every namespace instead of one.
     filter
@@ -165,8 +167,8 @@ def list_artifacts(namespace: str = "", protocol: str = "", base_path: str = "",
                                        base_path=base_path, **params)
     workspace = lookup.storage_of(protocol, base_path, params)
     ns = None if all_namespaces else lookup.namespace_of(workspace, namespace)
-    # Compared with the stored text: True with 'true', 0.9 with '0.9'.
-    checked = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in (where or {}).items()}
+    # Typed: a str compares as text, a number as a number, True only with booleans.
+    checked = {validate_meta_key(k): check_meta_value(k, v) for k, v in (where or {}).items()}
     return lookup.search(Artifact, workspace, filter, where=checked,
                          namespaces="*" if ns is None else [ns], order_by=order_by,
                          limit=limit, after=None)[0]

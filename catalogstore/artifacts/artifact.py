@@ -30,7 +30,7 @@ from catalogstore.errors import (
 )
 from catalogstore.names import (
     artifact_dir,
-    meta_value_to_str,
+    check_meta_value,
     validate_file_name,
     validate_meta_key,
 )
@@ -259,7 +259,7 @@ class Artifact:
         self._record = record
         self._namespace = namespace
         self._name = name
-        self._meta: dict[str, str] = dict(record.metadata) if record else {}
+        self._meta: dict[str, Any] = dict(record.metadata) if record else {}
         self._tx: Changeset | None = None
         self._deleted = False
         # Set while a catalogstore.transaction() holds this artifact's changes: the
@@ -515,8 +515,9 @@ class Artifact:
     # -- metadata --------------------------------------------------------------
 
     @property
-    def metadata(self) -> dict[str, str]:
-        """A copy of the metadata, pending changes of an open transaction included.
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the metadata (JSON values, keys in insertion order), pending changes
+        of an open transaction included.
 
         Read from the handle's snapshot, with no catalog round trip (a listing's
         handles are read in a loop): the values of this handle's own artifact as
@@ -534,6 +535,9 @@ class Artifact:
             meta.update(cs.meta_set)
             for key in cs.meta_del:
                 meta.pop(key, None)
+        for key, value in meta.items():
+            if type(value) is list or type(value) is dict:  # the caller's own copy
+                meta[key] = check_meta_value(key, value)
         return meta
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -541,14 +545,20 @@ class Artifact:
         return self.metadata.get(key, default)
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Set ``key`` to ``value`` (a ``str``; numbers and bools are stored as ``str``)."""
+        """Set ``key`` to ``value``, a JSON value kept with its type.
+
+        ``str``, ``int``, ``float``, ``bool``, ``None``, and lists and dicts of them
+        (:func:`~catalogstore.names.check_meta_value`: NaN and infinities become
+        ``None``, as Flowdapt writes them; other types raise
+        :class:`~catalogstore.errors.InvalidMetadataError`).
+        """
         validate_meta_key(key)
-        text = meta_value_to_str(key, value)
-        self._change(lambda cs: cs.set_meta(key, text))
+        checked = check_meta_value(key, value)
+        self._change(lambda cs: cs.set_meta(key, checked))
 
     def update_meta(self, values: dict[str, Any]) -> None:
         """Set several keys in one commit."""
-        checked = {validate_meta_key(k): meta_value_to_str(k, v) for k, v in values.items()}
+        checked = {validate_meta_key(k): check_meta_value(k, v) for k, v in values.items()}
 
         def apply(cs: Changeset) -> None:
             for key, text in checked.items():
@@ -562,7 +572,7 @@ class Artifact:
                 f"artifact {self._namespace}/{self._name} has no metadata key {key!r}")
         self._change(lambda cs: cs.del_meta(key))
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> Any:
         meta = self.metadata
         if key not in meta:
             raise MetadataKeyError(

@@ -79,7 +79,7 @@ def does_exist(workspace: Workspace, name: str, namespace: str) -> bool:
 
 
 def search(cls: type[Artifact], workspace: Workspace, filter: str | None, *,
-           where: dict[str, str] | None, namespaces: str | Iterable[str],
+           where: dict[str, Any] | None, namespaces: str | Iterable[str],
            order_by: str | None, limit: int | None,
            after: str | None) -> tuple[list[Artifact], str | None]:
     """The artifacts one compiled search finds, and the cursor of the next page."""

@@ -14,8 +14,9 @@ and one after another on local disk, where threads would only add overhead.
 
 Progress is reported through an fsspec :class:`~fsspec.callbacks.Callback`
 (``set_size`` with the total number of bytes, then ``relative_update`` per
-chunk; one update at a time, whichever file's copy it comes from). Without one, a rich progress bar is drawn on stderr when stderr is a
-terminal and the transfer is large, and nothing otherwise.
+chunk; one update at a time, whichever file's copy it comes from). Without one, a
+rich progress bar is drawn on stderr when stderr is a terminal and the transfer is
+large, and nothing otherwise.
 
 The local side (listing, opening, renaming) is :mod:`catalogstore.storage.local_files`.
 """

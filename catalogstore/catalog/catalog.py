@@ -36,7 +36,7 @@ from catalogstore.catalog.collisions import (
     check_case_collisions,
     check_new_namespaces,
 )
-from catalogstore.catalog.direct import MAX_LIST, run
+from catalogstore.catalog.direct import MAX_LIST, run, run_select
 from catalogstore.catalog.engine import (
     DatabaseLock,
     artifact_lock,
@@ -59,7 +59,13 @@ from catalogstore.errors import (
     CatalogStoreError,
     CommitOutcomeUnknownError,
 )
-from catalogstore.record import ArtifactRecord, FileRecord, value_number
+from catalogstore.record import (
+    ArtifactRecord,
+    FileRecord,
+    metadata_of,
+    value_columns,
+    value_from_columns,
+)
 from catalogstore.retry import attempts_made
 from catalogstore.settings import redact_text, redact_url
 
@@ -95,8 +101,7 @@ class _Statements:
             self.id_array = json.dumps
         self.get_artifact = (
             select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
-                   M.c.key, M.c.value)
-            .outerjoin(M, M.c.artifact_id == A.c.id)
+                   A.c.metadata_json)
             .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("name"))
         )
         file_columns = (F.c.name, F.c.size, F.c.checksum, F.c.encoding, F.c.created_at,
@@ -119,6 +124,8 @@ class _Statements:
             index_elements=[A.c.namespace, A.c.name]).returning(A.c.id, A.c.namespace,
                                                                  A.c.name)
         self.touch = update(A).where(A.c.id.in_(_ids())).values(updated_at=bindparam("now"))
+        self.write_documents = update(A).where(A.c.id == bindparam("a")).values(
+            metadata_json=bindparam("doc"))
         self.delete_artifacts = [delete(M).where(M.c.artifact_id.in_(_ids())),
                                  delete(F).where(F.c.artifact_id.in_(_ids())),
                                  delete(A).where(A.c.id.in_(_ids()))]
@@ -136,13 +143,14 @@ class _Statements:
         upsert_meta = insert(M).inline()
         self.upsert_meta = upsert_meta.on_conflict_do_update(
             index_elements=[M.c.artifact_id, M.c.key],
-            set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number})
+            set_={"value": upsert_meta.excluded.value, "number": upsert_meta.excluded.number,
+                  "type": upsert_meta.excluded.type})
         self.delete_meta = delete(M).where(and_(M.c.artifact_id == bindparam("a"),
                                                 M.c.key == bindparam("k")))
-        metadata = select(M.c.artifact_id, M.c.key, M.c.value)
-        self.read_metas = metadata.where(M.c.artifact_id.in_(_ids()))
+        metadata = select(M.c.artifact_id, M.c.key, M.c.type, M.c.value)
+        self.read_metas = metadata.where(M.c.artifact_id.in_(_ids())).order_by(M.c.id)
         # Any number of ids as one parameter (an array; JSON text on SQLite).
-        self.read_metas_many = metadata.where(many_ids)
+        self.read_metas_many = metadata.where(many_ids).order_by(M.c.id)
         self.insert_journal = J.insert().returning(J.c.id, sort_by_parameter_order=True)
         self.delete_journal = delete(J).where(J.c.id.in_(_ids()))
 
@@ -240,30 +248,27 @@ class Catalog:
 
     def get_artifact(self, namespace: str, name: str) -> ArtifactRecord | None:
         with self.errors("read an artifact"), self.engine.connect() as conn:
-            rows = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).all()
-        if not rows:
+            row = conn.execute(self._sql.get_artifact, {"ns": namespace, "name": name}).first()
+        if row is None:
             return None
-        first = rows[0]
-        meta = {row.key: row.value for row in rows if row.key is not None}
-        return ArtifactRecord(first.id, first.namespace, first.name, first.created_at,
-                              first.updated_at, meta)
+        return ArtifactRecord(row[0], row[1], row[2], row[3], row[4], metadata_of(row[5]))
 
     def search(self, search: Search) -> tuple[list[ArtifactRecord], str | None]:
         """Run a compiled search: one page of artifacts with their metadata, and the
         cursor of the next page (``None`` after the last one).
 
         Every listing runs here (``list_artifacts``, ``query_artifacts``, the CLI):
-        the page comes from the one statement :meth:`Search.statement` compiles, and
-        :meth:`_read_metas` attaches the metadata.
+        the page comes from the one statement :meth:`Search.statement` compiles, each
+        artifact with its metadata document (``artifacts.metadata_json``).
         """
-        # One read transaction: the plan's counts, the page and its metadata see one
-        # snapshot, and its statements may take the direct path.
+        # One read transaction: the plan's counts and the page see one snapshot, and
+        # its statements may take the direct path.
         with self.errors("search artifacts"), self.engine.connect() as conn, conn.begin():
-            page = conn.execute(search.statement(conn)).all()
-            more = search.limit is not None and len(page) > search.limit
-            page = page[:search.limit] if more else page
-            metas = self._read_metas(conn, [row[0] for row in page])
-        records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metas[r[0]]) for r in page]
+            page = run_select(conn, search.statement(conn), {})
+        more = search.limit is not None and len(page) > search.limit
+        page = page[:search.limit] if more else page
+        records = [ArtifactRecord(r[0], r[1], r[2], r[3], r[4], metadata_of(r[5]))
+                   for r in page]
         return records, search.cursor(page[-1]) if more else None
 
     def list_namespaces(self) -> list[tuple[str, int]]:
@@ -370,9 +375,10 @@ class Catalog:
             for chunk in chunks(list(journal_ids), _CHUNK):
                 conn.execute(self._sql.delete_journal, {"ids": list(chunk)})
 
-    def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
-        """The metadata of ``artifact_ids``: the one loader of listings and commits."""
-        metas: dict[int, dict[str, str]] = {i: {} for i in artifact_ids}
+    def _read_metas(self, conn: Connection, artifact_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The metadata of ``artifact_ids`` from their rows, keys in insertion order: what
+        a commit rewrites ``.artifact.json`` and the metadata document from."""
+        metas: dict[int, dict[str, Any]] = {i: {} for i in artifact_ids}
         if not artifact_ids:
             return metas
         # A few ids as an IN list, which the direct path runs prepared; more as one
@@ -380,8 +386,9 @@ class Catalog:
         rows = run(conn, self._sql.read_metas, {"ids": artifact_ids}) \
             if len(artifact_ids) <= MAX_LIST else \
             run(conn, self._sql.read_metas_many, {"ids": self._sql.id_array(artifact_ids)})
-        for artifact_id, key, value in rows:
-            metas[artifact_id][key] = value
+        for artifact_id, key, kind, value in rows:
+            metas[artifact_id][key] = value if kind == "string" else \
+                value_from_columns(kind, value)
         return metas
 
 
@@ -409,8 +416,9 @@ class Writes:
                     found[(ns, name)] = artifact_id
         return found
 
-    def insert_artifacts(self, artifacts: Sequence[tuple[str, str]]) -> list[int]:
-        """Insert the artifacts (namespace, name) and return their ids in that order.
+    def insert_artifacts(self, artifacts: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Insert the artifacts (namespace, name, metadata document) and return their ids
+        in that order.
 
         Raises
         ------
@@ -425,16 +433,17 @@ class Writes:
             for chunk in chunks(list(artifacts), _CHUNK):
                 ids += [row[0] for row in run(self.conn, self._sql.insert_artifacts, [
                     {"namespace": ns, "name": name, "created_at": self.now,
-                     "updated_at": self.now} for ns, name in chunk])]
+                     "updated_at": self.now, "metadata_json": doc}
+                    for ns, name, doc in chunk])]
         except IntegrityError:
             taken = defaultdict(list)
-            for ns, name in artifacts:
+            for ns, name, _ in artifacts:
                 taken[ns].append(name)
             ns, name = (sorted(self.find_ids(taken)) or [("?", "?")])[0]
             raise _exists(ns, name) from None
         return ids
 
-    def _insert_new_artifacts(self, artifacts: Sequence[tuple[str, str]]) -> list[int]:
+    def _insert_new_artifacts(self, artifacts: Sequence[tuple[str, str, str]]) -> list[int]:
         """:meth:`insert_artifacts` on PostgreSQL: ``ON CONFLICT DO NOTHING``, and the
         names whose rows came back are the ones created (the unique constraint decides,
         waiting for a concurrent creator's transaction as an INSERT would)."""
@@ -442,12 +451,14 @@ class Writes:
         for chunk in chunks(list(artifacts), _CHUNK):
             for artifact_id, ns, name in run(self.conn, self._sql.insert_new_artifacts, [
                     {"namespace": ns, "name": name, "created_at": self.now,
-                     "updated_at": self.now} for ns, name in chunk]):
+                     "updated_at": self.now, "metadata_json": doc}
+                    for ns, name, doc in chunk]):
                 new[(ns, name)] = artifact_id
-        if len(new) != len(artifacts):
-            ns, name = sorted({a for a in artifacts if a not in new} or set(artifacts))[0]
+        names = [(ns, name) for ns, name, _ in artifacts]
+        if len(new) != len(names):
+            ns, name = sorted({a for a in names if a not in new} or set(names))[0]
             raise _exists(ns, name)
-        return [new[a] for a in artifacts]
+        return [new[a] for a in names]
 
     def delete_artifacts(self, artifact_ids: list[int]) -> None:
         """Delete artifacts with their files and metadata."""
@@ -475,19 +486,27 @@ class Writes:
         if files:
             run(self.conn, self._sql.remove_files, [{"a": a, "n": n} for a, n in files])
 
-    def set_metadata(self, pairs: list[tuple[int, str, str]]) -> None:
-        """Insert or replace metadata: (artifact id, key, value)."""
+    def set_metadata(self, pairs: list[tuple[int, str, Any]]) -> None:
+        """Insert or replace metadata: (artifact id, key, checked JSON value)."""
         if pairs:
-            run(self.conn, self._sql.upsert_meta, [
-                {"artifact_id": a, "key": k, "value": v, "number": value_number(v)}
-                for a, k, v in pairs])
+            rows = []
+            for a, k, v in pairs:
+                kind, text, number = value_columns(v)
+                rows.append({"artifact_id": a, "key": k, "value": text, "number": number,
+                             "type": kind})
+            run(self.conn, self._sql.upsert_meta, rows)
+
+    def write_documents(self, documents: list[tuple[int, str]]) -> None:
+        """Set the metadata document of artifacts: (artifact id, JSON text)."""
+        if documents:
+            run(self.conn, self._sql.write_documents, [{"a": a, "doc": d} for a, d in documents])
 
     def delete_metadata(self, keys: list[tuple[int, str]]) -> None:
         """Delete metadata: (artifact id, key)."""
         if keys:
             run(self.conn, self._sql.delete_meta, [{"a": a, "k": k} for a, k in keys])
 
-    def read_metadata(self, artifact_ids: list[int]) -> dict[int, dict[str, str]]:
+    def read_metadata(self, artifact_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The metadata of each artifact, as this transaction sees it."""
         return self._catalog._read_metas(self.conn, artifact_ids)
 

@@ -137,6 +137,11 @@ class ArtifactRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    """The whole metadata as one JSON object, the content of ``.artifact.json``: written
+    by each commit from the ``artifact_metadata`` rows (which searches use), so a
+    listing reads an artifact and its metadata in one row (issue 11's bar) with its
+    keys in order. Change metadata through the API, not by editing rows by hand."""
 
     files: Mapped[list[FileRow]] = relationship(
         back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True
@@ -167,7 +172,11 @@ class FileRow(Base):
 
 
 class MetadataRow(Base):
-    """One metadata pair of an artifact; values are text, and numbers are also numbers."""
+    """One metadata pair of an artifact: the value's JSON type, its text form and, for
+    numbers, its number (:func:`catalogstore.record.value_columns`).
+
+    Rows of an artifact in ``id`` order are its keys in insertion order.
+    """
 
     __tablename__ = "artifact_metadata"
     __table_args__ = (
@@ -187,9 +196,14 @@ class MetadataRow(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(Text)
+    """The text form: a string itself, any other value its compact JSON text."""
     number: Mapped[float | None] = mapped_column(Double)
-    """The value as a number when it is one (:func:`catalogstore.record.value_number`),
-    else NULL; written with the value, so numeric comparisons never cast text in SQL."""
+    """The value as a number when it is one, or a string spelling one
+    (:func:`catalogstore.record.value_number`), else NULL; written with the value, so
+    numeric comparisons never cast text in SQL."""
+    type: Mapped[str] = mapped_column(String(7), server_default="string")
+    """The JSON type: string, number, boolean, null, array or object (``jsonb_typeof``'s
+    names); a row inserted by plain SQL without it is a string."""
 
     artifact: Mapped[ArtifactRow] = relationship(back_populates="metadata_entries")
 
@@ -218,9 +232,43 @@ class JournalRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ObjectRow(Base):
+    """The current generation of one object store key (issues 12 and 13).
+
+    Written by the object store's ``put`` (in the same database transaction as the
+    object's file rows when it is an artifact), by ``delete`` (the row goes) and by
+    ``catalogstore adopt``; never by ``reindex``. It is what decides where ``get``
+    reads a key and whether the bytes found there may be decoded: metadata read from
+    the storage grants nothing.
+    """
+
+    __tablename__ = "objects"
+    __table_args__ = (UniqueConstraint("namespace", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(128))
+    generation: Mapped[str] = mapped_column(String(32))
+    """A random id per put: what tells a reader that the key changed under it."""
+    tier: Mapped[str] = mapped_column(String(16))
+    """``artifact`` or ``cluster_memory``: the one tier holding the current value."""
+    location: Mapped[str | None] = mapped_column(String(255))
+    """The cluster memory that holds it (backend and session), for messages."""
+    artifact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True)
+    """The artifact holding it (tier ``artifact``); deleting the artifact deletes the row."""
+    serializer: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str | None] = mapped_column(String(80))
+    """``sha256:<hex>`` of the file's bytes for serializers that run code (pickle)."""
+    origin: Mapped[str] = mapped_column(String(16))
+    """``put`` (this store wrote it) or ``adopted`` (``catalogstore adopt``)."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them, for the prebuilt statements of the hot paths
 # (the declarative attribute is typed as any FromClause).
 ARTIFACTS = cast(Table, ArtifactRow.__table__)
 FILES = cast(Table, FileRow.__table__)
 METADATA = cast(Table, MetadataRow.__table__)
 JOURNAL = cast(Table, JournalRow.__table__)
+OBJECTS = cast(Table, ObjectRow.__table__)

@@ -20,7 +20,7 @@ from catalogstore.catalog.catalog import Catalog
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import METADATA as M
-from catalogstore.record import FileRecord
+from catalogstore.record import FileRecord, value_from_columns
 
 # Names per IN list: under SQLite's and PostgreSQL's bound parameter limits.
 _CHUNK = 5000
@@ -36,7 +36,10 @@ class ArtifactState:
     id: int
     updated_at: datetime
     files: dict[str, FileRecord] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """From the ``artifact_metadata`` rows, keys in their order."""
+    document: str = "{}"
+    """``artifacts.metadata_json``: what listings show, written from the rows."""
 
     @property
     def version(self) -> Version:
@@ -54,23 +57,26 @@ def _name_filter(query: Any, names: Sequence[str] | None) -> Iterator[Any]:
 def read_namespace(catalog: Catalog, namespace: str,
                    names: Sequence[str] | None = None) -> dict[str, ArtifactState]:
     """The artifacts of ``namespace`` (only ``names`` when given), by name."""
-    artifacts = select(A.c.id, A.c.name, A.c.updated_at).where(A.c.namespace == namespace)
+    artifacts = select(A.c.id, A.c.name, A.c.updated_at, A.c.metadata_json).where(
+        A.c.namespace == namespace)
     files = (select(A.c.name.label("artifact"), F.c.name, F.c.size, F.c.checksum,
                     F.c.encoding, F.c.created_at, F.c.updated_at)
              .join(A, A.c.id == F.c.artifact_id).where(A.c.namespace == namespace))
-    metadata = (select(A.c.name, M.c.key, M.c.value)
-                .join(A, A.c.id == M.c.artifact_id).where(A.c.namespace == namespace))
+    metadata = (select(A.c.name, M.c.key, M.c.type, M.c.value)
+                .join(A, A.c.id == M.c.artifact_id).where(A.c.namespace == namespace)
+                .order_by(M.c.id))  # the keys in insertion order
     states: dict[str, ArtifactState] = {}
     with catalog.errors(f"read namespace {namespace!r}"), catalog.engine.connect() as conn:
         for query in _name_filter(artifacts, names):
             for row in conn.execute(query):
-                states[row.name] = ArtifactState(row.id, row.updated_at)
+                states[row.name] = ArtifactState(row.id, row.updated_at,
+                                                 document=row.metadata_json)
         for query in _name_filter(files, names):
             for row in conn.execute(query):
                 states[row.artifact].files[row.name] = FileRecord(*row[1:])
         for query in _name_filter(metadata, names):
-            for name, key, value in conn.execute(query):
-                states[name].metadata[key] = value
+            for name, key, kind, value in conn.execute(query):
+                states[name].metadata[key] = value_from_columns(kind, value)
     return states
 
 

@@ -6,14 +6,24 @@
   :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
   (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
-  :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`).
+  :mod:`~catalogstore.cli.objects` (``adopt``), :mod:`~catalogstore.cli.ui` (``ui``,
+  the web browser of :mod:`catalogstore.web`).
 
 Each command module registers its commands on :data:`app` when imported.
 """
 
 from __future__ import annotations
 
-from catalogstore.cli import artifacts, db, demo, maintenance, memory, query, ui  # noqa: F401
+from catalogstore.cli import (  # noqa: F401
+    artifacts,
+    db,
+    demo,
+    maintenance,
+    memory,
+    objects,
+    query,
+    ui,
+)
 from catalogstore.cli.app import app
 
 __all__ = ["app", "main"]

@@ -12,13 +12,19 @@ from rich.text import Text
 import catalogstore
 from catalogstore.artifacts import get_artifact, list_artifacts
 from catalogstore.cli.app import app
-from catalogstore.cli.output import console, listing, print_json, print_listing, when
+from catalogstore.cli.output import console, listing, print_json, print_listing, shown, when
 from catalogstore.errors import QueryError
 from catalogstore.names import validate_file_name, validate_name
 from catalogstore.txn.workspace import get_workspace
 
 SCHEME = "cs://"
 """Prefix of artifact references in ``cp``: ``cs://NAMESPACE/NAME[/FILE]``."""
+
+
+# What `ls --objects` adds to the filter (issue 13). The metadata names an object store's
+# artifact, which is all a listing needs; whether one may be decoded is get()'s concern.
+_OBJECT_FILTERS = {"show": "", "hide": "NOT meta.value_type = 'object'",
+                   "only": "meta.value_type = 'object'"}
 
 
 def _parse_where(pairs: list[str] | None) -> dict[str, str]:
@@ -47,11 +53,20 @@ def ls(
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="At most N artifacts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    objects: Annotated[str, typer.Option(
+        "--objects", metavar="show|hide|only",
+        help="The object store's artifacts (value_type=object): listed with the others "
+             "(show, the default), left out (hide), or listed alone (only).")] = "show",
 ) -> None:
     """List artifacts with their file count, total size and metadata (reads the catalog only)."""
     if namespace and all_namespaces:
         raise typer.BadParameter("give a NAMESPACE or --all-namespaces, not both")
+    if objects not in _OBJECT_FILTERS:
+        raise typer.BadParameter("use show, hide or only", param_hint="--objects")
     conditions = _parse_where(where)
+    shown = _OBJECT_FILTERS[objects]
+    if shown:
+        filter = f"({filter}) AND {shown}" if filter else shown
     try:
         artifacts = list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces,
                                    filter=filter, limit=limit)
@@ -105,7 +120,7 @@ def show(
     out.print(head)
     meta = Table("key", "value", title="metadata", title_justify="left")
     for key, value in sorted(record.metadata.items()):
-        meta.add_row(Text(key), Text(value))
+        meta.add_row(Text(key), Text(shown(value)))
     out.print(meta if record.metadata else "metadata: none")
     table = Table("file", "size", "checksum", title="files", title_justify="left")
     table.columns[1].justify = "right"

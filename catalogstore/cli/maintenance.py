@@ -40,12 +40,13 @@ def reindex(
 
     For a tree written by Flowdapt or restored from a backup: every folder
     artifacts/NAMESPACE/NAME/ becomes an artifact with its files (size and
-    checksum) and metadata; catalog entries whose folder or file is gone are
-    removed. Storage is only read. Entries that break the rules (a .artifact.json
-    that is not a flat JSON object or breaks the parser's limits, bad names,
-    sub-folders) are reported as broken, with the reason, and skipped. Running it
-    again on an unchanged tree changes nothing. Exits 0 once the tree is read,
-    broken entries or not (they are counted on the last line); 1 when it cannot run.
+    checksum) and metadata, every JSON value with its type; catalog entries whose
+    folder or file is gone are removed. Storage is only read. A .artifact.json that
+    is not a JSON object or breaks the parser's limits is reported, its artifact
+    indexed with its files; bad names and sub-folders are reported and skipped.
+    Running it again on an unchanged tree changes nothing. Exits 0 once the tree is
+    read, broken entries or not (they are counted on the last line); 1 when it
+    cannot run.
     """
     report = maintenance.reindex(namespace or None)
     if as_json:
@@ -119,9 +120,11 @@ def _summary(report: maintenance.VerifyReport, repair: bool) -> None:
     if "extra-artifact" in kinds or "missing-artifact" in kinds:
         typer.echo("note: `catalogstore reindex` makes the catalog match the storage tree")
     if not repair and kinds & {"journal", "orphan-staged", "metadata-missing",
-                               "metadata-unreadable", "metadata-differs"}:
+                               "metadata-unreadable", "metadata-differs",
+                               "metadata-document"}:
         typer.echo("note: `catalogstore verify --repair` rolls the journal forward, rewrites "
-                   ".artifact.json from the catalog and removes orphaned staged files")
+                   ".artifact.json (and the metadata document) from the catalog's rows and "
+                   "removes orphaned staged files")
 
 
 @app.command("gc")

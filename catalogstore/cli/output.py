@@ -13,7 +13,13 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from catalogstore.artifacts import Artifact
+from catalogstore.record import json_text
 from catalogstore.txn.workspace import get_workspace
+
+
+def shown(value: Any) -> str:
+    """A metadata value as the CLI prints it: a string as is, other values as JSON."""
+    return value if isinstance(value, str) else json_text(value)
 
 
 def console() -> Console:
@@ -57,7 +63,7 @@ def print_listing(rows: list[dict[str, Any]], empty: str) -> None:
                   Column("metadata", overflow="ellipsis", min_width=16),
                   Column("updated (UTC)", no_wrap=True))
     for row in rows:
-        pairs = [f"{k}={v}" for k, v in sorted(row["metadata"].items())]
+        pairs = [f"{k}={shown(v)}" for k, v in sorted(row["metadata"].items())]
         if len(pairs) > _META_LINES:  # `show` has them all
             pairs[_META_LINES - 1:] = [f"... {len(pairs) - _META_LINES + 1} more"]
         meta = "\n".join(pairs)

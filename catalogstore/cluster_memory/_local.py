@@ -167,6 +167,9 @@ class LocalMemory(ClusterMemory):
                  session: str | None = None, root: str | os.PathLike[str] | None = None) -> None:
         super().__init__(namespace, max_object_bytes)
         self._root = Path(root) if root is not None else default_root()
+        # A session named by the caller or by CATALOGSTORE_MEMORY_SESSION (an executor's,
+        # LocalMemory.new_session()'s) outlives this process; the process group's may not.
+        self._named = bool(session or os.environ.get(sessions.SESSION_ENV))
         if session:
             self._session = check_session_name(session, "session")
         else:
@@ -186,6 +189,16 @@ class LocalMemory(ClusterMemory):
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), self._namespace, self.max_object_bytes, self._session,
                           str(self._root))
+
+    @property
+    def outlives_process(self) -> bool:
+        # docstring inherited
+        return self._named
+
+    @property
+    def location(self) -> str:
+        # docstring inherited
+        return f"local cluster memory session {self._session!r}"
 
     @property
     def session(self) -> str:

@@ -42,6 +42,18 @@ class ClusterMemory(ABC):
     is_distributed: ClassVar[bool] = False
     """Processes on several machines see the same objects."""
 
+    @property
+    def outlives_process(self) -> bool:
+        """Whether what this process puts outlives it: an executor's runtime or session
+        holds it (the default), not only the process itself. The object store's
+        ``fallback`` strategy uses cluster memory only when it does (issue 13)."""
+        return True
+
+    @property
+    def location(self) -> str:
+        """Where values live, as messages name it (backend, session)."""
+        return f"{self.name} cluster memory"
+
     def __init__(self, namespace: str = "", max_object_bytes: int | None = None) -> None:
         if namespace:
             validate_name(namespace, "namespace")

@@ -6,6 +6,7 @@ in milliseconds; local disks are read in order)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from catalogstore.names import artifact_dir
 from catalogstore.record import FileRecord
@@ -19,7 +20,7 @@ from catalogstore.storage.tree import (
 )
 from catalogstore.txn.workspace import Workspace
 
-Metadata = dict[str, str] | Broken | None
+Metadata = dict[str, Any] | Broken | None
 """An artifact's ``.artifact.json`` as read: its metadata, why it is unreadable, or
 ``None`` when there is none."""
 Hashed = tuple[str, int] | Broken

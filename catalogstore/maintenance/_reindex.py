@@ -32,7 +32,7 @@ from catalogstore.maintenance._steps import (
     refused_names,
 )
 from catalogstore.names import artifact_dir, validate_name
-from catalogstore.record import FileRecord
+from catalogstore.record import FileRecord, same_value
 from catalogstore.settings import Settings, redact_url
 from catalogstore.storage.staged import StagedFile
 from catalogstore.storage.tree import Broken, Entry, StoredArtifact, list_namespaces, scan
@@ -57,14 +57,16 @@ def reindex(namespace: str | None = None, *, settings: Settings | None = None,
     Every artifact folder becomes a catalog entry with its files (size, and a
     checksum computed by streaming the file, unless size and modification time
     show the recorded one still holds) and the metadata of its ``.artifact.json``
-    (a missing one is ``{}``; non-string values are converted as
-    :func:`~catalogstore.record.metadata_from_json` does). Entries whose folder or
+    (a missing one is ``{}``; every JSON value is kept with its type, as
+    :func:`~catalogstore.record.metadata_from_json` reads it). Entries whose folder or
     file is gone are removed. Storage is only read. Files found this way read
     back as ``bytes`` (the tree does not say which were text).
 
-    Broken entries never stop it: a ``.artifact.json`` that is unreadable or not a
-    flat JSON object (its artifact is left as the catalog has it), names that break
-    the naming rules, sub-folders inside an artifact are reported and skipped.
+    Broken entries never stop it, and no artifact is dropped for its metadata: a
+    ``.artifact.json`` that is unreadable or not a JSON object is reported, and its
+    artifact's files are indexed with its metadata left as the catalog has it (``{}``
+    for a new one). Names that break the naming rules, sub-folders inside an artifact
+    and folders holding a foreign entry are reported and skipped.
     Running it again on an unchanged tree changes nothing.
 
     Parameters
@@ -184,7 +186,7 @@ def _plan(ws: Workspace, ns: str, names: Sequence[str], before: dict[str, Artifa
     metas = read_metadatas(ws, ns, stored, present)
     wanted: dict[tuple[str, str], tuple[FileRecord | None, int]] = {}
     for name in present:
-        if isinstance(metas[name], Broken):
+        if stored[name].foreign:  # never read through: skipped below
             continue
         state = before.get(name)
         for file, entry in stored[name].files.items():
@@ -200,9 +202,18 @@ def _plan(ws: Workspace, ns: str, names: Sequence[str], before: dict[str, Artifa
             changesets.append(Changeset(ns, name, delete=True))
             continue
         meta = metas[name]
-        if isinstance(meta, Broken):  # left as the catalog has it
-            report.broken.append(Broken(meta.path, f"{meta.reason}; the artifact is skipped"))
+        if found.foreign:  # a link or special file in the folder: left as the catalog has it
+            report.broken.append(Broken(meta.path if isinstance(meta, Broken) else
+                                        artifact_dir(ns, name) + "/",
+                                        f"{getattr(meta, 'reason', 'a foreign entry')}; "
+                                        "the artifact is skipped"))
             continue
+        if isinstance(meta, Broken):
+            # Issue 14: an artifact is never dropped for its metadata. Its files are
+            # indexed; its metadata stays as the catalog has it ({} when new).
+            report.broken.append(Broken(meta.path, f"{meta.reason}; the metadata is not "
+                                        "imported (the artifact's files are)"))
+            meta = None if state is None else dict(state.metadata)
         cs = Changeset(ns, name, create=state is None)
         for file, entry in found.files.items():
             row = state.files.get(file) if state else None
@@ -228,7 +239,8 @@ def _plan(ws: Workspace, ns: str, names: Sequence[str], before: dict[str, Artifa
         if state is not None:
             cs.removes = {f for f in state.files if f not in found.files}
             cs.meta_del = {k for k in state.metadata if k not in meta}
-            cs.meta_set = {k: v for k, v in meta.items() if state.metadata.get(k) != v}
+            cs.meta_set = {k: v for k, v in meta.items()
+                           if k not in state.metadata or not same_value(state.metadata[k], v)}
         else:
             cs.meta_set = dict(meta)
         if cs.is_empty:

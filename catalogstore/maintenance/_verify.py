@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.batching import chunks
 from catalogstore.catalog.snapshot import ArtifactState, read_namespace
@@ -21,10 +22,19 @@ from catalogstore.maintenance._steps import (
     unexpected,
 )
 from catalogstore.names import METADATA_FILENAME, artifact_dir, validate_name
-from catalogstore.record import FileRecord, metadata_to_json
+from catalogstore.record import (
+    FileRecord,
+    json_text,
+    metadata_to_json,
+    same_metadata,
+    same_value,
+)
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import Broken, StoredArtifact, list_namespaces, scan
 from catalogstore.txn.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 _RECHECK = 100  # suspicious artifacts confirmed under one lock
 _WHOLE_LISTING = 20  # above this, one listing of the namespace beats one per artifact
@@ -124,7 +134,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
     first = _compare(ws, ns, names, states, stored, report.fast, report)
     suspicious = [n for n in names if first[n]]
     for group in chunks(suspicious, _RECHECK):
-        with ws.locked((ns, n) for n in group):
+        with ws.locked((ns, n) for n in group) as conn:
             states = read_namespace(ws.catalog, ns, group)
             refused_files(ns, states)  # reported above
             if len(group) > _WHOLE_LISTING:
@@ -137,7 +147,7 @@ def _verify_namespace(ws: Workspace, ns: str, report: VerifyReport, pending: set
             for name in group:
                 diffs = confirmed[name]
                 if repair:
-                    diffs = _repair_metadata(ws, ns, name, states.get(name), diffs)
+                    diffs = _repair_metadata(ws, conn, ns, name, states.get(name), diffs)
                 report.differences += diffs
 
 
@@ -197,37 +207,49 @@ def _compare(ws: Workspace, ns: str, names: Sequence[str], states: dict[str, Art
                 if outcome[0] != row.checksum:
                     add("checksum", file, f"the catalog records {row.checksum}, storage "
                         f"holds {outcome[0]}")
+        if state.document != json_text(state.metadata):
+            add("metadata-document", None, "artifacts.metadata_json disagrees with the "
+                "artifact's artifact_metadata rows (edited by hand?): listings show the "
+                "former; --repair writes it from the rows")
         meta = metas[name]
         if isinstance(meta, Broken):
             add("metadata-unreadable", METADATA_FILENAME, meta.reason)
         elif meta is None:
             add("metadata-missing", METADATA_FILENAME,
                 f"the catalog has {len(state.metadata)} metadata key(s)")
-        elif meta != state.metadata:
+        elif not same_metadata(meta, state.metadata):
             add("metadata-differs", METADATA_FILENAME, _metadata_change(state.metadata, meta))
     return result
 
 
-def _repair_metadata(ws: Workspace, ns: str, name: str, state: ArtifactState | None,
-                     diffs: list[Difference]) -> list[Difference]:
-    """Rewrite ``.artifact.json`` from the catalog when it differs (under the lock); make
-    the folder of an artifact without files that storage lacks (a creation whose
-    storage step failed before creations were journalled, issue 13)."""
-    kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs"}
+def _repair_metadata(ws: Workspace, conn: Connection, ns: str, name: str,
+                     state: ArtifactState | None, diffs: list[Difference]) -> list[Difference]:
+    """Rewrite ``.artifact.json`` and the metadata document from the catalog's rows when
+    they differ (under the lock, on its connection ``conn``); make the folder of an
+    artifact without files that storage lacks (a creation whose storage step failed
+    before creations were journalled, issue 13)."""
+    kinds = {"metadata-missing", "metadata-unreadable", "metadata-differs", "metadata-document"}
     if state is not None and not state.files:
         kinds.add("missing-artifact")
     if state is None or not any(d.kind in kinds for d in diffs):
         return diffs
-    folder = artifact_dir(ns, name)
-    ws.files.makedirs(folder)
-    ws.files.write_metadata(folder, metadata_to_json(state.metadata))
+    if any(d.kind == "metadata-document" for d in diffs):
+        with ws.catalog.writing(conn) as rows:
+            rows.write_documents([(state.id, json_text(state.metadata))])
+    if any(d.kind in kinds - {"metadata-document"} for d in diffs):
+        folder = artifact_dir(ns, name)
+        ws.files.makedirs(folder)
+        ws.files.write_metadata(folder, metadata_to_json(state.metadata))
     return [Difference(d.kind, d.namespace, d.name, d.file, d.detail, d.kind in kinds)
             for d in diffs]
 
 
-def _metadata_change(catalog: dict[str, str], stored: dict[str, str]) -> str:
-    def show(value: str) -> str:
-        return repr(value if len(value) <= 40 else value[:37] + "...")
+def _metadata_change(catalog: dict[str, Any], stored: dict[str, Any]) -> str:
+    def show(value: Any) -> str:  # a string quoted as Python does, other values as JSON
+        if isinstance(value, str):
+            return repr(value if len(value) <= 40 else value[:37] + "...")
+        text = json_text(value)
+        return text if len(text) <= 40 else text[:37] + "..."
 
     parts = []
     for key in sorted(catalog.keys() | stored.keys()):
@@ -235,7 +257,7 @@ def _metadata_change(catalog: dict[str, str], stored: dict[str, str]) -> str:
             parts.append(f"{key!r} only in the catalog")
         elif key not in catalog:
             parts.append(f"{key!r} only in the file")
-        elif catalog[key] != stored[key]:
+        elif not same_value(catalog[key], stored[key]):
             parts.append(f"{key!r}: catalog {show(catalog[key])}, file {show(stored[key])}")
     more = f"; and {len(parts) - 3} more" if len(parts) > 3 else ""
     return "; ".join(parts[:3]) + more

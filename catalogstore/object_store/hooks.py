@@ -11,33 +11,44 @@ hook decides the files and metadata: the dataset hooks of
 layout. ``artifact_params`` (``protocol``, ``base_path`` and fsspec options) put
 the artifact on another storage, as the artifact functions take them.
 
-A hook's writes commit as the hook makes them, as in Flowdapt (a hook may hand
-files to Dask workers that write them); a hook wraps its body in
-``artifact.transaction()`` for all-or-nothing, as the built-in ones do.
+Called by ``put``, a hook writes inside the object store's transaction: its files
+and metadata commit together with the key's record (its current generation, issue
+13) in the object store's catalog (for ``artifact_params``, that storage root's own),
+so a failing hook leaves the key's previous value, and ``get`` with a load hook reads
+the artifact that record names, never an older copy. The one exception is a Dask
+collection, whose partitions the hook hands to Dask workers: there the artifact is
+created first, the workers' writes commit as they make them (as in Flowdapt), and
+the record commits after the last of them.
+
+Provenance (issue 12): a hook's files are not the store's serialization, so the
+record vouches for no bytes (no serializer, no digest). They are read back by a load
+hook, the user's own code, and the store itself never decodes them: ``get`` without
+a hook refuses them, and with ``serializer=`` a pickle among them is refused as
+untrusted. :func:`~catalogstore.object_store.default_save_hook` and
+:func:`~catalogstore.object_store.default_load_hook` are not hooks in that sense:
+``put``/``get`` given them take the store's own path, digest and adopt rules
+included. Called directly on an artifact, the default save hook writes an object
+that no put recorded, which ``get`` and the default load hook decode only when a
+serializer is named or it is adopted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from catalogstore.errors import (
-    ArtifactFileNotFoundError,
-    ArtifactNotFoundError,
-    ObjectNotFoundError,
-)
+from catalogstore.errors import ArtifactFileNotFoundError
 
 if TYPE_CHECKING:
     from catalogstore.artifacts import Artifact
+    from catalogstore.object_store._artifact_tier import Writer
 
 __all__ = [
     "LoadHook",
     "SaveHook",
-    "artifact_for",
     "check_default_layout",
-    "load_with",
-    "save_with",
+    "hook_writer",
 ]
 
 logger = logging.getLogger("catalogstore.object_store")
@@ -51,49 +62,13 @@ OBJECT_FILE = "object"
 """The file of a pickled object (Flowdapt's and the store's name)."""
 
 
-def artifact_for(namespace: str, key: str, params: Mapping[str, Any] | None, *,
-                 create: bool = False) -> Artifact:
-    """The artifact of ``key``, on the storage ``params`` name (default: the configured one).
-
-    Raises
-    ------
-    ObjectNotFoundError
-        (a ``KeyError``) when it does not exist and ``create`` is false.
-    """
-    from catalogstore.artifacts import get_artifact
-
-    try:
-        return get_artifact(key, namespace, create=create, **dict(params or {}))
-    except ArtifactNotFoundError:
-        raise ObjectNotFoundError(f"no object {key!r} in namespace {namespace!r}") from None
-
-
-def save_with(namespace: str, key: str, value: Any, hook: SaveHook,
-              params: Mapping[str, Any] | None) -> None:
-    """Store ``value`` with ``hook`` in the artifact ``key`` (created if missing)."""
-    hook(artifact_for(namespace, key, params, create=True), value)
-
-
-def load_with(namespace: str, key: str, hook: LoadHook,
-              params: Mapping[str, Any] | None) -> Any:
-    """``hook(artifact)`` of the artifact ``key``; :class:`ObjectNotFoundError` if missing."""
-    return hook(artifact_for(namespace, key, params))
-
-
-def exists_on(namespace: str, key: str, params: Mapping[str, Any]) -> bool:
-    """Whether the storage ``params`` name has the artifact ``key``."""
-    from catalogstore.artifacts import check_if_artifact_exists
-
-    return check_if_artifact_exists(key, namespace, **dict(params))
-
-
-def delete_on(namespace: str, key: str, params: Mapping[str, Any]) -> None:
-    """Delete the artifact ``key`` of the storage ``params`` name, if there is one."""
-    try:
-        artifact = artifact_for(namespace, key, params)
-    except ObjectNotFoundError:
-        return
-    artifact.delete()
+def hook_writer(value: Any, hook: SaveHook) -> tuple[Writer, bool]:
+    """The object store's writer for ``hook(artifact, value)`` (see the module), and
+    whether it must run detached from the transaction (a Dask collection)."""
+    def write(artifact: Artifact) -> tuple[str | None, str | None]:
+        hook(artifact, value)
+        return None, None
+    return write, hasattr(value, "__dask_graph__")
 
 
 def check_default_layout(artifact: Artifact, serializer: str | None, value_type: str) -> None:

@@ -380,7 +380,7 @@ def algorithm_of(row: FileRecord | None) -> str:
 
 
 def read_metadata(store: FileStore, namespace: str, name: str,
-                  found: StoredArtifact) -> dict[str, str] | Broken | None:
+                  found: StoredArtifact) -> dict[str, Any] | Broken | None:
     """The metadata in an artifact's ``.artifact.json`` (``None`` when there is none),
     or why it is unusable (too large, not a regular file, a foreign entry beside it)."""
     folder = artifact_dir(namespace, name)

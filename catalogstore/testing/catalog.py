@@ -35,9 +35,12 @@ from catalogstore.errors import ArtifactExistsError, ArtifactNotFoundError
 from catalogstore.storage.checksum import checksum_bytes
 from catalogstore.txn.workspace import close_workspaces
 
-TYPED = {"text": ("x", "x"), "int": (3, "3"), "float": (0.25, "0.25"), "true": (True, "true"),
-         "unicode": ("héllo ✓", "héllo ✓")}
-"""Metadata values of every type the artifacts accept, and the text they read back as."""
+TYPED = {"text": ("x", "x"), "int": (3, 3), "float": (0.25, 0.25), "true": (True, True),
+         "unicode": ("héllo ✓", "héllo ✓"), "null": (None, None), "list": ((1, "a"), [1, "a"]),
+         "object": ({"b": [False], "a": 1.5}, {"b": [False], "a": 1.5}),
+         "nan": (float("nan"), None), "whole float": (2.0, 2.0)}
+"""Metadata values of every type the artifacts accept, and what they read back as
+(JSON values with their type; NaN is null, as Flowdapt writes it)."""
 
 
 def _names(where: dict[str, Any] | None = None, namespace: str = "") -> list[str]:
@@ -82,8 +85,11 @@ class CatalogContract:
             artifact.set_meta(key, value)
         close_workspaces()
         again = get_artifact("a")
-        assert {key: again.get_meta(key) for key in TYPED} == \
-            {key: text for key, (_, text) in TYPED.items()}
+        read = {key: again.get_meta(key, "absent") for key in TYPED}
+        assert read == {key: text for key, (_, text) in TYPED.items()}
+        assert {key: type(value) for key, value in read.items()} == \
+            {key: type(text) for key, (_, text) in TYPED.items()}
+        assert list(again.metadata) == list(TYPED)  # insertion order
         again.del_meta("int")
         close_workspaces()
         assert get_artifact("a").get_meta("int", "gone") == "gone"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.names import METADATA_FILENAME, artifact_dir
 from catalogstore.record import metadata_to_json
@@ -39,7 +39,7 @@ def apply(files: FileStore, done: Committed) -> None:
 
 
 def place_staged_folder(files: FileStore, staged: str, folder: str,
-                        moves: list[tuple[str, str]], metadata: dict[str, str]) -> None:
+                        moves: list[tuple[str, str]], metadata: dict[str, Any]) -> None:
     """Make the staged folder of a new artifact its folder: each staged file
     (``moves``: staged path, file name) under its name, ``.artifact.json`` beside
     them, then one rename. Where the artifact's folder exists already (a crash

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.storage.staged import StagedFile
+
+if TYPE_CHECKING:
+    from catalogstore.catalog.catalog import Writes
 
 
 @dataclass
@@ -21,7 +26,7 @@ class Changeset:
     delete: bool = False
     writes: dict[str, StagedFile] = field(default_factory=dict)
     removes: set[str] = field(default_factory=set)
-    meta_set: dict[str, str] = field(default_factory=dict)
+    meta_set: dict[str, Any] = field(default_factory=dict)
     meta_del: set[str] = field(default_factory=set)
     artifact_id: int | None = None
     """The id of the artifact the handle that made the changes was loaded on, if any: the
@@ -32,6 +37,9 @@ class Changeset:
     area its files are written into, renamed into place whole after the commit, so
     the artifact's folder appears with its files and ``.artifact.json`` at once
     (and costs the file system less than moving each file)."""
+    rows: list[Callable[[Writes, int], None]] = field(default_factory=list)
+    """More rows to write in the commit's database transaction, given the artifact's id
+    (the object store's record of a key, issue 13); one that raises aborts the commit."""
 
     def write(self, name: str, staged: StagedFile) -> StagedFile | None:
         """Record a write; returns the staged file it replaces, if any."""
@@ -45,7 +53,7 @@ class Changeset:
         self.removes.add(name)
         return self.writes.pop(name, None)
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: Any) -> None:
         self.meta_del.discard(key)
         self.meta_set[key] = value
 
@@ -59,8 +67,9 @@ class Changeset:
 
     @property
     def is_empty(self) -> bool:
+        # Rows alone (an object record over files that Dask workers committed) count.
         return not (self.create or self.delete or self.writes or self.removes
-                    or self.meta_set or self.meta_del)
+                    or self.meta_set or self.meta_del or self.rows)
 
     def staged_files(self) -> list[StagedFile]:
         return list(self.writes.values())

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalogstore.catalog.collisions import WrittenFiles
 from catalogstore.errors import ArtifactNotFoundError
-from catalogstore.record import ArtifactRecord
+from catalogstore.record import ArtifactRecord, json_text
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.journal import journal_payload, needs_entry
 
@@ -25,7 +25,7 @@ class Committed:
 
     changeset: Changeset
     artifact_id: int
-    metadata: dict[str, str] | None
+    metadata: dict[str, Any] | None
     """The artifact's full metadata after the commit, when ``.artifact.json`` must change."""
     journal_id: int | None
     created: ArtifactRecord | None = None
@@ -49,6 +49,9 @@ def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changes
 
 def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list[Committed]:
     ids = _resolve_ids(rows, changesets)
+    for cs in changesets:
+        for add_rows in cs.rows:
+            add_rows(rows, ids[id(cs)])
     created = _created(changesets)
     live = [cs for cs in changesets if not cs.delete]
     if journal:  # reindex records the folders storage has, even case variants
@@ -65,6 +68,7 @@ def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list
     # A new artifact's metadata is exactly what the changeset sets: no read needed.
     metas = rows.read_metadata(
         [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
+    rows.write_documents([(artifact_id, json_text(meta)) for artifact_id, meta in metas.items()])
     journal_ids: dict[int, int] = {}
     if journal:
         needing = [cs for cs in changesets if needs_entry(cs)]
@@ -101,7 +105,8 @@ def _resolve_ids(rows: Writes, changesets: Sequence[Changeset]) -> dict[int, int
                 "(deleted by someone else?)")
         ids[id(cs)] = found_id
     to_create = [cs for cs in changesets if cs.create]
-    new_ids = rows.insert_artifacts([(cs.namespace, cs.name) for cs in to_create])
+    new_ids = rows.insert_artifacts([(cs.namespace, cs.name, json_text(cs.meta_set))
+                                     for cs in to_create])
     for cs, artifact_id in zip(to_create, new_ids, strict=True):
         ids[id(cs)] = artifact_id
     return ids

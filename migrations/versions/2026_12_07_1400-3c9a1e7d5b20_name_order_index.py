@@ -9,7 +9,7 @@ rowid (the id), so the index is PostgreSQL's only. Times (``created_at, id``,
 ``updated_at, id``) have their indexes since the initial migration.
 
 Revision ID: 3c9a1e7d5b20
-Revises: f5787ce2ec30
+Revises: 5b0e7c3a91d2
 Create Date: 2026-12-07 14:00:00
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "3c9a1e7d5b20"
-down_revision: str | None = "f5787ce2ec30"
+down_revision: str | None = "5b0e7c3a91d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,12 +8,9 @@ Flowdapt's file is, as the issue allows, the imports (``flowdapt.compute.`` is
 ``catalogstore.``) and the fixtures that build Flowdapt's server or clusters
 (here: a configured embedded stack, and the session's shared Ray and Dask). A
 test that cannot pass by design is kept and marked ``xfail(strict=True)`` with its
-reason, so that it fails loudly the day it passes:
-
-- ``DIFFERENCE``: catalogstore keeps a better behaviour on purpose (the README's
-  compatibility table gives the reason);
-- ``NEEDS_TYPED_METADATA``: needs metadata values that keep their JSON type
-  (issue 14 point 2, another branch); remove the mark when that lands.
+reason (``DIFFERENCE``: catalogstore keeps a better behaviour on purpose, the
+README's compatibility table gives the reason), so that it fails loudly the day it
+passes.
 
 Tests that exercise Flowdapt's server internals are not ported; each module lists
 its exclusions. Counts: README, "Flowdapt compatibility".

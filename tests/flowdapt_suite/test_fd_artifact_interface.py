@@ -10,7 +10,7 @@ typed metadata.
 from __future__ import annotations
 
 import pytest
-from fd_marks import difference, typed_metadata
+from fd_marks import difference
 
 from catalogstore.artifacts import Artifact
 from catalogstore.errors import InvalidNameError
@@ -61,7 +61,6 @@ def test_artifact_file_creation_and_reading(artifact: Artifact, file_name: str,
     assert not artifact.is_empty
 
 
-@typed_metadata
 def test_metadata(artifact: Artifact) -> None:
     artifact["key1"] = "value1"
     artifact["key2"] = 10

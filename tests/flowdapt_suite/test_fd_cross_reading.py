@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy
 import pandas
 import pytest
-from fd_marks import typed_metadata
 from flowdapt_env import flowdapt_interpreter, run_flowdapt
 
 from catalogstore.artifacts import Artifact
@@ -126,7 +125,6 @@ def test_catalogstore_reads_what_flowdapt_hooks_wrote(flowdapt_python: Path,
     assert json_from_artifact()(Artifact.get_artifact("doc", **where)) == {"name": "xgb"}
 
 
-@typed_metadata
 def test_typed_metadata_catalogstore_to_flowdapt(flowdapt_python: Path, tmp_path: Path) -> None:
     where = _root(tmp_path)
     dataframe_to_artifact()(Artifact.new_artifact("frame", **where), pandas.DataFrame(FRAME))
@@ -138,7 +136,6 @@ def test_typed_metadata_catalogstore_to_flowdapt(flowdapt_python: Path, tmp_path
     assert seen["meta"] == TYPED
 
 
-@typed_metadata
 def test_typed_metadata_flowdapt_to_catalogstore_byte_for_byte(flowdapt_python: Path,
                                                                tmp_path: Path) -> None:
     where = _root(tmp_path)

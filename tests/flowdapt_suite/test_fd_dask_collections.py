@@ -18,7 +18,6 @@ from typing import Any
 import numpy
 import pandas
 import pytest
-from fd_marks import typed_metadata
 
 from catalogstore.artifacts import Artifact
 from catalogstore.artifacts.dataset.arrays import array_from_artifact, array_to_artifact
@@ -61,7 +60,6 @@ def test_handlers_are_registered() -> None:
             assert get_handler_func("dask", data_type, operation) is not None
 
 
-@typed_metadata
 def test_dask_array_to_artifact(artifact: Artifact) -> None:
     array = da.random.random(100, 100)
     array_to_artifact(executor="dask")(artifact, array)
@@ -69,7 +67,6 @@ def test_dask_array_to_artifact(artifact: Artifact) -> None:
     assert artifact["value_type"] == get_full_path_type(array)
 
 
-@typed_metadata
 def test_dask_array_from_artifact(artifact: Artifact) -> None:
     array = da.random.random(100, 100)
     array_to_artifact(executor="dask")(artifact, array)
@@ -116,7 +113,6 @@ def test_simple_collection_from_dask() -> None:
 # -- beyond Flowdapt's tests ----------------------------------------------------------------
 
 
-@typed_metadata
 def test_a_dask_array_of_a_block_grid_comes_back_as_written(artifact: Artifact) -> None:
     # Blocks along both axes, the last ones smaller: Flowdapt joins them along one
     # axis at the first block's size.

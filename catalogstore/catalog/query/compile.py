@@ -66,6 +66,7 @@ from catalogstore.catalog.query.language import (
 )
 from catalogstore.catalog.query.planner import Plan, plan
 from catalogstore.errors import QueryError
+from catalogstore.record import json_text, value_columns
 
 FILES = select(func.count()).where(F.c.artifact_id == A.c.id).scalar_subquery()
 SIZE = select(cast(func.coalesce(func.sum(F.c.size), 0), BigInteger)).where(
@@ -136,14 +137,21 @@ class _Compiler:
         """The condition on one ``artifact_metadata`` row of the key."""
         if p.op == "like":
             condition = self.like(M.c.value, p.values[0])
+        elif p.op == "contains":
+            condition = self.contains(p.values[0])
         elif p.op in ("=", "!=", "in"):
-            texts = [v.value for v in p.values if not v.is_number]
-            numbers = [v.value for v in p.values if v.is_number]
+            texts = [v.value for v in p.values if v.kind == "string"]
+            numbers = [float(v.value) for v in p.values if v.kind == "number"]
             # "number IS NOT NULL" keeps the logic two-valued under NOT.
             alternatives = ([M.c.value.in_(texts) if len(texts) > 1 else M.c.value == texts[0]]
                             if texts else []) + \
                 ([and_(M.c.number.is_not(None), M.c.number.in_(numbers) if len(numbers) > 1
                        else M.c.number == numbers[0])] if numbers else [])
+            # Booleans, null, lists and dicts: of their type, with their JSON text.
+            for v in p.values:
+                if v.kind in ("boolean", "null", "json"):
+                    kind, text, _ = value_columns(v.value)
+                    alternatives.append(and_(M.c.value == text, M.c.type == kind))
             condition = or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
         else:
             value = p.values[0]
@@ -151,12 +159,38 @@ class _Compiler:
                                        value.value)
         return not_(condition) if p.negated or p.op == "!=" else condition
 
+    def contains(self, needle: Literal) -> ColumnElement[bool]:
+        """The row's value is an array with an element equal to ``needle`` (of its type)."""
+        value = needle.value
+        if self.sqlite:
+            items = func.json_each(M.c.value).table_valued("value", "type").alias("j")
+            kind = needle.kind
+            if kind == "json":
+                raise QueryError("CONTAINS takes a string, number, true, false or null",
+                                 self.text, needle.pos)
+            if kind == "string":
+                match = and_(items.c.type == "text", items.c.value == value)
+            elif kind == "number":
+                match = and_(items.c.type.in_(("integer", "real")), items.c.value == value)
+            else:  # json_each's types of true, false and null are their names
+                match = items.c.type == json_text(value)
+            found = exists(select(literal(1)).select_from(items).where(match))
+            return and_(M.c.type == "array", found)
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        # CASE: the cast runs on arrays only (a string's text is not JSON).
+        needle_json = literal([value], type_=JSONB)  # JSONB serialises it
+        return typing.cast(ColumnElement[bool], case(
+            (M.c.type == "array", cast(M.c.value, JSONB).op("@>", is_comparison=True)(
+                needle_json)), else_=False))
+
     def metadata(self, p: Predicate) -> _Term:
         key = M.c.key == p.field.key
         if p.op == "null":
-            has = exists().where(M.c.artifact_id == A.c.id, key)
+            # A key holding null is null too: present means present with a value.
+            has = exists().where(M.c.artifact_id == A.c.id, key, M.c.type != "null")
             if p.negated:
-                return _Term(has, select(M.c.artifact_id).where(key))
+                return _Term(has, select(M.c.artifact_id).where(key, M.c.type != "null"))
             return _Term(not_(has))
         condition = self.value_condition(p)
         return _Term(exists().where(M.c.artifact_id == A.c.id, key, condition),
@@ -324,7 +358,8 @@ class Search:
         return plan(self, conn)
 
     def statement(self, conn: Connection, plan: Plan | None = None) -> Select[Any]:
-        """The SELECT of one page: the artifact columns, then the sort keys.
+        """The SELECT of one page: the artifact columns and its metadata document, then
+        the sort keys.
 
         On PostgreSQL the ids of the plan are read first: its estimates treat a key
         and a value as independent (``key = 'accuracy' AND number > 0.99`` looks like
@@ -375,13 +410,14 @@ class Search:
             conditions.append(keys < bounds if self.ordering.descending else keys > bounds)
         order = [k.desc() if self.ordering.descending else k.asc() for k in self.keys]
         statement = (select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
+                            A.c.metadata_json,
                             *(k.label(f"k{i}") for i, k in enumerate(self.keys)))
                      .select_from(self.from_clause).where(*conditions).order_by(*order))
         return statement if self.limit is None else statement.limit(self.limit + 1)
 
     def cursor(self, row: Any) -> str:
         """The cursor of the page that follows ``row`` (a row of :meth:`statement`)."""
-        return encode_cursor(self.ordering.signature, tuple(row)[5:5 + len(self.keys)])
+        return encode_cursor(self.ordering.signature, tuple(row)[6:6 + len(self.keys)])
 
     def memo(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """Statements built once per search (SQLAlchemy then caches their compiled form)."""
@@ -396,7 +432,7 @@ class Search:
             and not any(t.by_name for t in self.terms)
 
 
-def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | None = None,
+def compile_search(filter: str | None, *, dialect: str, where: dict[str, Any] | None = None,
                    namespaces: str | Iterable[str] = "*", order_by: str | None = None,
                    limit: int | None = None, after: str | None = None) -> Search:
     """Parse and check a search; see :mod:`catalogstore.catalog.query.language` for the language.
@@ -417,7 +453,9 @@ def compile_search(filter: str | None, *, dialect: str, where: dict[str, str] | 
     if after is not None and not isinstance(after, str):
         raise QueryError(_BAD_CURSOR)
     patterns = namespace_patterns(namespaces)
-    return _compile(filter or "", dialect, tuple((where or {}).items()),
+    # The cache key holds each value's JSON text: 1, 1.0 and True are equal in Python.
+    return _compile(filter or "", dialect,
+                    tuple([(k, json_text(v)) for k, v in (where or {}).items()]),
                     None if patterns is None else tuple(patterns), order_by, limit, after)
 
 
@@ -426,7 +464,7 @@ def _compile(text: str, dialect: str, where: tuple[tuple[str, str], ...],
              namespaces: tuple[str, ...] | None, order_by: str | None, limit: int | None,
              after: str | None) -> Search:
     # Cached: a Search never changes once built, and programs repeat their searches.
-    nodes: list[Node] = equalities(dict(where))
+    nodes: list[Node] = equalities({k: json.loads(v) for k, v in where})
     if text.strip():
         node = parse(text, terms=len(where), values=len(where))
         check(node, text)

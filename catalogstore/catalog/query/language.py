@@ -2,8 +2,9 @@
 
 A filter is a boolean expression over an artifact's metadata and its built-in fields::
 
-    meta.model = 'xgb' AND meta.accuracy > 0.9
+    meta.model = 'xgb' AND meta.accuracy > 0.9 AND meta.final = true
         AND (name LIKE 'run-%' OR namespace IN ('a', 'b')) AND meta.note IS NULL
+        AND meta.layers CONTAINS 64
 
 Grammar (keywords are case-insensitive; ``NOT`` binds tighter than ``AND``, ``AND``
 tighter than ``OR``)::
@@ -16,25 +17,39 @@ tighter than ``OR``)::
                 | field ["NOT"] "IN" "(" literal ("," literal)* ")"
                 | field ["NOT"] "LIKE" string
                 | field "IS" ["NOT"] "NULL"
+                | field ["NOT"] "CONTAINS" literal
     compare    := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
     field      := "meta" "." identifier | "meta" "." quoted | "meta" "[" (string|quoted) "]"
                 | "name" | "namespace" | "created_at" | "updated_at" | "files" | "size"
-    literal    := string | number
+    literal    := string | number | "true" | "false" | "null"
     string     := "'" characters "'"        a quote inside is doubled: 'it''s'
     quoted     := '"' characters '"'        a metadata key: meta."my key", meta."a.b"
     number     := [+-] digits [. digits] [(e|E) [+-] digits]      (42, -0.5, 1e-05, .5)
 
 Meaning:
 
-- ``meta.KEY`` is the artifact's metadata value under KEY. Compared with a string
-  it compares as text; compared with a number it compares numerically and is true
-  only for values that are numbers (:func:`catalogstore.record.value_number`), so
-  ``meta.epochs > 9`` holds for ``'10'`` and not for ``'ten'`` or ``'9'``, while
-  ``meta.epochs > '9'`` compares text (``'10' < '9'``).
-- A predicate on a key the artifact does not have is false, except
-  ``meta.KEY IS NULL``, which is true exactly then. ``!=``, ``NOT IN`` and ``NOT LIKE``
-  hold for artifacts that have the key with another value; ``NOT`` before a
-  predicate also matches those without the key (``NOT meta.a = 'x'``).
+- ``meta.KEY`` is the artifact's metadata value under KEY, a JSON value (string,
+  number, boolean, null, array or object). Compared with a quoted string it
+  compares its text form: a string itself, any other value its compact JSON text
+  (``'xgb'``; ``meta.flag = 'true'`` also holds for the string ``"true"``).
+  Compared with a number it compares numerically, and is true for numbers and for
+  strings that spell one (:func:`catalogstore.record.value_number`), so
+  ``meta.epochs > 9`` holds for ``10`` and ``'10'`` and not for ``'ten'`` or ``9``,
+  while ``meta.epochs > '9'`` compares text (``'10' < '9'``).
+- ``true`` and ``false`` match booleans only (``=``, ``!=``, ``IN``); ``meta.KEY = null``
+  matches a key whose value is JSON ``null``.
+- ``meta.KEY IS NULL`` holds when the artifact has no such key or its value is
+  ``null`` (SQL's and MongoDB's reading: absent is null); ``IS NOT NULL`` when it
+  has the key with another value.
+- ``meta.KEY CONTAINS literal`` holds when the value is an array with an element
+  equal to the literal (of its type: ``CONTAINS 3`` matches ``[1, 3]`` and ``[3.0]``,
+  not ``["3"]``; ``CONTAINS 'gpu'`` matches ``["gpu", "fp16"]``); elements of nested
+  arrays and strings that are not arrays never match. (PostgreSQL's ``@>`` on a
+  one-element array, SQLite's ``json_each``.)
+- A predicate on a key the artifact does not have is false, except ``IS NULL``.
+  ``!=``, ``NOT IN``, ``NOT LIKE`` and ``NOT CONTAINS`` hold for artifacts that have
+  the key with another value; ``NOT`` before a predicate also matches those
+  without the key (``NOT meta.a = 'x'``).
 - ``LIKE``: ``%`` matches any run of characters, ``_`` one character, ``\\`` makes the
   next one literal; case-sensitive on SQLite and PostgreSQL alike.
 - ``name`` and ``namespace`` are text; ``created_at`` and ``updated_at`` take ISO
@@ -80,6 +95,7 @@ from typing import Any
 from catalogstore.bounded_json import text_problem
 from catalogstore.catalog.models import as_utc
 from catalogstore.errors import QueryError
+from catalogstore.record import value_type
 
 MAX_FILTER_CHARS = 1 << 20
 """Longest filter, in characters (1 Mi)."""
@@ -100,7 +116,8 @@ TEXT_FIELDS = ("name", "namespace")
 TIME_FIELDS = ("created_at", "updated_at")
 COUNT_FIELDS = ("files", "size")
 
-_KEYWORDS = {"and", "or", "not", "in", "like", "is", "null"}
+_KEYWORDS = {"and", "or", "not", "in", "like", "is", "null", "true", "false", "contains"}
+_CONSTANTS = {"true": True, "false": False, "null": None}
 _COMPARE = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">",
             ">=": ">="}
 _TOKEN = re.compile(r"""
@@ -187,19 +204,28 @@ class Field:
 
 @dataclass(frozen=True)
 class Literal:
-    value: str | float
+    """A value of a filter: a string, a number (``float``), ``True``/``False``, ``None``;
+    from ``where`` also an ``int``, a list or a dict."""
+
+    value: Any
     pos: int
 
     @property
+    def kind(self) -> str:
+        """string, number, boolean, null or json (a list or dict, compared as JSON text)."""
+        kind = value_type(self.value)
+        return "json" if kind in ("array", "object") else kind
+
+    @property
     def is_number(self) -> bool:
-        return isinstance(self.value, float)
+        return self.kind == "number"
 
 
 @dataclass(frozen=True)
 class Predicate:
-    """``field op values``; ``op`` is a comparison, ``in``, ``like`` or ``null``.
+    """``field op values``; ``op`` is a comparison, ``in``, ``like``, ``null`` or ``contains``.
 
-    ``negated`` is set for ``NOT IN``, ``NOT LIKE`` and ``IS NOT NULL``.
+    ``negated`` is set for ``NOT IN``, ``NOT LIKE``, ``NOT CONTAINS`` and ``IS NOT NULL``.
     """
 
     field: Field
@@ -366,6 +392,9 @@ class _Parser:
             if number in (float("inf"), float("-inf")):
                 raise QueryError("number out of range", self.text, token.pos)
             return Literal(number, token.pos)
+        if token.kind == "word" and token.text.lower() in _CONSTANTS:
+            self.at += 1
+            return Literal(_CONSTANTS[token.text.lower()], token.pos)
         hint = " (quote text: 'value')" if token.kind == "word" \
             and token.text.lower() not in _KEYWORDS else ""
         raise self.fail(f"expected a value after {after}{hint}")
@@ -401,8 +430,10 @@ class _Parser:
             self.count(pattern, 1)
             self.at += 1
             return Predicate(field, "like", (Literal(pattern.value, pattern.pos),), negated)
-        expected = "IN or LIKE after NOT" if negated else \
-            "an operator (=, !=, <, <=, >, >=, IN, LIKE, IS NULL)"
+        if self.keyword("contains"):
+            return Predicate(field, "contains", (self.literal("CONTAINS"),), negated)
+        expected = "IN, LIKE or CONTAINS after NOT" if negated else \
+            "an operator (=, !=, <, <=, >, >=, IN, LIKE, CONTAINS, IS NULL)"
         raise self.fail(f"expected {expected} after {field}")
 
 
@@ -436,13 +467,15 @@ def parse_field(text: str) -> Field:
     return field
 
 
-def equalities(where: dict[str, str]) -> list[Node]:
-    """``list_artifacts``' ``where`` pairs as text equalities."""
+def equalities(where: dict[str, Any]) -> list[Node]:
+    """``list_artifacts``' ``where`` pairs as equalities (a string compares as text, a
+    number as a number, a list or dict as its JSON text and type)."""
     if len(where) > MAX_TERMS:
         raise QueryError(f"more than {MAX_TERMS} where pairs")
     for key, value in where.items():
         check_text(key, "metadata key")
-        check_text(value, "metadata value")
+        if isinstance(value, str):
+            check_text(value, "metadata value")
     return [Predicate(Field("meta", key, 0), "=", (Literal(value, 0),))
             for key, value in where.items()]
 
@@ -461,9 +494,20 @@ def check(node: Node, text: str) -> None:
         return
     field, op = node.field, node.op
     if field.name == "meta":
-        if op == "like" and node.values[0].is_number:
+        if op == "like" and node.values[0].kind != "string":
             raise QueryError("LIKE takes a quoted pattern", text, node.values[0].pos)
+        if op in ("<", "<=", ">", ">=") and node.values[0].kind not in ("string", "number"):
+            raise QueryError(f"{op} compares numbers or text: use = or != with true, false "
+                             "or null", text, node.values[0].pos)
         return
+    if op == "contains":
+        raise QueryError(f"{field.name} is not a list: CONTAINS applies to meta.KEY",
+                         text, field.pos)
+    for literal in node.values:
+        if literal.kind in ("boolean", "null"):
+            raise QueryError(f"{field.name} is never true, false or null: compare it with "
+                             f"{'a number' if field.name in COUNT_FIELDS else 'a quoted value'}",
+                             text, literal.pos)
     if op == "null":
         raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY",
                          text, field.pos)
