@@ -33,7 +33,7 @@ from catalogstore.errors import (
     SignatureError,
     UntrustedObjectError,
 )
-from catalogstore.object_store import get, put
+from catalogstore.object_store import adopt, get, put
 from catalogstore.signing import SIGNATURE_KEY
 from catalogstore.storage.checksum import checksum_bytes
 
@@ -198,3 +198,22 @@ def test_signing_key_is_checked_without_being_shown(bad, monkeypatch):
     with pytest.raises(ConfigurationError, match="CATALOGSTORE_SIGNING_KEY") as caught:
         catalogstore.configure(signing_key=bad)
     assert str(bad) not in str(caught.value)
+
+
+def test_adopting_with_a_key_signs_the_object_as_it_is(stack, tmp_path):
+    # An object another tool wrote, adopted while a key is set: adopt signs the bytes
+    # as they are, so get reads them; bytes replaced afterwards are refused again.
+    foreign = new_artifact("flowdapt-model")
+    foreign.new_file("object", content=pickle.dumps({"weights": [1, 2]}))
+    foreign.update_meta({"value_type": "object", "serializer": "pickle"})
+    catalogstore.configure(signing_key=KEY)
+    with pytest.raises(UntrustedObjectError):
+        get("flowdapt-model", artifact_only=True)
+    adopt("flowdapt-model", serializer="pickle")
+    assert SIGNATURE_KEY in get_artifact("flowdapt-model").metadata
+    assert get("flowdapt-model", artifact_only=True) == {"weights": [1, 2]}
+    marker = tmp_path / "exploited"
+    _replace_bytes(stack, "flowdapt-model", pickle.dumps(Exploit(marker)))
+    with pytest.raises((SignatureError, UntrustedObjectError)):
+        get("flowdapt-model", artifact_only=True)
+    assert not marker.exists()

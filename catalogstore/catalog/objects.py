@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, select
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select
 
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import artifact_lock, case_blind_key, sqlite_path
@@ -105,6 +105,26 @@ def read_with_artifact(catalog: Catalog, namespace: str,
     if first[9] is None:  # the record's generation
         return None, artifact
     return ObjectRecord(*first[7:]), artifact
+
+
+_STALE = (
+    select(A.c.namespace, A.c.name, A.c.id, O.c.generation)
+    .select_from(A.join(O, and_(O.c.namespace == A.c.namespace, O.c.key == A.c.name))
+                 .join(M, and_(M.c.artifact_id == A.c.id, M.c.key == "value_type",
+                               M.c.value == "object")))
+    .where(O.c.tier == CLUSTER_MEMORY,
+           or_(O.c.artifact_id.is_(None), O.c.artifact_id != A.c.id))
+    .order_by(A.c.namespace, A.c.name))
+
+
+def stale_artifacts(catalog: Catalog) -> list[tuple[str, str, int, str]]:
+    """Object artifacts an older generation left: the key's current record is a value in
+    cluster memory that is not a copy of this artifact (a put to memory whose removal of
+    the older artifact did not happen: the process died, the storage failed). As
+    (namespace, name, artifact id, the current generation)."""
+    with catalog.errors("find stale object artifacts"), catalog.engine.connect() as conn:
+        return [(ns, name, int(id_), generation)
+                for ns, name, id_, generation in conn.execute(_STALE)]
 
 
 def replace(conn: Connection, record: ObjectRecord, now: datetime | None = None) -> \

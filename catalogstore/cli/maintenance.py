@@ -132,10 +132,13 @@ def gc(grace: _Grace = maintenance.DEFAULT_GRACE) -> None:
     """Finish what crashed writers left: roll committed changes forward, remove orphans.
 
     Staged files that no commit references and that are older than --grace are
-    removed; committed data is never touched.
+    removed, and object artifacts that a newer value in cluster memory made stale;
+    other committed data is never touched.
     """
     report = maintenance.gc(grace)
     typer.echo(f"journal: {report.journal_entries} committed change(s) rolled forward")
+    typer.echo(f"objects: {len(report.stale_objects)} stale artifact(s) of older "
+               "generations removed")
     for left in report.left:
         typer.echo(f"left     {left.path}: {left.reason}")
     typer.echo(f"staging: {len(report.removed)} orphaned file(s) removed, "

@@ -12,7 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from catalogstore.errors import ForeignEntryError
+from catalogstore.errors import ArtifactNotFoundError, ForeignEntryError
 from catalogstore.maintenance._reports import GcReport
 from catalogstore.maintenance._steps import check_grace, duration, own_workspace
 from catalogstore.names import STAGING_DIR
@@ -27,7 +27,7 @@ from catalogstore.storage.tree import (
     remove_empty_folder,
     unfinished_uploads,
 )
-from catalogstore.txn import staging
+from catalogstore.txn import objects, staging
 from catalogstore.txn.workspace import Workspace
 
 DEFAULT_GRACE = 3600.0
@@ -133,14 +133,34 @@ def collect_orphans(ws: Workspace, grace: float, *, remove: bool
     return found, in_use + uploading, left
 
 
+def remove_stale_objects(ws: Workspace) -> list[str]:
+    """Delete the object artifacts older generations left behind (``namespace/name``).
+
+    A put to cluster memory commits the key's new record, then deletes the artifact
+    that held the older value; a process that dies in between leaves that artifact,
+    which ``get`` ignores (it follows the record). Each deletion commits only while
+    the record that made it stale is still current, so a put racing ``gc`` wins.
+    """
+    removed = []
+    for namespace, name, artifact_id, generation in objects.stale_artifacts(ws):
+        try:
+            ws.commit([objects.stale_artifact_removal(namespace, name, artifact_id,
+                                                      generation)])
+        except (objects.Superseded, ArtifactNotFoundError):
+            continue  # the key moved on, or the artifact went, meanwhile
+        removed.append(f"{namespace}/{name}")
+    return removed
+
+
 def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcReport:
     """Finish what crashed writers left: roll the journal forward, remove orphaned staged files.
 
     A staged file is an orphan when no journal entry references it and it is older
     than ``grace`` seconds (younger ones may belong to a writer that has not
     committed yet). On S3, unfinished multipart uploads into the staging area (a
-    writer killed while streaming) older than ``grace`` are aborted too. Committed
-    data is never touched.
+    writer killed while streaming) older than ``grace`` are aborted too. Object
+    artifacts that a newer generation in cluster memory made stale are deleted
+    (:func:`remove_stale_objects`). Committed data is never touched otherwise.
 
     Parameters
     ----------
@@ -158,6 +178,7 @@ def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcR
     report = GcReport()
     with own_workspace(settings) as ws, ws.storage_errors("collect garbage"):
         report.journal_entries, report.left = recover(ws)
+        report.stale_objects = remove_stale_objects(ws)
         orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=True)
         report.left += left
         report.removed = [orphan.path for orphan in orphans]

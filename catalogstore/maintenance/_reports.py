@@ -75,6 +75,9 @@ class GcReport:
     """Journal entries rolled forward (or found done and forgotten)."""
     removed: list[str] = field(default_factory=list)
     """Orphaned staged files removed, relative to the storage root."""
+    stale_objects: list[str] = field(default_factory=list)
+    """Object artifacts (``namespace/name``) a newer generation in cluster memory made
+    stale, deleted."""
     bytes_removed: int = 0
     staged_in_use: int = 0
     left: list[Broken] = field(default_factory=list)

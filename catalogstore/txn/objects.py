@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from catalogstore.catalog import objects as rows
 from catalogstore.catalog.objects import ADOPTED, ARTIFACT, CLUSTER_MEMORY, PUT, ObjectRecord
 from catalogstore.errors import CatalogStoreError
+from catalogstore.txn.changeset import Changeset
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Writes
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
 
 __all__ = ["ADOPTED", "ARTIFACT", "CLUSTER_MEMORY", "PUT", "ObjectRecord", "Superseded",
-           "commit_with", "delete_with", "lock", "read", "read_with_artifact", "write"]
+           "commit_with", "delete_with", "lock", "read", "read_with_artifact",
+           "stale_artifact_removal", "stale_artifacts", "write"]
 
 
 class Superseded(CatalogStoreError):
@@ -74,6 +76,10 @@ def delete_with(batch: Batch, namespace: str, key: str, *,
                 only_if: str | None = None) -> None:
     """Forget the key in the commit of ``batch``; with ``only_if``, abort that commit with
     :class:`Superseded` unless the key's current generation is that one."""
+    batch.changeset(namespace, key).rows.append(_forget(namespace, key, only_if))
+
+
+def _forget(namespace: str, key: str, only_if: str | None) -> Callable[[Writes, int], None]:
     def drop(writes: Writes, _artifact_id: int) -> None:
         current = rows.read_in(writes.conn, namespace, key)
         if only_if is not None:
@@ -82,4 +88,20 @@ def delete_with(batch: Batch, namespace: str, key: str, *,
             return  # the current record is another tier's: it stays
         if current is not None:
             rows.remove(writes.conn, namespace, key)
-    batch.changeset(namespace, key).rows.append(drop)
+    return drop
+
+
+def stale_artifact_removal(namespace: str, key: str, artifact_id: int,
+                           generation: str) -> Changeset:
+    """The deletion of the object artifact ``artifact_id`` that an older generation of
+    the key left (:func:`catalogstore.catalog.objects.stale_artifacts`): its commit is
+    aborted with :class:`Superseded` unless ``generation`` is still current (the key's
+    record stays), and refused if the name now belongs to another artifact."""
+    cs = Changeset(namespace, key, delete=True, artifact_id=artifact_id)
+    cs.rows.append(_forget(namespace, key, generation))
+    return cs
+
+
+def stale_artifacts(workspace: Workspace) -> list[tuple[str, str, int, str]]:
+    """See :func:`catalogstore.catalog.objects.stale_artifacts`."""
+    return rows.stale_artifacts(workspace.catalog)
