@@ -27,7 +27,7 @@ _MemoryNamespace = Annotated[str, typer.Option(
     "--namespace", "-n", help="Namespace (default: the current one).")]
 _MemoryBackend = Annotated[str, typer.Option(
     "--backend", "-b", help="local, ray or dask (default: CATALOGSTORE_MEMORY_BACKEND, "
-    "else the one detected here).")]
+    "else the one detected here); ray joins the running cluster (RAY_ADDRESS or found).")]
 
 
 def _memory(backend: str, scope: str) -> Any:
@@ -77,7 +77,8 @@ def memory_ls(
     The backend is the one a stage would get here (CATALOGSTORE_MEMORY_BACKEND or
     detected). For the local backend this is the session of CATALOGSTORE_MEMORY_SESSION,
     else of this shell's process group; the free pool is memory released by deletes
-    and kept for reuse.
+    and kept for reuse. For ray, the command joins the running cluster itself
+    (ray.init(address="auto"), or RAY_ADDRESS).
     """
     from catalogstore.cluster_memory import resolve_backend
     from catalogstore.cluster_memory._local import LocalMemory
