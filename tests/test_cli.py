@@ -381,7 +381,11 @@ def test_new_commands_as_a_script(stack, tmp_path):
     rows = json.loads(script("ls", "team", "--json", cwd=tmp_path, env=env).stdout)
     assert rows[0]["metadata"] == {"acc": 0.5}
     paged = script("ls", "team", "--limit", "1", cwd=tmp_path, env=env).stdout
-    assert "more exist: add --after " in paged
+    assert "model" in paged and "model2" not in paged
+    cursor = paged.strip().splitlines()[-1].removeprefix("more exist: add --after ")
+    rest = json.loads(script("ls", "team", "--limit", "1", "--after", cursor, "--json",
+                             cwd=tmp_path, env=env).stdout)
+    assert [r["name"] for r in rest] == ["model2"]
     refused = script("rm", "team/model", cwd=tmp_path, env=env, code=2)  # stdin not a tty
     assert "refused without --yes" in error_line(refused.stderr)
     script("rm", "team/model", "--yes", cwd=tmp_path, env=env)
