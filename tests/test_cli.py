@@ -228,3 +228,177 @@ def test_db_upgrade_of_an_empty_postgres_schema(pg_url, tmp_path):
     upgraded = script("db", "upgrade", cwd=tmp_path, env=env).stdout
     assert f"upgraded from an empty database to revision {head}" in upgraded
     assert json.loads(script("ls", "--json", cwd=tmp_path, env=env).stdout) == []
+
+
+# -- rm, meta, get/put, ls paging, flags (issue 17 point 3) ---------------------------
+
+
+def test_rm_an_artifact_its_files_and_an_object(filled):
+    line = error_line(run("rm", "default/alpha", code=2).stderr)  # no terminal, no --yes
+    assert "refused without --yes" in line
+    assert artifact_exists("alpha", "default")
+    assert "has no file 'zzz'" in error_line(
+        run("rm", "alpha", "--file", "zzz", "--yes", code=1).stderr)
+    assert "deleted readme from default/alpha" in run(
+        "rm", "alpha", "--file", "readme", "-y").stdout
+    assert [f.name for f in get_artifact("alpha")] == ["weights.bin"]
+    assert "deleted artifact default/alpha" in run("rm", "default/alpha", "--yes").stdout
+    assert not artifact_exists("alpha", "default")
+    assert "does not exist" in error_line(run("rm", "default/alpha", "--yes", code=1).stderr)
+    assert "invalid artifact name" in error_line(run("rm", "default/..", "-y", code=1).stderr)
+
+    # An object: deleted by the object store, its record with it (get no longer finds it).
+    from catalogstore import object_store
+    object_store.put("model", {"a": 1}, artifact_only=True)
+    assert "files go only with the whole key" in error_line(
+        run("rm", "model", "--file", "x", "-y", code=2).stderr)
+    assert "deleted object default/model" in run("rm", "model", "--yes").stdout
+    assert not artifact_exists("model", "default")
+    assert object_store.get("model", default=None) is None
+    object_store.put("model", b"again", artifact_only=True)  # the key is usable again
+    assert object_store.get("model") == b"again"
+
+
+def test_rm_asks_on_a_terminal(filled, monkeypatch):
+    # CliRunner's stdin is no terminal: the question is what a terminal would see.
+    monkeypatch.setattr("catalogstore.cli.artifacts.stdin_is_terminal", lambda: True)
+    result = runner.invoke(app, ["rm", "beta"], input="n\n")
+    assert result.exit_code == 1 and "delete artifact default/beta" in result.stdout
+    assert error_line(result.stderr) == "error: aborted"
+    assert artifact_exists("beta", "default")
+    result = runner.invoke(app, ["rm", "beta"], input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert not artifact_exists("beta", "default")
+
+
+def test_meta_set_and_unset(filled):
+    out = run("meta", "set", "default/beta", "epochs=10", "note=a=b", "empty=").stdout
+    assert "default/beta: set epochs=10" in out
+    meta = get_artifact("beta").metadata
+    assert (meta["epochs"], meta["note"], meta["empty"]) == ("10", "a=b", "")
+    run("meta", "set", "--json", "beta", "epochs=10", "acc=0.5", "ok=true", "tags=[1,\"x\"]",
+        'name="xgb"', "gone=null")
+    meta = get_artifact("beta").metadata
+    assert (meta["epochs"], meta["acc"], meta["ok"], meta["tags"], meta["name"],
+            meta["gone"]) == (10, 0.5, True, [1, "x"], "xgb", None)
+    assert "not JSON" in error_line(run("meta", "set", "--json", "beta", "x=xgb", code=2).stderr)
+    assert "is not KEY=VALUE" in error_line(run("meta", "set", "beta", "novalue", code=2).stderr)
+    assert "does not exist" in error_line(run("meta", "set", "nope", "a=1", code=1).stderr)
+    error_line(run("meta", "set", "beta", code=2).stderr)
+
+    # unset: all or nothing
+    assert "has no metadata key 'nokey'" in error_line(
+        run("meta", "unset", "beta", "acc", "nokey", code=1).stderr)
+    assert "acc" in get_artifact("beta").metadata
+    assert "removed acc, ok" in run("meta", "unset", "default/beta", "acc", "ok").stdout
+    assert not {"acc", "ok"} & set(get_artifact("beta").metadata)
+
+    from catalogstore import object_store
+    object_store.put("obj", 1, artifact_only=True)
+    assert "object store's value" in error_line(
+        run("meta", "set", "obj", "value_type=x", code=1).stderr)
+    assert object_store.get("obj") == 1
+
+
+def test_get_and_put(local_stack, tmp_path):
+    from catalogstore import object_store
+    data = os.urandom(100_000)
+    (tmp_path / "in.bin").write_bytes(data)
+    assert f"stored {len(data)} bytes as team/blob" in run(
+        "put", "team/blob", str(tmp_path / "in.bin"), "--artifact-only").stdout
+    assert object_store.get("blob", namespace="team") == data
+    assert run("get", "team/blob").stdout_bytes == data
+    run("get", "team/blob", "-o", str(tmp_path / "out.bin"))
+    assert (tmp_path / "out.bin").read_bytes() == data
+    result = runner.invoke(app, ["put", "team/stdin", "-"], input=b"from stdin")
+    assert result.exit_code == 0, result.stderr
+    assert object_store.get("stdin", namespace="team") == b"from stdin"
+
+    object_store.put("text", "h\u00e9llo", namespace="team", artifact_only=True)
+    assert run("get", "team/text").stdout_bytes == "h\u00e9llo".encode()
+    object_store.put("conf", {"lr": 0.1, "layers": [1, 2]}, namespace="team",
+                     artifact_only=True)
+    assert json.loads(run("get", "team/conf").stdout) == {"lr": 0.1, "layers": [1, 2]}
+    object_store.put("odd", {1, 2}, namespace="team", artifact_only=True)
+    assert "holds a builtins.set" in error_line(run("get", "team/odd", code=1).stderr)
+    assert "no object 'missing'" in error_line(run("get", "team/missing", code=1).stderr)
+    error_line(run("put", "team/x", str(tmp_path / "none.bin"), code=1).stderr)
+    error_line(run("put", "team/bad..key", str(tmp_path / "in.bin"), code=1).stderr)
+    new_artifact("user", "team")
+    assert "user artifact" in error_line(
+        run("put", "team/user", str(tmp_path / "in.bin"), code=1).stderr)
+
+
+def test_ls_limit_says_more_exist(local_stack):
+    for i in range(5):
+        new_artifact(f"a{i}")
+    first = run("ls", "--limit", "2").stdout
+    assert "a0" in first and "a1" in first and "a2" not in first
+    more = first.strip().splitlines()[-1]
+    assert more.startswith("more exist: add --after ")
+    cursor = more.rsplit(" ", 1)[1]
+    second = run("ls", "--limit", "2", "--after", cursor).stdout
+    assert "a2" in second and "a3" in second and "a1" not in second
+    last = run("ls", "--limit", "4", "--after", cursor).stdout
+    assert "a4" in last and "more exist" not in last
+    result = run("ls", "--limit", "2", "--json")
+    assert [r["name"] for r in json.loads(result.stdout)] == ["a0", "a1"]
+    assert result.stderr.startswith("more exist: add --after ")
+    assert "more exist" not in run("ls", "--limit", "5").stdout
+    error_line(run("ls", "--after", "garbage", code=1).stderr)
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_boolean_options_are_flags():
+    import typer.main
+
+    root = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(root):
+        for param in command.params:
+            if param.type_descriptor.annotation is bool:
+                assert param.is_flag, (path, param.name)
+                checked += 1
+        help_text = run(*path, "--help").stdout
+        assert "<bool>" not in help_text and "BOOLEAN" not in help_text, path
+    assert checked >= 10
+
+
+@pytest.mark.slow
+def test_new_commands_as_a_script(stack, tmp_path):
+    env = stack.environ()
+    (tmp_path / "v.bin").write_bytes(b"\x00value")
+    script("cp", str(tmp_path / "v.bin"), "cs://team/model", cwd=tmp_path, env=env)
+    script("cp", str(tmp_path / "v.bin"), "cs://team/model2", cwd=tmp_path, env=env)
+    script("meta", "set", "--json", "team/model", "epochs=3", cwd=tmp_path, env=env)
+    script("meta", "unset", "team/model", "epochs", cwd=tmp_path, env=env)
+    script("meta", "set", "--json", "team/model", "acc=0.5", cwd=tmp_path, env=env)
+    rows = json.loads(script("ls", "team", "--json", cwd=tmp_path, env=env).stdout)
+    assert rows[0]["metadata"] == {"acc": 0.5}
+    paged = script("ls", "team", "--limit", "1", cwd=tmp_path, env=env).stdout
+    assert "model" in paged and "model2" not in paged
+    cursor = paged.strip().splitlines()[-1].removeprefix("more exist: add --after ")
+    rest = json.loads(script("ls", "team", "--limit", "1", "--after", cursor, "--json",
+                             cwd=tmp_path, env=env).stdout)
+    assert [r["name"] for r in rest] == ["model2"]
+    refused = script("rm", "team/model", cwd=tmp_path, env=env, code=2)  # stdin not a tty
+    assert "refused without --yes" in error_line(refused.stderr)
+    script("rm", "team/model", "--yes", cwd=tmp_path, env=env)
+    assert [r["name"] for r in json.loads(
+        script("ls", "team", "--json", cwd=tmp_path, env=env).stdout)] == ["model2"]
+    script("put", "team/key", str(tmp_path / "v.bin"), "--artifact-only", cwd=tmp_path,
+           env=env)
+    got = subprocess.run([*CLI, "get", "team/key"], cwd=tmp_path, capture_output=True,
+                         env={**os.environ, **env}, timeout=120)
+    assert got.returncode == 0 and got.stdout == b"\x00value", got.stderr
+    script("rm", "team/key", "-y", cwd=tmp_path, env=env)
+    missing = script("get", "team/key", cwd=tmp_path, env=env, code=1)
+    assert "Traceback" not in missing.stderr
+    error_line(missing.stderr)
+    bad = script("meta", "set", "team/model2", "--json", "x=nope", cwd=tmp_path, env=env, code=2)
+    error_line(bad.stderr)

@@ -317,3 +317,31 @@ def test_boards_of_ended_sessions_are_removed(tmp_path: Path) -> None:
     assert mine.owner() == os.getpid()
     remove_ended_boards(tmp_path)
     assert not ended.exists() and running.exists()
+
+
+def test_cli_memory_ls_joins_the_running_cluster(memory: RayMemory, namespace: str) -> None:
+    """`catalogstore memory ls -b ray` from a shell: the command joins the cluster itself
+    (ray.init(address="auto"), which follows RAY_ADDRESS: this session's cluster)."""
+    import json
+
+    memory.put("frame", b"x" * 1000)
+    env = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    out = run_script("-m", "catalogstore", "memory", "ls", "-b", "ray", "-n", namespace,
+                     "--json", env=env)
+    listing = json.loads(out.stdout)
+    assert listing["backend"] == "ray"
+    assert [o["key"] for o in listing["objects"]] == ["frame"]
+    cleared = run_script("-m", "catalogstore", "memory", "clear", "-b", "ray", "-n", namespace,
+                         env=env)
+    assert "cleared 1 object(s)" in cleared.stdout
+    assert memory.keys() == []
+
+
+def test_cli_memory_ls_without_a_cluster_to_join_is_one_line() -> None:
+    out = subprocess.run([sys.executable, "-m", "catalogstore", "memory", "ls", "-b", "ray"],
+                         capture_output=True, text=True, cwd=REPO, timeout=SUBPROCESS_TIMEOUT,
+                         env={**os.environ, "RAY_ADDRESS": "not-an-address"}, check=False)
+    assert out.returncode == 1, out
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no running Ray cluster to join"), \
+        out.stderr

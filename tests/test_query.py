@@ -432,7 +432,7 @@ def test_cli_query(data):
                           "--limit", "2", "--after", listing["next"]).stdout)
     assert [a["name"] for a in rest["artifacts"]] == ["run-001"] and rest["next"] is None
     out = cli("query", "", "-n", "team-*", "--order-by", "name desc", "--limit", "1").stdout
-    assert "run-010" in out and "more: add --after " in out
+    assert "run-010" in out and "more exist: add --after " in out
     assert "no artifacts in namespace 'other' match" in \
         cli("query", "meta.model = 'lgbm'", "-n", "other").stdout
     # ls takes the same filters.

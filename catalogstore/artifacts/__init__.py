@@ -34,6 +34,7 @@ __all__ = [
     "check_if_artifact_exists",
     "get_artifact",
     "list_artifacts",
+    "list_artifacts_page",
     "new_artifact",
     "query_artifacts",
 ]
@@ -165,13 +166,25 @@ def list_artifacts(namespace: str = "", protocol: str = "", base_path: str = "",
             namespace=namespace, protocol=protocol, base_path=base_path, **params)
         return Artifact.list_artifacts(namespace=namespace, protocol=protocol,
                                        base_path=base_path, **params)
+    return list(list_artifacts_page(namespace, protocol, base_path, where=where,
+                                    all_namespaces=all_namespaces, filter=filter,
+                                    order_by=order_by, limit=limit, **params))
+
+
+def list_artifacts_page(namespace: str = "", protocol: str = "", base_path: str = "", *,
+                        where: dict[str, Any] | None = None, all_namespaces: bool = False,
+                        filter: str | None = None, order_by: str | None = None,
+                        limit: int | None = None, after: str | None = None,
+                        **params: Any) -> Page:
+    """What :func:`list_artifacts` lists, as a :class:`Page` of at most ``limit``
+    artifacts with the cursor of the next one (``after``: the previous page's ``next``)."""
     workspace = lookup.storage_of(protocol, base_path, params)
     ns = None if all_namespaces else lookup.namespace_of(workspace, namespace)
     # Typed: a str compares as text, a number as a number, True only with booleans.
     checked = {validate_meta_key(k): check_meta_value(k, v) for k, v in (where or {}).items()}
-    return lookup.search(Artifact, workspace, filter, where=checked,
-                         namespaces="*" if ns is None else [ns], order_by=order_by,
-                         limit=limit, after=None)[0]
+    return Page(*lookup.search(Artifact, workspace, filter, where=checked,
+                               namespaces="*" if ns is None else [ns], order_by=order_by,
+                               limit=limit, after=after))
 
 
 @dataclass(frozen=True)

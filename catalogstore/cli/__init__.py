@@ -3,11 +3,12 @@
 - :mod:`~catalogstore.cli.app`: the application and its one-line errors;
   :mod:`~catalogstore.cli.output`: tables and JSON.
 - :mod:`~catalogstore.cli.db` (``db``), :mod:`~catalogstore.cli.memory` (``memory``),
-  :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``),
+  :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``, ``rm``),
+  :mod:`~catalogstore.cli.meta` (``meta``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
   (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
-  :mod:`~catalogstore.cli.objects` (``adopt``), :mod:`~catalogstore.cli.ui` (``ui``,
-  the web browser of :mod:`catalogstore.web`).
+  :mod:`~catalogstore.cli.objects` (``get``, ``put``, ``adopt``),
+  :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`).
 
 Each command module registers its commands on :data:`app` when imported.
 """
@@ -20,6 +21,7 @@ from catalogstore.cli import (  # noqa: F401
     demo,
     maintenance,
     memory,
+    meta,
     objects,
     query,
     ui,

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 import catalogstore
@@ -66,6 +66,16 @@ def _fail(message: str, code: int) -> int:
     line = redact_text(" ".join(message.split()))
     typer.echo(f"error: {line.encode('utf-8', 'backslashreplace').decode()}", err=True)
     return code
+
+
+def _flag_type(option: TyperOption, ctx: Any) -> str | None:
+    # A flag takes no value: typer's rich help would show it as "<bool>" (as if --json
+    # wanted one), where its plain help shows nothing. The same rule for both.
+    return None if option.is_flag or option.count else _option_type(option, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 
 app = typer.Typer(

@@ -1,7 +1,9 @@
-"""``catalogstore ls``, ``show`` and ``cp``: artifacts as the catalog lists them, and copies."""
+"""``catalogstore ls``, ``show``, ``cp`` and ``rm``: artifacts as the catalog lists them,
+copies, and deletes."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -10,11 +12,22 @@ from rich.table import Table
 from rich.text import Text
 
 import catalogstore
-from catalogstore.artifacts import get_artifact, list_artifacts
+from catalogstore.artifacts import get_artifact, list_artifacts_page
 from catalogstore.cli.app import app
-from catalogstore.cli.output import console, listing, print_json, print_listing, shown, when
+from catalogstore.cli.output import (
+    console,
+    listing,
+    more_to_list,
+    print_json,
+    print_listing,
+    shown,
+    split_ref,
+    when,
+)
 from catalogstore.errors import QueryError
 from catalogstore.names import validate_file_name, validate_name
+from catalogstore.object_store import delete as delete_object
+from catalogstore.object_store._artifact_tier import is_object_artifact
 from catalogstore.txn.workspace import get_workspace
 
 SCHEME = "cs://"
@@ -51,7 +64,11 @@ def ls(
         "--filter", "-f", metavar="FILTER",
         help="Keep artifacts matching FILTER, in the language of `catalogstore query`.")] = None,
     limit: Annotated[int | None, typer.Option(
-        "--limit", min=1, help="At most N artifacts.")] = None,
+        "--limit", min=1, help="At most N artifacts; when more exist, a last line says so "
+        "and gives the --after CURSOR of the next page.")] = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="CURSOR", help="Continue after the page that printed CURSOR "
+        "(with the same NAMESPACE and filters).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     objects: Annotated[str, typer.Option(
         "--objects", metavar="show|hide|only",
@@ -68,13 +85,14 @@ def ls(
     if shown:
         filter = f"({filter}) AND {shown}" if filter else shown
     try:
-        artifacts = list_artifacts(namespace, where=conditions, all_namespaces=all_namespaces,
-                                   filter=filter, limit=limit)
+        page = list_artifacts_page(namespace, where=conditions, all_namespaces=all_namespaces,
+                                   filter=filter, limit=limit, after=after)
     except QueryError as exc:
         raise QueryError(f"invalid --filter: {exc.summary}") from None
-    rows = listing(artifacts)
+    rows = listing(list(page))
     if as_json:
         print_json(rows)
+        more_to_list(page.next, err=True)  # stdout stays one JSON list
         return
     scope = "any namespace" if all_namespaces else \
         f"namespace {catalogstore.current_namespace(namespace)!r}"
@@ -82,12 +100,7 @@ def ls(
                                         + ([filter] if filter else [])) \
         if conditions or filter else ""
     print_listing(rows, f"no artifacts in {scope}{matching}")
-
-
-def _split_ref(ref: str) -> tuple[str, str]:
-    """``NAMESPACE/NAME`` (or ``NAME`` in the current namespace) as (namespace, name)."""
-    namespace, _, name = ref.rpartition("/")
-    return namespace, name
+    more_to_list(page.next)
 
 
 @app.command("show")
@@ -98,7 +111,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show an artifact: identity, timestamps, metadata, and files with size and checksum."""
-    namespace, name = _split_ref(ref)
+    namespace, name = split_ref(ref)
     artifact = get_artifact(name, namespace)
     record = artifact.record
     files = get_workspace().catalog.list_files(record.id)
@@ -188,3 +201,64 @@ def _download(namespace: str, name: str, file_name: str | None, dst: str) -> Non
         paths = [artifact.get_file(file_name).download(dst)]
     total = sum(p.stat().st_size for p in paths)
     typer.echo(f"copied {len(paths)} file(s), {human_size(total)}, to {dst}")
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Go on with ``--yes``; else ask on a terminal (no: "aborted", exit 1) and refuse
+    without one (exit 2), rather than wait for an answer nobody can type."""
+    if yes:
+        return
+    if not stdin_is_terminal():
+        raise typer.BadParameter(f"{question}: refused without --yes (no terminal to ask on)")
+    typer.confirm(f"{question}?", abort=True)
+
+
+@app.command("rm")
+def rm(
+    ref: Annotated[str, typer.Argument(
+        metavar="NAMESPACE/NAME", help="The artifact (a bare NAME is in the current "
+        "namespace).")],
+    files: Annotated[list[str] | None, typer.Option(
+        "--file", "-f", metavar="FILE",
+        help="Remove only this file of the artifact (repeatable; all in one commit).")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")
+    ] = False,
+) -> None:
+    """Delete an artifact with its files and metadata, or some of its files.
+
+    An object store's value (value_type=object) is deleted by the object store's rules:
+    its artifact goes with the key's record in one commit (a copy of the value in cluster
+    memory, if any, stays the key's value: `memory clear` removes it). Its files are not
+    removed one by one.
+    """
+    namespace, name = split_ref(ref)
+    artifact = get_artifact(name, namespace)
+    record = artifact.record
+    full = f"{record.namespace}/{record.name}"
+    is_object = is_object_artifact(artifact)
+    if files:
+        if is_object:
+            raise typer.BadParameter(f"{full} is an object store's value: its files go only "
+                                   "with the whole key (rm without --file)")
+        for file_name in files:  # each checked before the question
+            artifact.get_file(validate_file_name(file_name))
+        confirm(f"delete {len(files)} file(s) of {full}", yes)
+        with catalogstore.transaction():
+            artifact = get_artifact(name, namespace)
+            for file_name in files:
+                artifact.delete_file(file_name)
+        typer.echo(f"deleted {', '.join(files)} from {full}")
+        return
+    count = len(artifact)
+    kind = "object" if is_object else "artifact"
+    confirm(f"delete {kind} {full} with its {count} file(s)", yes)
+    if is_object:
+        delete_object(record.name, namespace=record.namespace, strategy="artifact")
+    else:
+        artifact.delete()
+    typer.echo(f"deleted {kind} {full}")

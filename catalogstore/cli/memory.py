@@ -12,6 +12,7 @@ from rich.text import Text
 import catalogstore
 from catalogstore.cli.app import group
 from catalogstore.cli.output import console, print_json
+from catalogstore.errors import BackendUnavailableError
 
 memory_app = group("memory", "Cluster memory: what it holds, and freeing it.")
 
@@ -26,7 +27,35 @@ _MemoryNamespace = Annotated[str, typer.Option(
     "--namespace", "-n", help="Namespace (default: the current one).")]
 _MemoryBackend = Annotated[str, typer.Option(
     "--backend", "-b", help="local, ray or dask (default: CATALOGSTORE_MEMORY_BACKEND, "
-    "else the one detected here).")]
+    "else the one detected here); ray joins the running cluster (RAY_ADDRESS or found).")]
+
+
+def _memory(backend: str, scope: str) -> Any:
+    """The cluster memory of ``backend``; for ray, this process first joins the running
+    cluster (``ray.init(address="auto")``, or RAY_ADDRESS), as a shell has no driver."""
+    from catalogstore.cluster_memory import get_cluster_memory
+
+    if backend == "ray":
+        _join_ray()
+    return get_cluster_memory(backend, namespace=scope)
+
+
+def _join_ray() -> None:
+    import logging
+
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailableError("the ray backend needs Ray: pip install "
+                                      "'catalogstore[ray]'") from None
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address="auto", logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise BackendUnavailableError(
+            "no running Ray cluster to join (ray.init(address='auto')): start one with "
+            f"`ray start --head`, or set RAY_ADDRESS ({exc})") from None
 
 
 def _session_row(info: Any) -> dict[str, Any]:
@@ -48,9 +77,10 @@ def memory_ls(
     The backend is the one a stage would get here (CATALOGSTORE_MEMORY_BACKEND or
     detected). For the local backend this is the session of CATALOGSTORE_MEMORY_SESSION,
     else of this shell's process group; the free pool is memory released by deletes
-    and kept for reuse.
+    and kept for reuse. For ray, the command joins the running cluster itself
+    (ray.init(address="auto"), or RAY_ADDRESS).
     """
-    from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
+    from catalogstore.cluster_memory import resolve_backend
     from catalogstore.cluster_memory._local import LocalMemory
 
     backend = resolve_backend(backend or None)
@@ -64,7 +94,7 @@ def memory_ls(
                 if not namespace or ns == scope for row in _memory_rows(info.name, ns, sizes)]
         sessions = [_session_row(info) for info in infos]
     else:
-        memory = get_cluster_memory(backend, namespace=scope)
+        memory = _memory(backend, scope)
         local = memory if isinstance(memory, LocalMemory) else None
         rows = _memory_rows(local.session if local else None, scope, memory.sizes())
         if local:
@@ -104,7 +134,7 @@ def memory_clear(
 
     For the local backend, clearing also gives the session's free pool back.
     """
-    from catalogstore.cluster_memory import get_cluster_memory, resolve_backend
+    from catalogstore.cluster_memory import resolve_backend
     from catalogstore.cluster_memory._local import LocalMemory
 
     if stale:
@@ -121,7 +151,7 @@ def memory_clear(
         return
     backend = resolve_backend(backend or None)
     scope = catalogstore.current_namespace(namespace)
-    memory = get_cluster_memory(backend, namespace=scope)
+    memory = _memory(backend, scope)
     sizes = memory.sizes()
     memory.clear(namespace=scope)
     where = f"namespace {scope!r} of the {backend} cluster memory"

@@ -22,6 +22,12 @@ def shown(value: Any) -> str:
     return value if isinstance(value, str) else json_text(value)
 
 
+def split_ref(ref: str) -> tuple[str, str]:
+    """``NAMESPACE/NAME`` (or ``NAME`` in the current namespace) as (namespace, name)."""
+    namespace, _, name = ref.rpartition("/")
+    return namespace, name
+
+
 def console() -> Console:
     # Created per call so that it writes to the sys.stdout in force (tests swap it).
     # Piped output has no width to fit: give tables room instead of rich's 80 columns.
@@ -46,6 +52,12 @@ def listing(artifacts: list[Artifact]) -> list[dict[str, Any]]:
              "files": totals.get(r.id, (0, 0))[0], "size": totals.get(r.id, (0, 0))[1],
              "metadata": r.metadata, "created_at": when(r.created_at),
              "updated_at": when(r.updated_at)} for r in records]
+
+
+def more_to_list(cursor: str | None, *, err: bool = False) -> None:
+    """The line after a page that has a next one: how to get it (``--after CURSOR``)."""
+    if cursor is not None:
+        typer.echo(f"more exist: add --after {cursor}", err=err)
 
 
 _META_LINES = 4

@@ -10,7 +10,7 @@ import typer
 
 from catalogstore.artifacts import query_artifacts
 from catalogstore.cli.app import app
-from catalogstore.cli.output import listing, print_json, print_listing
+from catalogstore.cli.output import listing, more_to_list, print_json, print_listing
 from catalogstore.errors import QueryError
 
 
@@ -57,5 +57,4 @@ def query(
         repr(n) for n in namespace)
     print_listing(rows, f"no artifacts in {scope} match {filter!r}" if filter
                    else f"no artifacts in {scope}")
-    if page.next is not None:
-        typer.echo(f"more: add --after {page.next}")
+    more_to_list(page.next)
