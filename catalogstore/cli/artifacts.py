@@ -27,7 +27,7 @@ from catalogstore.cli.output import (
 from catalogstore.errors import QueryError
 from catalogstore.names import validate_file_name, validate_name
 from catalogstore.object_store import delete as delete_object
-from catalogstore.object_store._artifact_tier import is_object_artifact
+from catalogstore.object_store import is_object_artifact
 from catalogstore.txn.workspace import get_workspace
 
 SCHEME = "cs://"

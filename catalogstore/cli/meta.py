@@ -12,7 +12,7 @@ from catalogstore.artifacts import Artifact, get_artifact
 from catalogstore.cli.app import group
 from catalogstore.cli.output import shown, split_ref
 from catalogstore.errors import InvalidMetadataError
-from catalogstore.object_store._artifact_tier import is_object_artifact
+from catalogstore.object_store import is_object_artifact
 
 meta_app = group("meta", "An artifact's metadata: set and remove keys.")
 

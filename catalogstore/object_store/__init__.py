@@ -76,7 +76,7 @@ from catalogstore.errors import (
 )
 from catalogstore.names import validate_name
 from catalogstore.object_store import _artifact_tier as tier
-from catalogstore.object_store._artifact_tier import VALUE_TYPE
+from catalogstore.object_store._artifact_tier import VALUE_TYPE, is_object_artifact
 from catalogstore.txn import objects as records
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
 
 __all__ = ["VALUE_TYPE", "Strategy", "adopt", "default_load_hook", "default_save_hook",
-           "delete", "exists", "get", "put"]
+           "delete", "exists", "get", "is_object_artifact", "put"]
 
 logger = logging.getLogger(__name__)
 
