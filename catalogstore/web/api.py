@@ -71,6 +71,44 @@ def namespaces() -> dict[str, Any]:
                       "size": sum(r["size"] for r in rows)}}
 
 
+def objects(namespace: str = "", *, after: str = "", limit: str | None = None) -> dict[str, Any]:
+    """The object store's keys, apart from user artifacts: each key's current tier,
+    where its value is, its serializer, origin (``put`` or ``adopted``) and the size of
+    its artifact's files; a keyset page in (namespace, key) order from the ``objects``
+    table (``after``: the previous page's ``next``, ``NAMESPACE/KEY``)."""
+    from sqlalchemy import func, select, tuple_
+
+    from catalogstore.catalog.models import FILES as F
+    from catalogstore.catalog.models import OBJECTS as O
+
+    size = _limit(limit)
+    query = (select(O.c.namespace, O.c.key, O.c.tier, O.c.location, O.c.serializer,
+                    O.c.origin, O.c.updated_at, O.c.artifact_id, func.sum(F.c.size))
+             .select_from(O.outerjoin(F, F.c.artifact_id == O.c.artifact_id))
+             .group_by(O.c.namespace, O.c.key, O.c.tier, O.c.location, O.c.serializer,
+                       O.c.origin, O.c.updated_at, O.c.artifact_id)
+             .order_by(O.c.namespace, O.c.key).limit(size + 1))
+    if namespace:
+        query = query.where(O.c.namespace == validate_name(namespace, "namespace"))
+    if after:
+        ns, slash, key = after.partition("/")
+        if not slash:
+            raise QueryError(f"invalid page cursor {after[:40]!r}: NAMESPACE/KEY expected")
+        query = query.where(tuple_(O.c.namespace, O.c.key) >
+                            tuple_(validate_name(ns, "namespace"), validate_name(key, "key")))
+    catalog = get_workspace().catalog
+    with catalog.errors("list the object store's keys"), catalog.engine.connect() as conn:
+        found = conn.execute(query).all()
+    rows = [{"namespace": ns, "key": key, "tier": tier, "location": location,
+             "serializer": serializer, "origin": origin, "updated_at": when(updated),
+             "artifact": artifact_id is not None, "size": None if total is None else int(total)}
+            for ns, key, tier, location, serializer, origin, updated, artifact_id, total
+            in found[:size]]
+    more = len(found) > size
+    return {"objects": rows, "namespace": namespace,
+            "next": f"{rows[-1]['namespace']}/{rows[-1]['key']}" if more else None}
+
+
 def _limit(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_LIMIT

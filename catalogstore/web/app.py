@@ -144,6 +144,19 @@ class _Pages:
     async def namespaces(self, request: Request) -> Response:
         return await self.answer(request, api.namespaces, "namespaces.html")
 
+    # -- object store ----------------------------------------------------------
+
+    def _objects(self, request: Request) -> Callable[[], dict[str, Any]]:
+        q = request.query_params
+        return lambda: api.objects(q.get("ns", ""), after=q.get("after", ""),
+                                   limit=q.get("limit"))
+
+    async def api_objects(self, request: Request) -> Response:
+        return await self.answer(request, self._objects(request), None)
+
+    async def objects(self, request: Request) -> Response:
+        return await self.answer(request, self._objects(request), "objects.html")
+
     # -- search ----------------------------------------------------------------
 
     def _search(self, request: Request) -> Callable[[], dict[str, Any]]:
@@ -298,6 +311,7 @@ def create_app(token: str | None) -> Starlette:
         Route("/search", pages.search),
         Route("/artifacts/{namespace}/{name}", pages.artifact),
         Route("/artifacts" + file_path, pages.file_page),
+        Route("/objects", pages.objects),
         Route("/health", pages.health),
         Route("/style.css", pages.style),
         Route("/api/namespaces", pages.api_namespaces),
@@ -305,6 +319,7 @@ def create_app(token: str | None) -> Starlette:
         Route("/api/artifacts/{namespace}/{name}", pages.api_artifact),
         Route("/api/artifacts" + file_path + "/preview", pages.api_preview),
         Route("/api/artifacts" + file_path + "/content", pages.content),
+        Route("/api/objects", pages.api_objects),
         Route("/api/health", pages.api_health),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token)])
