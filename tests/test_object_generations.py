@@ -32,6 +32,7 @@ import pytest
 
 import catalogstore
 from catalogstore.artifacts import get_artifact, new_artifact
+from catalogstore.cluster_memory._local import LocalMemory
 from catalogstore.errors import NotAnObjectError, ObjectNotFoundError, UntrustedObjectError
 from catalogstore.object_store import adopt, delete, exists, get, put
 
@@ -240,6 +241,22 @@ def test_objects_and_user_artifacts_do_not_collide(local_stack):
     delete("report")
     assert not exists("report")
     delete("report")  # missing: a no-op
+
+
+def test_a_put_to_cluster_memory_does_not_shadow_a_user_artifact(local_stack):
+    # A memory that outlives the process (a session, as under an executor): the put
+    # would go there, beside the artifact, and get would return it instead.
+    catalogstore.configure(memory_backend="local")
+    new_artifact("report")["owner"] = "alice"
+    with LocalMemory.new_session():
+        for strategy in ("fallback", "cluster_memory"):
+            with pytest.raises(NotAnObjectError, match="overwrite=True"):
+                put("report", 42, strategy=strategy)
+        assert get("report", default="none") == "none"
+        assert get_artifact("report")["owner"] == "alice"
+        put("report", 42, strategy="cluster_memory", overwrite=True)  # the artifact path
+        assert get("report") == 42
+        assert "owner" not in get_artifact("report").metadata
 
 
 def test_ls_shows_objects_apart(local_stack):

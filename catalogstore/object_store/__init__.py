@@ -228,8 +228,8 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
         memory = _memory_for_put(call, ns, key, chosen)
         if memory is not None:
             try:
-                _put_memory(call.workspace, memory, ns, key, value)
-                return
+                if _put_memory(call.workspace, memory, ns, key, value, overwrite):
+                    return
             except (ObjectTooLargeError, SerializationError, BackendUnavailableError) as exc:
                 if chosen is Strategy.CLUSTER_MEMORY:
                     raise
@@ -272,16 +272,28 @@ def _memory_for_put(call: _Call, namespace: str, key: str,
 
 
 def _put_memory(workspace: Workspace, memory: ClusterMemory, namespace: str, key: str,
-                value: Any) -> None:
+                value: Any, overwrite: bool) -> bool:
+    """Put the value into cluster memory and record it; False, with nothing written,
+    when a user's artifact has the key's name and ``overwrite`` says to replace it
+    (the artifact path does, with the object)."""
+    from catalogstore.artifacts import Artifact
+
     generation = uuid.uuid4().hex
     # Under the key's lock from the write to the record's commit: values land in
     # cluster memory in the order of their records.
     with records.lock(workspace, namespace, key):
+        current, found = records.read_with_artifact(workspace, namespace, key)
+        if found is not None and tier.is_user_artifact(
+                Artifact(workspace, found, namespace=namespace, name=key), current):
+            if overwrite:
+                return False
+            raise tier.user_artifact_error(namespace, key)
         memory.put(key, value)
         replaced = records.write(workspace, records.ObjectRecord(
             namespace, key, generation, records.CLUSTER_MEMORY, memory.location[:255]))
     if replaced is not None and replaced.tier == records.ARTIFACT:
         _drop_stale_artifact(workspace, namespace, key, generation, replaced.artifact_id)
+    return True
 
 
 def _drop_stale_artifact(workspace: Workspace, namespace: str, key: str, generation: str,

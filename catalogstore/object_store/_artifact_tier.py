@@ -136,13 +136,23 @@ def _artifact_to_write(workspace: Workspace, namespace: str, key: str,
     if found is None:
         return lookup.get(Artifact, workspace, key, namespace, create=True), previous
     artifact = Artifact(workspace, found, namespace=namespace, name=key)
-    ours = previous is not None and previous.artifact_id == found.id
-    if not overwrite and not ours and not is_object_artifact(artifact):
-        raise NotAnObjectError(
-            f"artifact {namespace}/{key} is a user artifact, not an object of the object "
-            "store: put does not replace it; choose another key, or pass overwrite=True "
-            "to replace its files and metadata with the object")
+    if not overwrite and is_user_artifact(artifact, previous):
+        raise user_artifact_error(namespace, key)
     return artifact, previous
+
+
+def is_user_artifact(artifact: Artifact, record: ObjectRecord | None) -> bool:
+    """Whether the artifact of a key's name is a user's: neither the key's record
+    points at it nor is it an object artifact."""
+    ours = record is not None and record.artifact_id == artifact.record.id
+    return not ours and not is_object_artifact(artifact)
+
+
+def user_artifact_error(namespace: str, key: str) -> NotAnObjectError:
+    return NotAnObjectError(
+        f"artifact {namespace}/{key} is a user artifact, not an object of the object "
+        "store: put does not replace it; choose another key, or pass overwrite=True "
+        "to replace its files and metadata with the object")
 
 
 def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
