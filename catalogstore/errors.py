@@ -45,6 +45,14 @@ class ArtifactFileNotFoundError(NotFoundError, FileNotFoundError):
     """The artifact has no file of that name."""
 
 
+class VersionNotFoundError(NotFoundError, LookupError):
+    """No such version or alias of an artifact is kept (issue 15)."""
+
+
+class ReadOnlyArtifactError(CatalogStoreError, PermissionError):
+    """A change through a view of an earlier version, which never changes (issue 15)."""
+
+
 class MetadataKeyError(NotFoundError, KeyError):
     """The artifact has no metadata under that key."""
 

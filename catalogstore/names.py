@@ -35,6 +35,10 @@ ARTIFACTS_DIR = "artifacts"
 """Folder under the storage root that holds ``{namespace}/{name}/``."""
 STAGING_DIR = ".catalogstore/staging"
 """Folder under the storage root where writes wait for their commit."""
+VERSIONS_DIR = ".catalogstore/versions"
+"""Folder under the storage root holding the bytes of earlier versions' files (issue
+15): ``{artifact id}/{algorithm}-{hex}``, one file per checksum, so a file unchanged
+between versions is kept once."""
 
 MAX_NAME = 128
 MAX_FILE_NAME = 255
@@ -167,3 +171,39 @@ def artifact_dir(namespace: str, name: str) -> str:
     delete outside the storage root.
     """
     return f"{ARTIFACTS_DIR}/{validate_name(namespace, 'namespace')}/{validate_name(name)}"
+
+
+_CHECKSUM = re.compile(r"([a-z0-9]{1,16}):([0-9a-f]{8,128})")
+
+
+def version_dir(artifact_id: int) -> str:
+    """The folder of an artifact's kept bytes (:data:`VERSIONS_DIR`)."""
+    if type(artifact_id) is not int or artifact_id < 1:
+        raise InvalidNameError(f"invalid artifact id {artifact_id!r}")
+    return f"{VERSIONS_DIR}/{artifact_id}"
+
+
+def version_blob(artifact_id: int, checksum: str) -> str:
+    """Where the bytes of checksum ``checksum`` of an artifact's earlier version are kept.
+    Checked: a checksum comes back from the catalog or the journal, which may have
+    been edited by hand, and becomes a path."""
+    found = _CHECKSUM.fullmatch(checksum) if isinstance(checksum, str) else None
+    if found is None:
+        raise InvalidNameError(f"invalid checksum {str(checksum)[:40]!r}: not "
+                               "<algorithm>:<hex>")
+    return f"{version_dir(artifact_id)}/{found[1]}-{found[2]}"
+
+
+LATEST = "latest"
+"""The alias every artifact has: its current version (never set by hand)."""
+_VERSION_LIKE = re.compile(r"v[0-9]+")
+
+
+def validate_alias(alias: object) -> str:
+    """``alias`` if a version alias may be set under it (issue 15): a valid name, not
+    ``latest`` (always the current version) and not spelled like a version (``v3``)."""
+    value = validate_name(alias, "alias")
+    if value == LATEST or _VERSION_LIKE.fullmatch(value):
+        raise InvalidNameError(f"invalid alias {value!r}: {LATEST!r} and version numbers "
+                               "(v1, v2, ...) name versions already")
+    return value

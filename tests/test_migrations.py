@@ -714,3 +714,39 @@ def test_typed_metadata_migration_keeps_every_row(engine, empty_db, tmp_path):
     assert kept == counts["artifact_metadata"] + 4
     alembic(engine, "upgrade", "head")
     alembic(engine, "check")
+
+
+def test_every_artifact_becomes_its_version_1(engine, empty_db):
+    """Issue 15: the versions migration turns every artifact into its version 1, files
+    and metadata as they are, without losing or changing a row; its downgrade finds the
+    catalog as it was."""
+    alembic(engine, "upgrade", "3c9a1e7d5b20")
+    insert_first_revision_data(engine)
+    before = dump(engine)
+    with engine.connect() as conn:
+        documents = dict(conn.exec_driver_sql("SELECT id, metadata_json FROM artifacts").all())
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before
+    alembic(engine, "check")
+    with engine.connect() as conn:
+        versions = conn.exec_driver_sql(
+            "SELECT artifact_id, version, metadata_json, pinned FROM artifact_versions").all()
+        files = conn.exec_driver_sql(
+            "SELECT artifact_id, version, name, size, checksum, encoding "
+            "FROM artifact_version_files").all()
+        current = conn.exec_driver_sql("SELECT DISTINCT version FROM artifacts").all()
+        summary = conn.exec_driver_sql(
+            "SELECT COUNT(*), SUM(files), SUM(is_current) FROM version_summary").one()
+    assert sorted((a, v) for a, v, _, _ in versions) == \
+        [(row[0], 1) for row in before["artifacts"]]
+    assert {a: doc for a, _, doc, _ in versions} == documents
+    assert not any(pinned for *_, pinned in versions)
+    # artifact_files: id, artifact_id, name, size, checksum, encoding, ...
+    assert sorted(tuple(row) for row in files) == sorted(
+        (row[1], 1, row[2], row[3], row[4], row[5]) for row in before["artifact_files"])
+    assert current == [(1,)]
+    assert tuple(summary) == (len(before["artifacts"]), len(before["artifact_files"]),
+                              len(before["artifacts"]))
+    alembic(engine, "downgrade", "3c9a1e7d5b20")
+    assert dump(engine) == before
+    assert "artifact_versions" not in table_names(engine)

@@ -86,25 +86,39 @@ def new_artifact(name: str, namespace: str = "", protocol: str = "", base_path: 
 
 
 def get_artifact(name: str, namespace: str = "", protocol: str = "", base_path: str = "", *,
-                 create: bool = False, **params: Any) -> Artifact:
+                 create: bool = False, version: int | None = None, alias: str | None = None,
+                 **params: Any) -> Artifact:
     """The artifact ``name`` of ``namespace`` (default: the current namespace).
 
     Parameters
     ----------
+    name
+        Its name; ``name:v3`` or ``name@prod`` name one of its versions.
     protocol, base_path, params
         The storage, as for :func:`new_artifact`.
     create
         Create the artifact when it does not exist, instead of raising.
+    version, alias
+        One of its kept versions, by number or alias: a read-only
+        :class:`~catalogstore.artifacts.versions.ArtifactVersion`.
 
     Raises
     ------
     ArtifactNotFoundError
         (a ``FileNotFoundError``) when there is no such artifact and ``create`` is false.
+    VersionNotFoundError
+        (a ``LookupError``) when it keeps no such version or alias.
     """
     namespace, protocol, base_path, params = _get_values_from_context(
         namespace=namespace, protocol=protocol, base_path=base_path, **params)
     where = {"name": name, "namespace": namespace, "protocol": protocol,
              "base_path": base_path, **params}
+    if ":" in name or "@" in name or version is not None or alias is not None:
+        from catalogstore.artifacts.versions import open_ref
+
+        if create:
+            raise TypeError("create=True makes an artifact, not a version")
+        return open_ref(Artifact.get_artifact, where, version, alias)
     try:
         return Artifact.get_artifact(**where)
     except FileNotFoundError:

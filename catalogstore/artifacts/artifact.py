@@ -29,10 +29,13 @@ from catalogstore.errors import (
     TransactionError,
 )
 from catalogstore.names import (
+    LATEST,
     artifact_dir,
     check_meta_value,
+    validate_alias,
     validate_file_name,
     validate_meta_key,
+    validate_name,
 )
 from catalogstore.record import ArtifactRecord, FileRecord
 from catalogstore.storage.checksum import checksum_matches, verify_checksum
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
     from fsspec.callbacks import Callback
 
+    from catalogstore.catalog.versions import VersionRecord
     from catalogstore.settings import Settings
     from catalogstore.storage.filestore import StagedWriter
     from catalogstore.txn.workspace import Workspace
@@ -143,6 +147,8 @@ class ArtifactFile:
             :class:`~catalogstore.errors.CorruptArtifactError` when the storage
             holds other bytes.
         """
+        verify = verify or self._artifact._verifies_reads
+
         def unsettled(info: FileRecord, data: bytes | None) -> bool:
             return data is None or (verify and not checksum_matches(data, info.checksum))
 
@@ -252,6 +258,10 @@ class Artifact:
     :func:`~catalogstore.artifacts.get_artifact` or
     :func:`~catalogstore.artifacts.list_artifacts`.
     """
+
+    _verifies_reads = False
+    """Whether every read checks the bytes against the recorded checksum (an earlier
+    version's do: :mod:`catalogstore.artifacts.versions`)."""
 
     def __init__(self, workspace: Workspace, record: ArtifactRecord | None, *,
                  namespace: str, name: str) -> None:
@@ -828,6 +838,61 @@ class Artifact:
     def __len__(self) -> int:
         return len(self._file_records())
 
+    # -- versions (issue 15) -----------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """The number of the current version (asked of the catalog: another process may
+        have committed since this handle was loaded)."""
+        from catalogstore.catalog import versions
+
+        return versions.resolve_alias(self._ws.catalog, self.record.id, LATEST)
+
+    def versions(self) -> list[VersionRecord]:
+        """Every kept version, oldest first: number, creation time, metadata, files
+        (names, sizes, checksums), aliases (``latest`` on the current one) and pin."""
+        from catalogstore.catalog import versions
+
+        return versions.list_versions(self._ws.catalog, self.record.id)
+
+    @property
+    def aliases(self) -> dict[str, int]:
+        """The version each alias names, ``latest`` included."""
+        return {alias: v.version for v in self.versions() for alias in v.aliases}
+
+    def set_alias(self, alias: str, version: int | None = None) -> int:
+        """Point ``alias`` (``prod``, ``staging``; not ``latest`` nor ``v3``) at
+        ``version`` (default: the current one), moving it atomically if it names
+        another; returns the version. Retention never removes an aliased version."""
+        from catalogstore.catalog import versions
+
+        return versions.set_alias(self._ws.catalog, self.record.id, validate_alias(alias),
+                                  version, f"{self._namespace}/{self._name}")
+
+    def remove_alias(self, alias: str) -> bool:
+        """Remove ``alias``; whether it was set."""
+        from catalogstore.catalog import versions
+
+        validate_name(alias, "alias")
+        return versions.remove_alias(self._ws.catalog, self.record.id, alias)
+
+    def pin(self, version: int | None = None) -> int:
+        """Keep ``version`` (default: the current one) whatever the retention policy
+        says, until :meth:`unpin`; returns its number."""
+        from catalogstore.catalog import versions
+
+        number = self.version if version is None else version
+        versions.set_pinned(self._ws.catalog, self.record.id, number, True,
+                            f"{self._namespace}/{self._name}")
+        return number
+
+    def unpin(self, version: int) -> None:
+        """Let retention remove ``version`` again (unless it is current or aliased)."""
+        from catalogstore.catalog import versions
+
+        versions.set_pinned(self._ws.catalog, self.record.id, version, False,
+                            f"{self._namespace}/{self._name}")
+
     # -- whole artifact --------------------------------------------------------
 
     def clear(self) -> None:
@@ -843,7 +908,7 @@ class Artifact:
         self._change(apply)
 
     def delete(self) -> None:
-        """Delete the artifact with its files and metadata."""
+        """Delete the artifact with its files, metadata and every version."""
         if self._deleted:
             raise self._not_found()
         # A name from a hand-edited catalog row is refused before the commit point,

@@ -12,7 +12,7 @@ import json
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from catalogstore.batching import chunks
+from catalogstore.catalog import versions
 from catalogstore.catalog.collisions import (
     WrittenFiles,
     check_case_collisions,
@@ -470,6 +471,28 @@ class Writes:
         """Set the artifacts' ``updated_at`` to :attr:`now`."""
         for chunk in chunks(artifact_ids, _CHUNK):
             run(self.conn, self._sql.touch, {"ids": list(chunk), "now": self.now})
+
+    def replaced_files(self, names: dict[int, Collection[str]]
+                       ) -> dict[int, list[tuple[str, str]]]:
+        """Of the files ``names`` (by artifact id), those committed: (name, checksum) by
+        artifact id. Read before a commit replaces or removes them (issue 15)."""
+        found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        if not names:
+            return found
+        every = sorted({name for group in names.values() for name in group})
+        for artifact_id, name, checksum in run(self.conn, versions.REPLACED, {
+                "ids": list(names), "names": every}):
+            if name in names[artifact_id]:
+                found[artifact_id].append((name, checksum))
+        return found
+
+    def new_versions(self, bumped: list[int], versioned: list[int]) -> None:
+        """Make the next version of the artifacts ``bumped`` current, then record the
+        current rows of ``versioned`` (those and the new ones) as their versions."""
+        for chunk in chunks(bumped, _CHUNK):
+            run(self.conn, versions.BUMP, {"ids": list(chunk)})
+        for chunk in chunks(versioned, _CHUNK):
+            versions.snapshot(self.conn, list(chunk), self.now)
 
     def write_files(self, files: list[tuple[int, str, int, str, str | None, Any]]) -> None:
         """Insert or replace file rows: (artifact id, name, size, checksum, encoding,

@@ -12,10 +12,12 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     column,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -137,6 +140,9 @@ class ArtifactRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """The number of the current version (issue 15): 1 at creation, one more for each
+    committed change of files or metadata; ``artifact_versions`` keeps each."""
     metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
     """The whole metadata as one JSON object, the content of ``.artifact.json``: written
     by each commit from the ``artifact_metadata`` rows (which searches use), so a
@@ -265,6 +271,82 @@ class ObjectRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class VersionRow(Base):
+    """One immutable version of an artifact (issue 15): its metadata as committed, and
+    (``artifact_version_files``) its files. The current one is ``artifacts.version``;
+    the files of the others are kept under ``.catalogstore/versions/{artifact id}/``,
+    one per checksum, so a file unchanged between versions is stored once."""
+
+    __tablename__ = "artifact_versions"
+
+    artifact_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    pinned: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Set by ``artifact.pin(version)``: retention never removes it."""
+    object_serializer: Mapped[str | None] = mapped_column(String(64))
+    object_digest: Mapped[str | None] = mapped_column(String(80))
+    """For a version an object store ``put`` made: the ``objects`` row's serializer and
+    digest then, so ``get(key, version=...)`` decides trust as for the current value."""
+
+
+def _of_a_version() -> ForeignKeyConstraint:
+    """Rows of one version: deleted with it."""
+    return ForeignKeyConstraint(["artifact_id", "version"],
+                                ["artifact_versions.artifact_id", "artifact_versions.version"],
+                                ondelete="CASCADE")
+
+
+class VersionFileRow(Base):
+    """One file of one version, as ``artifact_files`` held it then."""
+
+    __tablename__ = "artifact_version_files"
+    __table_args__ = (
+        _of_a_version(),
+        # gc: is a checksum still used by a version of the artifact?
+        Index("ix_artifact_version_files_checksum", "artifact_id", "checksum"),
+    )
+
+    artifact_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(80))
+    encoding: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasRow(Base):
+    """A name for one version of an artifact (``prod``, ``staging``); moving it is one
+    update. ``latest`` is never a row: it always names the current version."""
+
+    __tablename__ = "artifact_aliases"
+    __table_args__ = (
+        _of_a_version(),
+        Index("ix_artifact_aliases_alias", "alias", "artifact_id"),
+    )
+
+    artifact_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetentionRow(Base):
+    """The retention policy of a namespace, applied by ``catalogstore gc``: versions
+    beyond the last ``keep_last`` and older than ``keep_days`` go (NULL: no limit of
+    that kind). The current, aliased and pinned versions always stay."""
+
+    __tablename__ = "retention_policies"
+
+    namespace: Mapped[str] = mapped_column(String(128), primary_key=True)
+    keep_last: Mapped[int | None] = mapped_column(Integer)
+    keep_days: Mapped[float | None] = mapped_column(Double)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them, for the prebuilt statements of the hot paths
 # (the declarative attribute is typed as any FromClause).
 ARTIFACTS = cast(Table, ArtifactRow.__table__)
@@ -272,3 +354,7 @@ FILES = cast(Table, FileRow.__table__)
 METADATA = cast(Table, MetadataRow.__table__)
 JOURNAL = cast(Table, JournalRow.__table__)
 OBJECTS = cast(Table, ObjectRow.__table__)
+VERSIONS = cast(Table, VersionRow.__table__)
+VERSION_FILES = cast(Table, VersionFileRow.__table__)
+ALIASES = cast(Table, AliasRow.__table__)
+RETENTION = cast(Table, RetentionRow.__table__)

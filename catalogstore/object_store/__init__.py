@@ -355,8 +355,8 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         backend: str | None = None, default: Any = _MISSING, executor: str | None = None,
         load_artifact_hook: LoadHook | None = None,
         cluster_memory_params: Mapping[str, Any] | None = None,
-        artifact_params: Mapping[str, Any] | None = None) -> Any:
-    """The value of ``key``'s current generation.
+        artifact_params: Mapping[str, Any] | None = None, version: int | None = None) -> Any:
+    """The value of ``key``'s current generation (or of an earlier ``version``).
 
     Parameters
     ----------
@@ -376,12 +376,18 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
         path, trust rules included.
     executor, cluster_memory_params, artifact_params
         As for :func:`put`.
+    version
+        A version of the key's artifact (each put to artifacts makes one: see
+        ``get_artifact(key).versions()``), trusted by the record its put made; values
+        put to cluster memory alone have none.
 
     Raises
     ------
     ObjectNotFoundError
         (a ``KeyError``) when the key has no current value in the tiers read (its
         message names the tier and session that held a value now gone).
+    VersionNotFoundError
+        (a ``LookupError``) when the key's artifact keeps no such ``version``.
     UntrustedObjectError
         for an object this store did not write and nobody adopted; nothing was decoded.
     CorruptArtifactError
@@ -397,6 +403,16 @@ def get(key: str, *, namespace: str = "", artifact_only: bool = False,
     if isinstance(load_artifact_hook, _DefaultLoad):
         serializer, load_artifact_hook = load_artifact_hook.serializer or serializer, None
     try:
+        if version is not None:
+            artifact = _find_artifact(call.workspace, ns, key)
+            if artifact is None:
+                raise ObjectNotFoundError(f"no object {key!r} in namespace {ns!r} (no "
+                                          "versions: none was put to artifacts)")
+            if load_artifact_hook is not None:
+                from catalogstore.artifacts.versions import open_version
+
+                return load_artifact_hook(open_version(artifact, version))
+            return tier.read_version(artifact, key, version, serializer)
         return _get(call, ns, key, chosen, serializer, load_artifact_hook)
     except ObjectNotFoundError:
         if default is _MISSING:

@@ -348,6 +348,33 @@ def read_unrecorded(artifact: Artifact, key: str, serializer: str | None) -> Any
     return decode(chosen, data, namespace, key)
 
 
+def read_version(artifact: Artifact, key: str, version: int, serializer: str | None) -> Any:
+    """The value an earlier version of the key's artifact holds (issue 15), trusted as
+    the current one is: by the serializer and digest the key's record had when that
+    version was committed (kept with the version), never by metadata from the storage."""
+    from catalogstore.artifacts.versions import open_version
+    from catalogstore.serializers import get_serializer
+
+    view = open_version(artifact, version)
+    namespace, recorded = artifact.namespace, view.info.object_serializer
+    if recorded is None:  # not a put's (reindexed, a save hook's, or a user's files)
+        if not is_object_artifact(view):
+            raise ObjectNotFoundError(
+                f"no object {key!r} in namespace {namespace!r} at version {version}: "
+                f"{namespace}/{key}:v{version} is a user artifact's version, not an object")
+        return read_unrecorded(view, key, serializer)
+    chosen = get_serializer(serializer or recorded)
+    data = read_bytes(view, get_serializer(recorded).file_name, locked=False)
+    if chosen.executes_code:
+        check_signature(view, key, recorded, chosen, data)
+        if view.info.object_digest is None or \
+                digest_text(digest_of(data)) != view.info.object_digest:
+            raise UntrustedObjectError(
+                f"object {namespace}/{key}:v{version} does not hold the bytes its put "
+                "recorded (changed in the storage since): it is not unpickled")
+    return decode(chosen, data, namespace, key)
+
+
 def decode(chosen: Serializer, data: bytes, namespace: str, key: str) -> Any:
     try:
         return chosen.loads(data)

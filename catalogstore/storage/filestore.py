@@ -28,6 +28,7 @@ import errno
 import io
 import logging
 import os
+import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -64,6 +65,7 @@ _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 # A local file at least this large that a commit replaces is removed afterwards, on a
 # helper thread: ext4 takes ~100 ms to free 256 MiB, which would hold up the commit.
 _FREE_LATER_MIN = 8 << 20
+_COPY_CHUNK = 8 << 20
 
 REMOTE_CONCURRENCY = 8
 """Calls a remote store runs at once when many files move (:meth:`FileStore.for_each`):
@@ -597,6 +599,36 @@ class FileStore:
                     _free_pool.submit(self.discard_quietly, old)
                 return
         self.move(src, dst)
+
+    def keep(self, src: str, dst: str) -> bool:
+        """Keep the bytes of the file ``src`` at ``dst`` too, unless ``dst`` exists: a
+        hard link on local disk (no byte copied; a copy where links are refused), a
+        server-side copy elsewhere (nothing uploaded). False when ``src`` is missing."""
+        if self.is_local:
+            if local.lstat(self.root, dst) is not None:
+                return True
+            if local.lstat(self.root, src) is None:
+                return False
+            try:
+                local.hard_link(self.root, src, dst)
+            except FileExistsError:
+                pass  # kept by another writer meanwhile
+            except OSError:  # no hard links here (another device, FAT, some FUSE)
+                with local.open_file(self.root, src, "rb") as source, \
+                        local.open_file(self.root, dst, "wb") as target:
+                    shutil.copyfileobj(source, target, _COPY_CHUNK)
+            return True
+        full_src, full_dst = self.full_path(src), self.full_path(dst)
+
+        def copy() -> bool:
+            if self.fs.exists(full_dst):
+                return True
+            try:
+                self.fs.cp_file(full_src, full_dst)
+            except FileNotFoundError:
+                return False
+            return True
+        return self._retried(f"keep {src} as {dst}", copy)
 
     def place_folder(self, staged: str, path: str) -> bool:
         """Rename the local folder ``staged`` to ``path``, with everything in it, in one

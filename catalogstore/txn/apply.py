@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from catalogstore.names import METADATA_FILENAME, artifact_dir
+from catalogstore.names import METADATA_FILENAME, artifact_dir, version_blob, version_dir
 from catalogstore.record import metadata_to_json
 from catalogstore.storage.tree import list_files_with_info
 
@@ -21,6 +22,7 @@ def apply(files: FileStore, done: Committed) -> None:
     folder = artifact_dir(cs.namespace, cs.name)
     if cs.delete:  # never one that creates: no staged folder
         files.remove_tree(folder)
+        files.remove_tree(version_dir(done.artifact_id))  # every version goes with it
         return
     if cs.staged_folder is not None:
         assert done.metadata is not None  # a new artifact's metadata, maybe empty
@@ -29,6 +31,7 @@ def apply(files: FileStore, done: Committed) -> None:
         return
     if cs.create:
         files.makedirs(folder)
+    keep_replaced(files, done.artifact_id, folder, done.kept)
     files.move_all([(staged.path, f"{folder}/{name}") for name, staged in cs.writes.items()])
     for name in cs.removes:
         files.remove_quietly(f"{folder}/{name}")
@@ -36,6 +39,15 @@ def apply(files: FileStore, done: Committed) -> None:
     # and Flowdapt would otherwise create it when it first reads the artifact.
     if done.metadata is not None:
         files.write_metadata(folder, metadata_to_json(done.metadata))
+
+
+def keep_replaced(files: FileStore, artifact_id: int, folder: str,
+                  kept: Sequence[tuple[str, str]]) -> None:
+    """Keep the bytes of the files a change replaces or removes ((file name, checksum)
+    pairs) for the earlier versions that hold them, before they go: once per checksum
+    under :func:`~catalogstore.names.version_blob`, as a hard link or server-side copy."""
+    files.for_each(lambda pair: files.keep(f"{folder}/{pair[0]}",
+                                           version_blob(artifact_id, pair[1])), list(kept))
 
 
 def place_staged_folder(files: FileStore, staged: str, folder: str,
@@ -90,6 +102,11 @@ def roll_forward(files: FileStore, catalog: Catalog, entry: JournalEntry) -> Non
             moves.append((staged, file_name))
         else:
             files.remove_quietly(staged)
+    # What is still to be replaced or removed holds the bytes earlier versions need.
+    pending = {file_name for _, file_name in moves} | \
+        {file_name for file_name in entry.removes if file_name not in current}
+    keep_replaced(files, record.id, folder,
+                  [(name, checksum) for name, checksum in entry.keeps if name in pending])
     if entry.folder is not None and files.exists(entry.folder):
         # The crash came before the staged folder was placed.
         files.remove_quietly(f"{entry.folder}/{METADATA_FILENAME}")

@@ -66,6 +66,13 @@ class Changeset:
         return self.create or bool(self.meta_set or self.meta_del)
 
     @property
+    def makes_version(self) -> bool:
+        """Whether committing it makes a new version: it creates the artifact or changes
+        its files or metadata (rows alone, or a deletion, do not)."""
+        return not self.delete and bool(self.create or self.writes or self.removes
+                                        or self.meta_set or self.meta_del)
+
+    @property
     def is_empty(self) -> bool:
         # Rows alone (an object record over files that Dask workers committed) count.
         return not (self.create or self.delete or self.writes or self.removes

@@ -30,6 +30,9 @@ class Committed:
     journal_id: int | None
     created: ArtifactRecord | None = None
     """The new catalog entry, for a changeset that created its artifact."""
+    kept: tuple[tuple[str, str], ...] = ()
+    """(file name, checksum) of each committed file the change replaces or removes:
+    the storage step keeps its bytes for the earlier versions that hold it (issue 15)."""
 
 
 def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changeset], *,
@@ -60,6 +63,16 @@ def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list
             for cs in live if cs.writes])
     rows.delete_artifacts([ids[id(cs)] for cs in changesets if cs.delete])
     rows.touch([ids[id(cs)] for cs in live if not cs.create])
+    versioned = [cs for cs in live if cs.makes_version]
+    by_id = {ids[id(cs)]: cs for cs in versioned}
+    # Read before the writes below replace them; a file rewritten with the same bytes
+    # stays where it is.
+    kept = {artifact_id: [(name, checksum) for name, checksum in found
+                          if name not in by_id[artifact_id].writes
+                          or by_id[artifact_id].writes[name].checksum != checksum]
+            for artifact_id, found in rows.replaced_files({
+                ids[id(cs)]: cs.writes.keys() | cs.removes for cs in versioned
+                if not cs.create and (cs.writes or cs.removes)}).items()}
     rows.write_files([(ids[id(cs)], name, f.size, f.checksum, f.encoding, f.modified)
                       for cs in live for name, f in cs.writes.items()])
     rows.remove_files([(ids[id(cs)], name) for cs in live for name in cs.removes])
@@ -69,10 +82,13 @@ def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list
     metas = rows.read_metadata(
         [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
     rows.write_documents([(artifact_id, json_text(meta)) for artifact_id, meta in metas.items()])
+    rows.new_versions([ids[id(cs)] for cs in versioned if not cs.create],
+                      [ids[id(cs)] for cs in versioned])
     journal_ids: dict[int, int] = {}
     if journal:
         needing = [cs for cs in changesets if needs_entry(cs)]
-        added = rows.add_journal([(cs.namespace, cs.name, journal_payload(cs))
+        added = rows.add_journal([(cs.namespace, cs.name,
+                                   journal_payload(cs, kept.get(ids[id(cs)], ())))
                                   for cs in needing])
         journal_ids = {id(cs): entry for cs, entry in zip(needing, added, strict=True)}
         # Last: on PostgreSQL it locks the namespaces until the commit.
@@ -85,7 +101,8 @@ def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list
         new = ArtifactRecord(artifact_id, cs.namespace, cs.name, now, now,
                              dict(cs.meta_set)) if cs.create else None
         committed.append(Committed(cs, artifact_id, None if cs.delete else meta,
-                                   journal_ids.get(id(cs)), new))
+                                   journal_ids.get(id(cs)), new,
+                                   tuple(kept.get(artifact_id, ()))))
     return committed
 
 

@@ -22,11 +22,12 @@ journal for a person to look at, and nothing of it is applied.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from catalogstore.errors import InvalidNameError
-from catalogstore.names import validate_file_name, validate_name
+from catalogstore.names import validate_file_name, validate_name, version_blob
 from catalogstore.txn import staging
 
 if TYPE_CHECKING:
@@ -44,13 +45,17 @@ def needs_entry(cs: Changeset) -> bool:
     return bool(cs.create or cs.writes or cs.removes or cs.delete or cs.staged_folder)
 
 
-def journal_payload(cs: Changeset) -> str:
-    """The storage half of a changeset, as the journal keeps it (JSON text)."""
+def journal_payload(cs: Changeset, kept: Sequence[tuple[str, str]] = ()) -> str:
+    """The storage half of a changeset, as the journal keeps it (JSON text); ``kept``:
+    (file name, checksum) of the committed files it replaces or removes, whose bytes
+    are kept for earlier versions first."""
     payload: dict[str, Any] = {
         "moves": [[f.path, name, f.checksum] for name, f in cs.writes.items()],
         "removes": sorted(cs.removes),
         "delete": cs.delete,
     }
+    if kept:
+        payload["keeps"] = [list(pair) for pair in kept]
     if cs.create:
         payload["create"] = True
     if cs.staged_folder is not None:
@@ -79,6 +84,8 @@ class JournalEntry:
     """The staged folder that becomes the new artifact's folder (its files are in it)."""
     create: bool = False
     """The change created the artifact: its folder is made if it is missing."""
+    keeps: tuple[tuple[str, str], ...] = ()
+    """(file name, checksum) of the files replaced or removed, kept for earlier versions."""
     problem: str | None = None
     """Why the row is refused (it breaks the naming rules or the journal's shape)."""
     staged: frozenset[str] = frozenset()
@@ -116,6 +123,7 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
                              f"({staging.FOLDER_SHAPE})")
         moves = tuple(_move(move, folder) for move in _list(data, "moves"))
         removes = tuple(validate_file_name(f) for f in _list(data, "removes"))
+        keeps = tuple(_keep(keep) for keep in _list(data, "keeps"))
         delete, create = data.get("delete", False), data.get("create", False)
         if not isinstance(delete, bool) or not isinstance(create, bool):
             raise ValueError("'delete' or 'create' is not true or false")
@@ -124,7 +132,7 @@ def read_entry(journal_id: int, namespace: Any, name: Any, payload: Any) -> Jour
                             problem=f"journal entry {journal_id} is refused: {exc}",
                             staged=frozenset(staged))
     return JournalEntry(journal_id, namespace, name, moves, removes, delete, folder, create,
-                        staged=frozenset(staged))
+                        keeps, staged=frozenset(staged))
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -132,6 +140,14 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"{key!r} is not a list")
     return value
+
+
+def _keep(keep: Any) -> tuple[str, str]:
+    """A checked (file name, checksum) pair: both become paths."""
+    if not (isinstance(keep, list) and len(keep) == 2 and all(isinstance(k, str) for k in keep)):
+        raise ValueError(f"a kept file is not [file name, checksum]: {keep!r:.80}")
+    version_blob(1, keep[1])  # refuses a checksum that is no <algorithm>:<hex>
+    return validate_file_name(keep[0]), keep[1]
 
 
 def _move(move: Any, folder: str | None) -> tuple[str, str, str]:
