@@ -83,6 +83,13 @@ def test_killed_commit_is_all_or_nothing(stack, point):
         assert _storage(stack) == {"data": b"new content", "added": b"added",
                                    ".artifact.json": b'{"state":"new"}'}
     assert get_workspace().journal() == []
+    # The version before (issue 15) reads as it was: the roll-forward kept the bytes
+    # the crashed commit replaced and removed before moving the new ones in.
+    assert artifact.version == (2 if point == "before-commit" else 3)
+    before = get_artifact("victim", version=2)
+    assert before.metadata == {"state": "old"}
+    assert {f.name: f.read() for f in before.list_files()} == \
+        {"data": b"old content", "gone": b"old"}
 
 
 def test_recover_is_idempotent(stack):
