@@ -605,14 +605,12 @@ class FileStore:
         hard link on local disk (no byte copied; a copy where links are refused), a
         server-side copy elsewhere (nothing uploaded). False when ``src`` is missing."""
         if self.is_local:
-            if local.lstat(self.root, dst) is not None:
-                return True
-            if local.lstat(self.root, src) is None:
-                return False
             try:
                 local.hard_link(self.root, src, dst)
             except FileExistsError:
-                pass  # kept by another writer meanwhile
+                pass  # kept already (by an earlier commit, or another writer meanwhile)
+            except FileNotFoundError:
+                return False
             except OSError:  # no hard links here (another device, FAT, some FUSE)
                 with local.open_file(self.root, src, "rb") as source, \
                         local.open_file(self.root, dst, "wb") as target:
