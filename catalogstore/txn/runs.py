@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import json
 import os
 import sys
 import threading
@@ -36,7 +37,6 @@ from catalogstore.catalog import versions
 from catalogstore.catalog.models import utcnow
 from catalogstore.errors import CatalogError, ConfigurationError
 from catalogstore.names import LATEST
-from catalogstore.record import json_text
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -292,7 +292,10 @@ def run(workspace: Workspace | None, name: str, params: dict[str, Any] | None = 
     for what, value in (("params", params), ("metadata", metadata)):
         if value is not None and not isinstance(value, dict):
             raise ConfigurationError(f"run {what} must be a dict of JSON values")
-        json_text(value or {})  # not JSON: refused here, not when the run ends
+        try:  # not JSON: refused here, not when the run ends
+            json.dumps(value or {}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"run {what} must be JSON values: {exc}") from None
     current = Run(name, params, metadata, parent=_explicit.get())
     if workspace is not None and workspace.settings.lineage:
         current._commit(current._state(workspace.catalog), None, force=True)
