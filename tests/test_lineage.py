@@ -312,3 +312,36 @@ def test_the_readme_recursive_query_runs_on_both_databases(stack):
         cursor.execute(walk)
         rows = cursor.fetchall()
     assert [(row[0], row[1]) for row in rows] == [(1, "step2"), (2, "step1"), (3, "step0")]
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_the_lineage_command_prints_a_tree_json_and_dot(local_stack):
+    from typer.testing import CliRunner
+
+    from catalogstore.cli import app
+
+    with catalogstore.run("prepare"):
+        new_artifact("data").new_file("f", "x")
+    with catalogstore.run("train"):
+        get_artifact("data").get_file("f").read()
+        new_artifact("model").new_file("w", "y")
+    cli = CliRunner()
+    tree = cli.invoke(app, ["lineage", "default/model"])
+    assert tree.exit_code == 0, tree.output
+    lines = tree.output.splitlines()
+    assert lines[0] == "default/model:v2"
+    assert re.search(r"made by train \[succeeded\]", tree.output)
+    assert re.search(r"read default/data:v2\n.*made by prepare \[succeeded\]", tree.output)
+    older = cli.invoke(app, ["lineage", "default/model:v1", "--json"])
+    assert json.loads(older.output)["root"].endswith(":v1")
+    down = cli.invoke(app, ["lineage", "data", "--downstream", "--json"])
+    assert {r["name"] for r in json.loads(down.output)["runs"]} == {"train"}
+    dot = cli.invoke(app, ["lineage", "default/model", "--dot", "--depth", "1"])
+    assert dot.output.startswith("digraph lineage {") and "prepare" not in dot.output
+    for bad in (["lineage", "default/missing"], ["lineage", "default/model:v9"],
+                ["lineage", "default/model", "--upstream", "--downstream"],
+                ["lineage", "default/model", "--depth", "0"]):
+        failed = cli.invoke(app, bad)
+        assert failed.exit_code in (1, 2) and "Traceback" not in failed.output, bad
