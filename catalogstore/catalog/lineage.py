@@ -323,7 +323,13 @@ def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: boo
     params = {"node": root.node, "up": int(upstream), "down": int(downstream)}
     if depth is not None:
         params["depth"] = depth
-    with catalog.errors("read the lineage"), catalog.engine.connect() as conn:
+    with catalog.errors("read the lineage"), catalog.engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # The planner prices each step of the recursion as if the walk were wide
+            # and scans run_edges whole at every step (a 1,000-run chain: 1,000 scans);
+            # a walk is narrow: index lookups, step by step.
+            conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
         rows = conn.execute(WALK[depth is not None], params).all()
     for row in rows:
         if row[0] not in graph.runs:
