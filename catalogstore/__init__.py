@@ -8,7 +8,8 @@ The public API:
   Python object, in cluster memory (:mod:`catalogstore.cluster_memory`) or as an
   artifact (:mod:`catalogstore.serializers` turn values into files).
 - :func:`configure`, :func:`namespace`: where things are stored, and under which
-  namespace; :func:`transaction`: many artifact changes committed as one.
+  namespace; :func:`transaction`: many artifact changes committed as one;
+  :func:`run`: a named run whose reads and writes the lineage records.
 
 Below it, data flowing down only (the README's "Architecture" draws it):
 :mod:`catalogstore.txn`, the unit of work, is the only layer that knows both the
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from catalogstore.settings import Settings
     from catalogstore.txn.batch import Batch
+    from catalogstore.txn.runs import Run
 
 __version__ = "0.1.0"
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "errors",
     "get_settings",
     "namespace",
+    "run",
     "transaction",
 ]
 
@@ -72,3 +75,19 @@ def transaction(settings: Settings | None = None) -> AbstractContextManager[Batc
     from catalogstore.txn.batch import transaction as _transaction
 
     return _transaction(settings)
+
+
+def run(name: str, params: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        settings: Settings | None = None) -> AbstractContextManager[Run]:
+    """Open the run ``name`` for the block: the lineage records every artifact version
+    and object made in it as its output, every one read as its input.
+
+    See :func:`catalogstore.txn.runs.run`.
+    """
+    from catalogstore.settings import get_settings as _get_settings
+    from catalogstore.txn.runs import run as _run
+    from catalogstore.txn.workspace import get_workspace
+
+    settings = settings or _get_settings()
+    return _run(get_workspace(settings) if settings.lineage else None, name, params, metadata)

@@ -37,6 +37,9 @@ class FileRecord:
     encoding: str | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    version: int | None = None
+    """The artifact's current version when the row was read alone (a file's read is
+    an input of that version: issue 16)."""
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     """Largest object a cluster memory backend takes (``None``: the backend's own limit)."""
     object_store_strategy: Literal["fallback", "artifact", "cluster_memory"] = "fallback"
     """Where the object store puts values when a call does not say (see ``Strategy``)."""
+    lineage: bool = True
+    """Record runs and what each reads and makes (issue 16); ``CATALOGSTORE_LINEAGE=off``
+    turns it off (every call then writes what it wrote before lineage existed)."""
     signing_key: SecretStr | None = None
     """Key of the HMAC-SHA256 signatures of pickled objects (see :mod:`catalogstore.signing`).
 
@@ -179,6 +182,7 @@ class Settings(BaseSettings):
         yield "memory_backend", self.memory_backend
         yield "memory_max_object_bytes", self.memory_max_object_bytes
         yield "object_store_strategy", self.object_store_strategy
+        yield "lineage", self.lineage
         yield "signing_key", None if self.signing_key is None else "***"
 
     def to_environ(self) -> dict[str, str]:
@@ -192,6 +196,7 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}MEMORY_MAX_OBJECT_BYTES": "" if self.memory_max_object_bytes is None
             else str(self.memory_max_object_bytes),
             f"{ENV_PREFIX}OBJECT_STORE_STRATEGY": self.object_store_strategy,
+            f"{ENV_PREFIX}LINEAGE": "on" if self.lineage else "off",
             # Workers must verify (and sign) with the same key; the environment of a
             # process is only readable by its user.
             f"{ENV_PREFIX}SIGNING_KEY": "" if self.signing_key is None

@@ -750,3 +750,37 @@ def test_every_artifact_becomes_its_version_1(engine, empty_db):
     alembic(engine, "downgrade", "3c9a1e7d5b20")
     assert dump(engine) == before
     assert "artifact_versions" not in table_names(engine)
+
+
+def test_the_lineage_migration_keeps_every_row(engine, empty_db):
+    """Issue 16: the lineage migration adds empty runs and run_edges tables and their
+    views to a catalog with data, changing no row; edges it then holds name versions
+    without a foreign key (one removed shows as removed); its downgrade finds the
+    catalog as it was."""
+    alembic(engine, "upgrade", "3c9a1e7d5b20")
+    insert_first_revision_data(engine)
+    alembic(engine, "upgrade", "7d2f4a6c8e10")  # every artifact its version 1
+    before = dump(engine)
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before
+    alembic(engine, "check")
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM runs").scalar() == 0
+        artifact_id = conn.exec_driver_sql("SELECT MIN(id) FROM artifacts").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, name, params_json, status, started_at, host, pid, "
+            "metadata_json) VALUES ('r1', 'train', '{}', 'succeeded', CURRENT_TIMESTAMP, "
+            "'h', 1, '{}')")
+        for version in (1, 7):  # 1 is kept, 7 was never made (or removed)
+            conn.exec_driver_sql(
+                "INSERT INTO run_edges (run_id, direction, node, namespace, name, "
+                f"artifact_id, version, created_at) VALUES ('r1', 'input', "
+                f"'artifact:{artifact_id}:v{version}', 'ns', 'a', {artifact_id}, {version}, "
+                "CURRENT_TIMESTAMP)")
+        states = conn.exec_driver_sql(
+            "SELECT version, state, run_name FROM run_inputs ORDER BY version").all()
+        assert [tuple(row) for row in states] == [(1, "kept", "train"), (7, "removed", "train")]
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM run_outputs").scalar() == 0
+    alembic(engine, "downgrade", "7d2f4a6c8e10")
+    assert dump(engine) == before
+    assert "runs" not in table_names(engine) and "run_edges" not in table_names(engine)

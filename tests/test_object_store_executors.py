@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_lineage import check_demo_lineage
 from test_object_store import clear_memory, prepare_dataframe, use_dataframe
 
 import catalogstore
@@ -392,3 +393,5 @@ def test_demo_runs_each_stage_in_its_own_process(executor: str,
     # ... and the last stage removed it from both.
     assert meta["stage.clear_memory.memory_bytes"] == 0
     assert meta["stage.clear_memory.artifact_bytes"] == 0
+    # Each stage a run, with what it read and made (issue 16).
+    check_demo_lineage(f"sqlite:///{run.cwd / '.catalogstore' / 'catalog.db'}")

@@ -23,6 +23,7 @@ from catalogstore.errors import (
     AlreadyExistsError,
     ArtifactFileNotFoundError,
     ArtifactNotFoundError,
+    InvalidNameError,
     MetadataKeyError,
     SerializationError,
     StorageError,
@@ -40,6 +41,7 @@ from catalogstore.names import (
 from catalogstore.record import ArtifactRecord, FileRecord
 from catalogstore.storage.checksum import checksum_matches, verify_checksum
 from catalogstore.storage.staged import StagedFile
+from catalogstore.txn import runs
 from catalogstore.txn.batch import current_batch, release_staged
 from catalogstore.txn.changeset import Changeset
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
     from fsspec.callbacks import Callback
 
+    from catalogstore.catalog.lineage import LineageGraph
     from catalogstore.catalog.versions import VersionRecord
     from catalogstore.settings import Settings
     from catalogstore.storage.filestore import StagedWriter
@@ -167,6 +170,7 @@ class ArtifactFile:
         assert data is not None
         if mode not in (None, "r", "rb", "rt"):
             raise ValueError(f"unsupported mode {mode!r}: use 'r' or 'rb'")
+        self._artifact._note_read(self._name, info)
         text = mode in ("r", "rt") or (mode is None and info.encoding is not None)
         content: str | bytes = data.decode(info.encoding or TEXT_ENCODING) if text else data
         return content if size < 0 else content[:size]
@@ -176,6 +180,7 @@ class ArtifactFile:
         info, data = self.info, self._read_bytes()
         assert data is not None  # missing: StorageError
         verify_checksum(data, info.checksum, self.uri)
+        self._artifact._note_read(self._name, info)
         return info, data
 
     def _read_bytes(self, *, missing_ok: bool = False) -> bytes | None:
@@ -656,15 +661,33 @@ class Artifact:
 
     def _open_for_read(self, name: str) -> IO[bytes]:
         label = f"{self._namespace}/{self._name}/{name}"
+        info = self._file_record(name)
         try:
-            return self._ws.files.open_read(self._storage_path(name), label)
+            stream = self._ws.files.open_read(self._storage_path(name, recorded=True), label)
         except StorageError as exc:
             if not isinstance(exc.__cause__, FileNotFoundError):
                 raise
-        # Deleted (or replaced) between its row and the open: under the lock, its row
-        # says whether it is gone; a file missing while its row is there is reported.
-        with self.locked():
-            return self._ws.files.open_read(self._storage_path(name), label)
+            # Deleted (or replaced) between its row and the open: under the lock, its row
+            # says whether it is gone; a file missing while its row is there is reported.
+            with self.locked():
+                stream = self._ws.files.open_read(self._storage_path(name), label)
+        self._note_read(name, info)
+        return stream
+
+    def _note_read(self, name: str, info: FileRecord) -> None:
+        """The read of the file ``name`` (row ``info``) is an input of the current run
+        (issue 16); a file this handle's open transaction wrote is not."""
+        if not self._ws.settings.lineage or self._record is None:
+            return
+        cs = self._pending()
+        if cs is not None and name in cs.writes:
+            return
+        runs.note_artifact_read(self._ws, self._record.id, self._read_version(info),
+                                self._namespace, self._name)
+
+    def _read_version(self, info: FileRecord) -> int:
+        """The version a read of the row ``info`` read."""
+        return info.version if info.version is not None else self.version
 
     def _stage_writer(self, name: str, encoding: str | None) -> StagedWriter:
         validate_file_name(name)
@@ -892,6 +915,36 @@ class Artifact:
 
         versions.set_pinned(self._ws.catalog, self.record.id, version, False,
                             f"{self._namespace}/{self._name}")
+
+    def lineage(self, upstream: bool = True, downstream: bool = True,
+                depth: int | None = None) -> LineageGraph:
+        """The runs that made this version and what they read, upstream, and the runs
+        that read it and what they made, downstream (issue 16), from one recursive query.
+
+        Parameters
+        ----------
+        upstream, downstream
+            Which way to walk.
+        depth
+            At most this many runs on a path from this version (default: no limit).
+
+        Returns
+        -------
+        LineageGraph
+            ``runs``, ``nodes`` (artifact versions and object generations, each with its
+            ``state``: a version removed by retention shows ``removed``) and ``edges``;
+            ``to_dict()`` and ``to_dot()`` render it.
+        """
+        from catalogstore.catalog import lineage
+
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise InvalidNameError(f"invalid depth {depth!r}: a number from 1, or None")
+        runs.flush_open()  # this process's reads waiting in memory
+        record, version = self.record, self.version
+        root = lineage.Node(lineage.artifact_node(record.id, version), self._namespace,
+                            self._name, record.id, version, None, "kept")
+        return lineage.walk(self._ws.catalog, root, upstream=upstream,
+                            downstream=downstream, depth=depth)
 
     # -- whole artifact --------------------------------------------------------
 

@@ -109,7 +109,9 @@ class _Statements:
                         F.c.updated_at)
         self.list_files = select(*file_columns).where(
             F.c.artifact_id == bindparam("id")).order_by(F.c.name)
-        self.get_file = select(*file_columns).where(
+        # With the artifact's version: a read is an input of it (issue 16).
+        self.get_file = select(*file_columns, A.c.version).select_from(
+            F.join(A, A.c.id == F.c.artifact_id)).where(
             F.c.artifact_id == bindparam("id"), F.c.name == bindparam("name"))
         # An artifact's files, and whether it exists at all, in one statement.
         self.live_files = select(A.c.id, *file_columns).select_from(

@@ -347,6 +347,60 @@ class RetentionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+
+class RunRow(Base):
+    """One execution of one stage (issue 16): opened by ``catalogstore.run(...)`` or,
+    without one, implicitly per process (or Ray/Dask task). ``status`` is ``running``,
+    ``succeeded`` or ``failed``; a ``running`` run whose process is gone is marked
+    ``failed`` when it is read (``host`` and ``pid`` tell)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_name_started_at", "name", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Random (32 hex), made by the process, so a run's row can be written lazily in
+    the first commit that records an edge of it."""
+    name: Mapped[str] = mapped_column(String(255))
+    params_json: Mapped[str] = mapped_column(Text, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    """The Ray or Dask task of an implicit run opened in one."""
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    """The enclosing explicit run of a nested one."""
+    metadata_json: Mapped[str] = mapped_column(Text, server_default="{}")
+
+
+class RunEdgeRow(Base):
+    """What a run read (``input``) or made (``output``): an artifact version
+    (``artifact_id``, ``version``) or an object store generation kept in cluster memory
+    (``generation``), named by ``namespace`` and ``name`` (the artifact's name or the
+    key) as they were. No foreign key to the versions: an edge outlives a version that
+    gc's retention (or ``delete()``) removed, and the lineage shows it as removed.
+    ``node`` is the one join key of the lineage walk: ``artifact:ID:vN`` or
+    ``object:GENERATION``."""
+
+    __tablename__ = "run_edges"
+    __table_args__ = (
+        Index("ix_run_edges_run_id", "run_id", "direction"),
+        Index("ix_run_edges_node", "node", "direction"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))
+    node: Mapped[str] = mapped_column(String(80))
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    artifact_id: Mapped[int | None] = mapped_column(Id)
+    version: Mapped[int | None] = mapped_column(Integer)
+    generation: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them, for the prebuilt statements of the hot paths
 # (the declarative attribute is typed as any FromClause).
 ARTIFACTS = cast(Table, ArtifactRow.__table__)
@@ -358,3 +412,5 @@ VERSIONS = cast(Table, VersionRow.__table__)
 VERSION_FILES = cast(Table, VersionFileRow.__table__)
 ALIASES = cast(Table, AliasRow.__table__)
 RETENTION = cast(Table, RetentionRow.__table__)
+RUNS = cast(Table, RunRow.__table__)
+RUN_EDGES = cast(Table, RunEdgeRow.__table__)

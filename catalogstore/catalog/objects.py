@@ -176,10 +176,12 @@ def remove(conn: Connection, namespace: str, key: str) -> None:
 
 
 def write(catalog: Catalog, record: ObjectRecord, *, only_if: str | None = None,
-          drop: bool = False) -> ObjectRecord | None:
+          drop: bool = False,
+          also: Callable[[Connection, datetime], None] | None = None) -> ObjectRecord | None:
     """Commit ``record`` (or, with ``drop``, the key's removal) on its own; returns the
     record it replaced. With ``only_if``, nothing changes unless the current record's
-    generation is that one. Call it under :func:`object_lock`."""
+    generation is that one; ``also(connection, now)`` adds rows to the same transaction
+    when it changes (the lineage's). Call it under :func:`object_lock`."""
     # The catalog's writer path: SQLite's write lock taken at BEGIN, in the queue of
     # every other writer (the artifact's lock: the key's commits are ordered by it).
     with catalog.locked([(record.namespace, record.key)]) as locked, \
@@ -192,6 +194,8 @@ def write(catalog: Catalog, record: ObjectRecord, *, only_if: str | None = None,
             remove(conn, record.namespace, record.key)
         else:
             replace(conn, record)
+        if also is not None:
+            also(conn, writes.now)
     return previous
 
 

@@ -8,7 +8,8 @@
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
   (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
   :mod:`~catalogstore.cli.objects` (``get``, ``put``, ``adopt``),
-  :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`).
+  :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`),
+  :mod:`~catalogstore.cli.lineage` (``lineage``).
 
 Each command module registers its commands on :data:`app` when imported.
 """
@@ -19,6 +20,7 @@ from catalogstore.cli import (  # noqa: F401
     artifacts,
     db,
     demo,
+    lineage,
     maintenance,
     memory,
     meta,

@@ -4,7 +4,8 @@ Three stages — prepare a DataFrame, use it, clear it — each in its own worke
 process of a local process pool, a Ray local cluster or a Dask ``LocalCluster``.
 The stage bodies are the seed's code with the import prefix changed (and its
 ``pd.Dataframe`` typo and missing ``numpy`` import fixed, without which it
-cannot run anywhere). Each stage reports where its object is stored; the run is
+cannot run anywhere). Each stage is a run of the lineage (``catalogstore.run``) and
+reports where its object is stored; the whole run is
 recorded as an artifact whose metadata holds the stages' timings and sizes, so
 ``catalogstore ls`` shows it afterwards.
 """
@@ -81,13 +82,15 @@ def run_stage(name: str) -> dict[str, Any]:
     from catalogstore.artifacts import artifact_exists, get_artifact
     from catalogstore.cluster_memory import get_cluster_memory
 
+    # Each stage a run of its name: the lineage shows what each read and made.
     with catalogstore.namespace(DEMO_NAMESPACE):
         started = time.perf_counter()
         stage = STAGES[name]
-        if name == "prepare_dataframe":
-            stage()
-        else:
-            stage(None)  # the seed's stages take the previous stage's result
+        with catalogstore.run(name):
+            if name == "prepare_dataframe":
+                stage()
+            else:
+                stage(None)  # the seed's stages take the previous stage's result
         seconds = time.perf_counter() - started
         memory = get_cluster_memory()
         in_memory = memory.sizes().get(KEY)

@@ -78,6 +78,7 @@ from catalogstore.names import validate_name
 from catalogstore.object_store import _artifact_tier as tier
 from catalogstore.object_store._artifact_tier import VALUE_TYPE, is_object_artifact
 from catalogstore.txn import objects as records
+from catalogstore.txn import runs
 
 if TYPE_CHECKING:
     from catalogstore.artifacts import Artifact
@@ -290,7 +291,8 @@ def _put_memory(workspace: Workspace, memory: ClusterMemory, namespace: str, key
             raise tier.user_artifact_error(namespace, key)
         memory.put(key, value)
         replaced = records.write(workspace, records.ObjectRecord(
-            namespace, key, generation, records.CLUSTER_MEMORY, memory.location[:255]))
+            namespace, key, generation, records.CLUSTER_MEMORY, memory.location[:255]),
+            output=True)
     if replaced is not None and replaced.tier == records.ARTIFACT:
         _drop_stale_artifact(workspace, namespace, key, generation, replaced.artifact_id)
     return True
@@ -448,7 +450,9 @@ def _get(call: _Call, namespace: str, key: str, chosen: Strategy, serializer: st
                 # A copy of this generation in memory (see _refresh_memory): memory
                 # writers hold the key's lock, so it holds this value or a newer one.
                 with contextlib.suppress(ObjectNotFoundError, BackendUnavailableError):
-                    return call.memory(namespace).get(key)
+                    value = call.memory(namespace).get(key)
+                    _note_copy_read(workspace, record)
+                    return value
             try:
                 return tier.read_recorded(workspace, record, serializer, reread, artifact,
                                           hook)
@@ -460,7 +464,9 @@ def _get(call: _Call, namespace: str, key: str, chosen: Strategy, serializer: st
                 f"object {namespace}/{key}: its current value is in {record.location}, not "
                 "in an artifact")
         try:
-            return call.memory(namespace).get(key)
+            value = call.memory(namespace).get(key)
+            runs.note_object_read(workspace, namespace, key, record.generation)
+            return value
         except (ObjectNotFoundError, BackendUnavailableError) as exc:
             again = reread()
             if again is not None and again.generation == record.generation:
@@ -470,6 +476,14 @@ def _get(call: _Call, namespace: str, key: str, chosen: Strategy, serializer: st
                     "cleared); put it again") from None
             record = again
     raise ObjectNotFoundError(f"object {namespace}/{key} kept changing while read")
+
+
+def _note_copy_read(workspace: Workspace, record: ObjectRecord) -> None:
+    """A read of the memory copy of an artifact's value is an input of the artifact's
+    version (issue 16), looked up only when lineage is on."""
+    if record.artifact_id is not None:
+        runs.note_artifact_read(workspace, record.artifact_id, None, record.namespace,
+                                record.key)
 
 
 def _identity(artifact: Artifact) -> tuple[int, object, object]:

@@ -12,6 +12,7 @@ from catalogstore.errors import ArtifactNotFoundError
 from catalogstore.record import ArtifactRecord, json_text
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.journal import journal_payload, needs_entry
+from catalogstore.txn.runs import Recording
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -36,7 +37,7 @@ class Committed:
 
 
 def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changeset], *,
-                journal: bool = True) -> list[Committed]:
+                journal: bool = True, lineage: Recording | None = None) -> list[Committed]:
     """Apply ``changesets`` to the catalog in one database transaction on ``conn``
     (from :meth:`Catalog.locked`).
 
@@ -44,13 +45,15 @@ def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changes
     a crash after it be rolled forward. With ``journal=False`` no storage step
     follows (``reindex`` records what storage already holds), so there is nothing
     to roll forward, no row is written and names are not checked for case variants.
+    ``lineage``: the current run's edges, one output row per version made (issue 16).
     """
     with catalog.writing(conn) as rows:
-        done = _write(rows, changesets, journal)
+        done = _write(rows, changesets, journal, lineage)
     return done
 
 
-def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list[Committed]:
+def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool,
+           lineage: Recording | None) -> list[Committed]:
     ids = _resolve_ids(rows, changesets)
     for cs in changesets:
         for add_rows in cs.rows:
@@ -84,6 +87,8 @@ def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool) -> list
     rows.write_documents([(artifact_id, json_text(meta)) for artifact_id, meta in metas.items()])
     rows.new_versions([ids[id(cs)] for cs in versioned if not cs.create],
                       [ids[id(cs)] for cs in versioned])
+    if lineage is not None:
+        lineage.write(rows.conn, rows.now, [ids[id(cs)] for cs in versioned])
     journal_ids: dict[int, int] = {}
     if journal:
         needing = [cs for cs in changesets if needs_entry(cs)]

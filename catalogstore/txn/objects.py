@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from catalogstore.catalog import objects as rows
 from catalogstore.catalog.objects import ADOPTED, ARTIFACT, CLUSTER_MEMORY, PUT, ObjectRecord
 from catalogstore.errors import CatalogStoreError
+from catalogstore.txn import runs
 from catalogstore.txn.changeset import Changeset
 
 if TYPE_CHECKING:
@@ -45,9 +46,18 @@ def read_with_artifact(workspace: Workspace, namespace: str,
 
 
 def write(workspace: Workspace, record: ObjectRecord, *, only_if: str | None = None,
-          drop: bool = False) -> ObjectRecord | None:
-    """See :func:`catalogstore.catalog.objects.write`."""
-    return rows.write(workspace.catalog, record, only_if=only_if, drop=drop)
+          drop: bool = False, output: bool = False) -> ObjectRecord | None:
+    """See :func:`catalogstore.catalog.objects.write`. ``output``: the generation is an
+    output of the current run (a value put in cluster memory: issue 16), one more row in
+    the same transaction."""
+    lineage = runs.recording(workspace) if output else None
+    if lineage is None:
+        return rows.write(workspace.catalog, record, only_if=only_if, drop=drop)
+    edge = runs.object_edge(record.namespace, record.key, record.generation)
+    previous = rows.write(workspace.catalog, record, only_if=only_if, drop=drop,
+                          also=lambda conn, now: lineage.write(conn, now, objects=[edge]))
+    lineage.done()
+    return previous
 
 
 @contextlib.contextmanager

@@ -64,7 +64,7 @@ from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings
 from catalogstore.storage.filestore import FileStore
 from catalogstore.storage.staged import StagedFile
-from catalogstore.txn import staging
+from catalogstore.txn import runs, staging
 from catalogstore.txn.apply import apply, roll_forward
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.commit import Committed, commit_rows
@@ -194,11 +194,14 @@ class Workspace:
         if not changesets:
             return []
         committed: list[Committed] | None = None  # set at the commit point
+        lineage = runs.recording(self)
 
         def attempt() -> list[Committed]:
             nonlocal committed
             with self.locked((cs.namespace, cs.name) for cs in changesets) as conn:
-                committed = commit_rows(self.catalog, conn, changesets)
+                committed = commit_rows(self.catalog, conn, changesets, lineage=lineage)
+                if lineage is not None:
+                    lineage.done()
                 try:
                     self._map(self._apply_named, committed)
                 except Exception as exc:
