@@ -41,7 +41,6 @@ from catalogstore.names import (
 from catalogstore.record import ArtifactRecord, FileRecord
 from catalogstore.storage.checksum import checksum_matches, verify_checksum
 from catalogstore.storage.staged import StagedFile
-from catalogstore.txn import runs
 from catalogstore.txn.batch import current_batch, release_staged
 from catalogstore.txn.changeset import Changeset
 
@@ -682,6 +681,8 @@ class Artifact:
         cs = self._pending()
         if cs is not None and name in cs.writes:
             return
+        from catalogstore.txn import runs
+
         runs.note_artifact_read(self._ws, self._record.id, self._read_version(info),
                                 self._namespace, self._name)
 
@@ -939,6 +940,8 @@ class Artifact:
 
         if depth is not None and (type(depth) is not int or depth < 1):
             raise InvalidNameError(f"invalid depth {depth!r}: a number from 1, or None")
+        from catalogstore.txn import runs
+
         runs.flush_open()  # this process's reads waiting in memory
         record, version = self.record, self.version
         root = lineage.Node(lineage.artifact_node(record.id, version), self._namespace,
