@@ -79,6 +79,20 @@ def test_a_stage_that_reads_and_writes_is_a_run_between_versions(stack):
     assert dot.startswith("digraph lineage {") and '"train [succeeded]"' in dot
 
 
+def test_small_object_values_kept_in_the_catalog_are_outputs_and_inputs(stack):
+    # The first put of a key goes the artifact way; the next ones are one commit to the
+    # catalog (issue 19): each version they make is an output of the run all the same.
+    with catalogstore.run("tune") as tune:
+        for threshold in (0.5, 0.6, 0.7):
+            put("threshold", threshold, artifact_only=True)
+    with catalogstore.run("serve") as serve:
+        assert get("threshold") == 0.7
+    graph = get_artifact("threshold").lineage()
+    assert _labels(graph.of_run(tune.id, "output")) == {
+        "default/threshold:v1", "default/threshold:v2", "default/threshold:v3"}
+    assert _labels(graph.of_run(serve.id, "input")) == {"default/threshold:v3"}
+
+
 def test_depth_limits_the_walk(local_stack):
     previous = None
     for step in range(5):

@@ -104,6 +104,18 @@ def alembic(engine: sa.Engine, name: str, *args: Any) -> None:
         conn.commit()
 
 
+def upgraded_with_rows(engine: sa.Engine, revision: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Upgrade to ``revision``, write the first revision's rows, upgrade to the head:
+    the rows (checked unchanged, and the schema without drift)."""
+    alembic(engine, "upgrade", revision)
+    insert_first_revision_data(engine)
+    before = dump(engine)
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before
+    alembic(engine, "check")
+    return before
+
+
 def table_names(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
@@ -226,12 +238,7 @@ def test_ids_are_never_reused_after_the_upgrade(engine, empty_db):
     """Issue 13: the id of a deleted artifact (or a forgotten journal row) is not handed
     out again, on a catalog that had rows before the rebuilding migration; its rows,
     indexes and views come through it."""
-    alembic(engine, "upgrade", "f919e649af58")
-    insert_first_revision_data(engine)
-    before = dump(engine)
-    alembic(engine, "upgrade", "head")
-    assert dump(engine) == before
-    alembic(engine, "check")
+    before = upgraded_with_rows(engine, "f919e649af58")
     with engine.begin() as conn:
         newest = max(row[0] for row in before["artifacts"])
         conn.exec_driver_sql(f"DELETE FROM artifacts WHERE id = {newest}")
@@ -784,3 +791,20 @@ def test_the_lineage_migration_keeps_every_row(engine, empty_db):
     alembic(engine, "downgrade", "7d2f4a6c8e10")
     assert dump(engine) == before
     assert "runs" not in table_names(engine) and "run_edges" not in table_names(engine)
+
+
+def test_inline_values_migration_keeps_every_row(engine, empty_db):
+    """Issue 19: ``object_values`` comes with the upgrade, empty (objects keep their
+    files), takes a small value's bytes, and goes with the downgrade leaving every
+    other row as it was."""
+    before = upgraded_with_rows(engine, "a4c8e2f61b37")
+    with engine.begin() as conn:
+        artifact_id = conn.exec_driver_sql("SELECT MIN(id) FROM artifacts").scalar()
+        conn.execute(sa.text("INSERT INTO object_values (artifact_id, checksum, data, "
+                             "created_at) VALUES (:a, 'xxh128:0', :d, :t)"),
+                     {"a": artifact_id, "d": b"\x80\x05", "t": "2026-12-09 09:00:00"})
+        assert conn.exec_driver_sql("SELECT checksum, data, mirrored FROM object_values"
+                                    ).all() == [("xxh128:0", b"\x80\x05", False)]
+    alembic(engine, "downgrade", "a4c8e2f61b37")
+    assert dump(engine) == before
+    assert "object_values" not in table_names(engine)

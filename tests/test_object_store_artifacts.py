@@ -20,7 +20,7 @@ from catalogstore.errors import (
     SerializationError,
     UntrustedObjectError,
 )
-from catalogstore.object_store import Strategy, delete, exists, get, put
+from catalogstore.object_store import INLINE_LIMIT, Strategy, delete, exists, flush, get, put
 from catalogstore.serializers import Serializer, get_serializer, register_serializer
 
 
@@ -123,13 +123,19 @@ def test_tampered_bytes_are_refused_before_unpickling(stack, tmp_path):
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    put("victim", {"safe": True}, artifact_only=True)
-    file = get_artifact("victim").get_file("object")
-    fs = stack.filesystem()
-    with fs.open(file.path, "wb") as f:  # behind the catalog's back
-        f.write(pickle.dumps(Exploit()))
+    # A value over INLINE_LIMIT is read from its file; a small one from the catalog,
+    # never from the storage (issue 19).
+    large = {"safe": True, "pad": "x" * INLINE_LIMIT}
+    for key, value in (("victim", large), ("small", {"safe": True})):
+        put(key, value, artifact_only=True)
+        flush()
+        file = get_artifact(key).get_file("object")
+        fs = stack.filesystem()
+        with fs.open(file.path, "wb") as f:  # behind the catalog's back
+            f.write(pickle.dumps(Exploit()))
     with pytest.raises(CorruptArtifactError, match="checksum"):
         get("victim", artifact_only=True)
+    assert get("small", artifact_only=True) == {"safe": True}
     assert not marker.exists()
 
 

@@ -282,8 +282,11 @@ def test_an_earlier_pickle_changed_in_the_storage_is_not_unpickled(local_stack):
     from catalogstore.errors import UntrustedObjectError
     from catalogstore.object_store import get, put
 
-    put("model", Model([0.1]), artifact_only=True)
-    put("model", Model([0.2]), artifact_only=True)
+    # Weights over the object store's INLINE_LIMIT: files, whose earlier bytes are kept
+    # in the storage (a small value's are kept in the catalog, test_object_inline).
+    weights = [0.5] * 20_000
+    put("model", Model([0.1, *weights]), artifact_only=True)
+    put("model", Model([0.2, *weights]), artifact_only=True)
     (kept,) = (Path(local_stack.storage_url) / VERSIONS_DIR).rglob("xxh128-*")
     payload = pickle.dumps(Model([6.66]))
     kept.unlink()

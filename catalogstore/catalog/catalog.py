@@ -344,9 +344,24 @@ class Catalog:
         if self._kept is None:
             with unpinged():
                 return self._writer.connect()
-        conn = getattr(self._kept, "conn", None)
+        return self._thread_connection("conn", self._writer)
+
+    def reader(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection for reads of one statement each (:func:`direct.select_one`): on a
+        SQLite file this thread's own, kept between reads (a checkout from the pool
+        costs more than a one-row SELECT, issue 19), never left in a transaction."""
+        if self._kept is None:
+            return self.engine.connect()
+        return self._thread_connection("reader", self.engine)
+
+    def _thread_connection(self, kind: str, engine: Engine) -> \
+            contextlib.AbstractContextManager[Connection]:
+        """This thread's kept connection ``kind`` of ``engine``, made again once closed or
+        invalidated."""
+        conn = getattr(self._kept, kind, None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._kept.conn = self._writer.connect()
+            conn = engine.connect()
+            setattr(self._kept, kind, conn)
             with self._all_kept_lock:
                 self._all_kept.add(conn)
         return contextlib.nullcontext(conn)

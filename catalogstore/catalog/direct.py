@@ -62,6 +62,22 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
         raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
 
 
+def select_one(conn: Connection, statement: Any, params: Params) -> list[Any]:
+    """The rows of one SELECT run on its own, outside any transaction (one statement
+    reads one snapshot): on SQLite straight on the driver, with no BEGIN and COMMIT
+    around it; elsewhere through Core. Rows as :func:`run` returns them."""
+    if conn.dialect.name != "sqlite" or conn.in_transaction():
+        return run(conn, statement, params) if conn.in_transaction() else \
+            list(conn.execute(statement, params).all())
+    sql, args_of = _prepare(conn, statement, params, ())
+    args = args_of(params)
+    try:
+        return list(conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            sql, args).fetchall())
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, args, exc, sqlite3.Error) from exc
+
+
 def run_select(conn: Connection, statement: Any, params: Params) -> list[Any]:
     """The rows of a SELECT as Core returns them (each column through its type's result
     processor: timestamps as aware datetimes), as tuples on SQLite.

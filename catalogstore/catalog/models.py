@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -292,6 +293,33 @@ class VersionRow(Base):
     digest then, so ``get(key, version=...)`` decides trust as for the current value."""
 
 
+class ObjectValueRow(Base):
+    """The bytes of a small object store value, kept in the catalog itself (issue 19).
+
+    A ``put`` of a value whose serialized form is at most
+    ``catalogstore.object_store.INLINE_LIMIT`` bytes writes them here, in the commit
+    that records the key's generation: no file on the hot path. The artifact's rows
+    are as for any object (its ``object`` file row with size and checksum), and the
+    file in the Flowdapt layout is written after the commit (``mirrored``). One row
+    per checksum of an artifact, kept while its current file or a version holds that
+    checksum; the artifact's deletion deletes them."""
+
+    __tablename__ = "object_values"
+    # The values whose files wait (a new process's recovery looks for them).
+    __table_args__ = (Index("ix_object_values_mirrored", "mirrored"),)
+
+    artifact_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
+    checksum: Mapped[str] = mapped_column(String(80), primary_key=True)
+    """The checksum of ``data``, as ``artifact_files.checksum`` records it."""
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    mirrored: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Whether the file of the Flowdapt layout holds these bytes (written after the
+    commit by the mirror flusher); a current value not mirrored is reported by
+    ``catalogstore verify`` and written by ``verify --repair`` and ``gc``."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 def _of_a_version() -> ForeignKeyConstraint:
     """Rows of one version: deleted with it."""
     return ForeignKeyConstraint(["artifact_id", "version"],
@@ -414,3 +442,4 @@ ALIASES = cast(Table, AliasRow.__table__)
 RETENTION = cast(Table, RetentionRow.__table__)
 RUNS = cast(Table, RunRow.__table__)
 RUN_EDGES = cast(Table, RunEdgeRow.__table__)
+OBJECT_VALUES = cast(Table, ObjectValueRow.__table__)

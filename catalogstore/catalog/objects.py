@@ -58,11 +58,11 @@ class ObjectRecord:
     origin: str = PUT
 
 
-_COLUMNS = (O.c.namespace, O.c.key, O.c.generation, O.c.tier, O.c.location, O.c.artifact_id,
+COLUMNS = (O.c.namespace, O.c.key, O.c.generation, O.c.tier, O.c.location, O.c.artifact_id,
             O.c.serializer, O.c.digest, O.c.origin)
-_READ = select(*_COLUMNS).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
+_READ = select(*COLUMNS).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
 _DELETE = delete(O).where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("key"))
-_TAKE = _DELETE.returning(*_COLUMNS)
+_TAKE = _DELETE.returning(*COLUMNS)
 # Without the implicit ``RETURNING id`` (nothing reads it): in PostgreSQL's pipeline a
 # statement with RETURNING is waited for, one more round trip per commit.
 _INSERT = O.insert().inline()
@@ -71,7 +71,7 @@ _INSERT = O.insert().inline()
 _WITH_ARTIFACT = (
     select(A.c.id, A.c.namespace, A.c.name, A.c.created_at, A.c.updated_at,
            M.c.key.label("meta_key"), M.c.value,
-           *[c.label(f"object_{c.name}") for c in _COLUMNS])
+           *[c.label(f"object_{c.name}") for c in COLUMNS])
     .select_from(A.outerjoin(M, M.c.artifact_id == A.c.id)
                  .outerjoin(O, and_(O.c.namespace == A.c.namespace, O.c.key == A.c.name)))
     .where(A.c.namespace == bindparam("ns"), A.c.name == bindparam("key")))

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, select, update
 
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
+from catalogstore.catalog.models import OBJECT_VALUES as I
 from catalogstore.catalog.models import OBJECTS as O
 from catalogstore.catalog.models import RETENTION as R
 from catalogstore.catalog.models import VERSION_FILES as VF
@@ -91,9 +92,12 @@ SNAPSHOT = [
 ]
 """Copy the current rows of artifacts (``ids``) into their version tables, as of ``now``."""
 REPLACED = select(F.c.artifact_id, F.c.name, F.c.checksum).where(
-    F.c.artifact_id.in_(_ids), F.c.name.in_(bindparam("names", expanding=True)))
+    F.c.artifact_id.in_(_ids), F.c.name.in_(bindparam("names", expanding=True)),
+    ~exists().where(I.c.artifact_id == F.c.artifact_id, I.c.checksum == F.c.checksum))
 """The checksums of files a commit replaces or removes: their bytes are kept for the
-versions that hold them (:mod:`catalogstore.txn.apply`)."""
+versions that hold them (:mod:`catalogstore.txn.apply`), unless the catalog keeps them
+(a small object store value, :mod:`catalogstore.catalog.inline`: its file may not hold
+them yet)."""
 
 
 def snapshot(conn: Connection, artifact_ids: list[int], now: datetime) -> None:

@@ -20,6 +20,8 @@ KINDS = {
     "metadata-document": "artifacts.metadata_json differs from the artifact's metadata rows",
     "unexpected": "an entry that breaks the layout or the naming rules",
     "journal": "a committed change whose storage step is not done",
+    "mirror-pending": "a small object store value the catalog holds, whose file and "
+                      ".artifact.json are not written yet (nothing is lost)",
     "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
 }
 """Every kind of :class:`Difference`, with what it means."""

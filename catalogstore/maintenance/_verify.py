@@ -31,6 +31,7 @@ from catalogstore.record import (
 )
 from catalogstore.settings import Settings
 from catalogstore.storage.tree import Broken, StoredArtifact, list_namespaces, scan
+from catalogstore.txn import mirror
 from catalogstore.txn.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -97,11 +98,18 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
             report.differences += [Difference("unexpected", ns, None, None, why)
                                    for ns, why in refused.items()]
             report.namespaces = sorted(set(in_storage) | set(in_catalog) - set(refused))
+        # Reported as such, not as the missing or older file they show (issue 19).
+        mirrors = mirror.pending(ws, only)
+        report.differences += [Difference("mirror-pending", ns, name, None, "the catalog holds "
+                                          "the value; its files are not written yet",
+                                          repaired=repair) for ns, name in mirrors]
         for ns in report.namespaces:
-            _verify_namespace(ws, ns, report, {n for (p, n) in pending if p == ns}, repair)
+            _verify_namespace(ws, ns, report, {n for (p, n) in [*pending, *mirrors]
+                                               if p == ns}, repair)
         if repair:
             # Last, so that what it fixes was reported first; it also forgets the
-            # entries found done, which a writer killed while applying one leaves.
+            # entries found done, which a writer killed while applying one leaves,
+            # and writes the pending mirrors.
             report.differences += [Difference("journal", None, None, stuck.path, stuck.reason)
                                    for stuck in recover(ws)[1]]
         orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=repair)

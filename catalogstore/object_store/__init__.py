@@ -76,7 +76,9 @@ from catalogstore.errors import (
 )
 from catalogstore.names import validate_name
 from catalogstore.object_store import _artifact_tier as tier
+from catalogstore.object_store import _inline as inline
 from catalogstore.object_store._artifact_tier import VALUE_TYPE, is_object_artifact
+from catalogstore.object_store._inline import INLINE_LIMIT, flush
 from catalogstore.txn import objects as records
 from catalogstore.txn import runs
 
@@ -89,8 +91,8 @@ if TYPE_CHECKING:
     from catalogstore.txn.objects import ObjectRecord
     from catalogstore.txn.workspace import Workspace
 
-__all__ = ["VALUE_TYPE", "Strategy", "adopt", "default_load_hook", "default_save_hook",
-           "delete", "exists", "get", "is_object_artifact", "put"]
+__all__ = ["INLINE_LIMIT", "VALUE_TYPE", "Strategy", "adopt", "default_load_hook",
+           "default_save_hook", "delete", "exists", "flush", "get", "is_object_artifact", "put"]
 
 logger = logging.getLogger(__name__)
 
@@ -237,14 +239,20 @@ def put(key: str, value: Any, *, namespace: str = "", artifact_only: bool = Fals
                 logger.debug("object store: %s/%s goes to artifacts: %s", ns, key, exc)
     if isinstance(save_artifact_hook, _DefaultSave):
         serializer, save_artifact_hook = save_artifact_hook.serializer or serializer, None
-    if save_artifact_hook is None:
-        write, detached = tier.serializer_writer(key, value, serializer), False
+    # A small value goes to the catalog (issue 19): see _inline.
+    done = None if save_artifact_hook is not None else \
+        inline.put(call.workspace, ns, key, value, serializer, overwrite=overwrite)
+    if done is not None:
+        generation, replaced = done
     else:
-        from catalogstore.object_store import hooks
+        if save_artifact_hook is None:
+            write, detached = tier.serializer_writer(key, value, serializer), False
+        else:
+            from catalogstore.object_store import hooks
 
-        write, detached = hooks.hook_writer(value, save_artifact_hook)
-    generation, replaced = tier.put_artifact(call.workspace, ns, key, write,
-                                             overwrite=overwrite, detached=detached)
+            write, detached = hooks.hook_writer(value, save_artifact_hook)
+        generation, replaced = tier.put_artifact(call.workspace, ns, key, write,
+                                                 overwrite=overwrite, detached=detached)
     if replaced is not None and (replaced.tier == records.CLUSTER_MEMORY
                                  or replaced.location is not None):
         # The seed's "persist it" (put(k, v) then put(k, v, artifact_only=True)): the
@@ -429,6 +437,12 @@ def _get(call: _Call, namespace: str, key: str, chosen: Strategy, serializer: st
     def reread() -> ObjectRecord | None:
         return records.read(workspace, namespace, key)
 
+    if hook is None and chosen is not Strategy.CLUSTER_MEMORY:
+        # A small value: the record and its bytes from the catalog (issue 19).
+        value = inline.get(workspace, namespace, key, serializer,
+                           memory_first=chosen is Strategy.FALLBACK)
+        if value is not inline.MISSING:
+            return value
     # The record and the artifact of its name in one round: what most gets need.
     record, found = records.read_with_artifact(workspace, namespace, key)
     artifact = None if found is None else _artifact(workspace, found)

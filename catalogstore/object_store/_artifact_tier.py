@@ -169,17 +169,29 @@ def _write_object(artifact: Artifact, key: str, value: Any, chosen: Serializer,
         # Lambdas, closures, classes defined in __main__: what cloudpickle is for.
         chosen = get_serializer("cloudpickle")
         signature, digest = _dump(artifact, key, value, chosen)
+    set_object_meta(artifact, chosen, object_meta(chosen, type_name(value), signature))
+    return chosen, digest
+
+
+def object_meta(chosen: Serializer, python_type: str, signature: str | None) -> dict[str, str]:
+    """The metadata of an object artifact (Flowdapt's ``value_type=object``, and what reads
+    it back without hints)."""
+    meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
+            "serializer_version": str(chosen.version), "python_type": python_type}
+    if signature is not None:
+        meta[SIGNATURE_KEY] = signature
+    return meta
+
+
+def set_object_meta(artifact: Artifact, chosen: Serializer, meta: dict[str, str]) -> None:
+    """Make the artifact hold the object file of ``chosen`` alone, with ``meta`` alone
+    (inside the caller's transaction, after the file is written)."""
     for old in artifact.list_files():
         if old.name != chosen.file_name:
             old.remove()
-    meta = {"value_type": VALUE_TYPE, "serializer": chosen.name,
-            "serializer_version": str(chosen.version), "python_type": type_name(value)}
-    if signature is not None:
-        meta[SIGNATURE_KEY] = signature
     for stale in set(artifact.metadata) - set(meta):
         artifact.del_meta(stale)
     artifact.update_meta(meta)
-    return chosen, digest
 
 
 def _dump(artifact: Artifact, key: str, value: Any,
@@ -364,7 +376,7 @@ def read_version(artifact: Artifact, key: str, version: int, serializer: str | N
                 f"{namespace}/{key}:v{version} is a user artifact's version, not an object")
         return read_unrecorded(view, key, serializer)
     chosen = get_serializer(serializer or recorded)
-    data = read_bytes(view, get_serializer(recorded).file_name, locked=False)
+    data = _version_bytes(view, get_serializer(recorded).file_name)
     if chosen.executes_code:
         check_signature(view, key, recorded, chosen, data)
         if view.info.object_digest is None or \
@@ -373,6 +385,23 @@ def read_version(artifact: Artifact, key: str, version: int, serializer: str | N
                 f"object {namespace}/{key}:v{version} does not hold the bytes its put "
                 "recorded (changed in the storage since): it is not unpickled")
     return decode(chosen, data, namespace, key)
+
+
+def _version_bytes(view: Artifact, file_name: str) -> bytes:
+    """The bytes of a version's object file: kept in the catalog for a small value (its
+    file may never have been written: issue 19), else read from the storage."""
+    from catalogstore.artifacts.versions import ArtifactVersion
+    from catalogstore.txn import values
+    from catalogstore.txn.workspace import get_workspace
+
+    assert isinstance(view, ArtifactVersion)
+    recorded = view.info.files.get(file_name)
+    if recorded is not None:
+        kept = values.read_kept(get_workspace(view.settings), view.record.id,
+                                recorded.checksum)
+        if kept is not None:
+            return kept
+    return read_bytes(view, file_name, locked=False)
 
 
 def decode(chosen: Serializer, data: bytes, namespace: str, key: str) -> Any:

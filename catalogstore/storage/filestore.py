@@ -719,7 +719,11 @@ class FileStore:
         would show readers (Flowdapt reads this file as the metadata) an empty
         file for a moment after every commit.
         """
-        path = f"{artifact_path}/{METADATA_FILENAME}"
+        self.replace_file(f"{artifact_path}/{METADATA_FILENAME}", content)
+
+    def replace_file(self, path: str, content: bytes) -> None:
+        """Replace the file ``path`` with ``content`` whole, as readers never see it half
+        written (see :meth:`write_metadata`)."""
         if self.is_local:
             tmp = self.write_new_file(content, self._scratch_path())
             try:

@@ -64,7 +64,7 @@ from catalogstore.record import metadata_to_json
 from catalogstore.settings import Settings, get_settings
 from catalogstore.storage.filestore import FileStore
 from catalogstore.storage.staged import StagedFile
-from catalogstore.txn import runs, staging
+from catalogstore.txn import mirror, runs, staging
 from catalogstore.txn.apply import apply, roll_forward
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.commit import Committed, commit_rows
@@ -295,7 +295,9 @@ class Workspace:
         the journal, and nothing of it applied; ``verify`` reports it. An entry that
         a foreign entry of the storage blocks (a link where its folder should be) is
         left in the journal too, and the others are rolled forward: it is appended
-        to ``blocked`` when given, else logged. Returns the number of entries handled.
+        to ``blocked`` when given, else logged. The files of small object store values
+        that a process did not write (:mod:`catalogstore.txn.mirror`) are written too.
+        Returns the number of entries handled.
         """
         handled = 0
         for entry in self.journal():
@@ -316,6 +318,8 @@ class Workspace:
                 continue
             self.catalog.forget_journal([entry.id])
             handled += 1
+        # Small object store values whose files a process did not write (issue 19).
+        mirror.write_pending(self)
         self._unrecovered = False
         return handled
 

@@ -1,0 +1,189 @@
+"""Small object store values kept in the catalog (issue 19).
+
+A value whose serialized form is at most ``INLINE_LIMIT`` bytes is committed to the
+catalog with the key's record; once the key's artifact holds one, a put is that one
+commit, and its file and ``.artifact.json`` (Flowdapt's layout) are written after it.
+Every promise of issues 12, 13 and 15 holds: trust by the catalog's record, the newest
+value wins across processes, versions readable; a process killed right after a put
+loses nothing, and ``verify --repair`` writes what it did not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Stack
+from sqlalchemy import text
+
+import catalogstore
+from catalogstore import maintenance
+from catalogstore.errors import CorruptArtifactError, SignatureError, UntrustedObjectError
+from catalogstore.object_store import INLINE_LIMIT, flush, get, put
+from catalogstore.serializers import get_serializer
+from catalogstore.settings import get_settings
+from catalogstore.txn import mirror
+from catalogstore.txn.workspace import Workspace, close_workspaces, get_workspace
+
+VALUE = {f"f{i}": i * 0.5 for i in range(10)}
+
+
+def _sql(query: str, **params: Any) -> list[Any]:
+    with get_workspace().catalog.engine.begin() as conn:
+        result = conn.execute(text(query), params)
+        return list(result.all()) if result.returns_rows else []
+
+
+def _kept(key: str) -> list[tuple[str, bool]]:
+    """(checksum, mirrored) of the values the catalog keeps for ``key``'s artifact."""
+    return [(c, bool(m)) for c, m in _sql(
+        "SELECT v.checksum, v.mirrored FROM object_values v JOIN artifacts a "
+        "ON a.id = v.artifact_id WHERE a.name = :key ORDER BY v.created_at", key=key)]
+
+
+def _read(stack: Stack, path: str) -> bytes:
+    data: bytes = stack.filesystem().cat_file(f"{stack.root}/artifacts/default/{path}")
+    return data
+
+
+def test_small_values_round_trip_through_the_catalog(stack: Stack) -> None:
+    put("k", VALUE, artifact_only=True)  # creates the artifact: file and catalog
+    assert _kept("k") == [(_sql("SELECT checksum FROM artifact_files")[0][0], True)]
+    for i in range(3):
+        put("k", {**VALUE, "i": i}, artifact_only=True)  # the catalog alone
+        assert get("k") == {**VALUE, "i": i}
+    assert len(_kept("k")) == 4
+    # The rows are an object's as before: one file row, the object metadata, versions.
+    assert _sql("SELECT name FROM artifact_files") == [("object",)]
+    meta = catalogstore.artifacts.get_artifact("k").metadata
+    assert meta["value_type"] == "object" and meta["serializer"] == "pickle"
+    assert [v.version for v in catalogstore.artifacts.get_artifact("k").versions()] == \
+        [1, 2, 3, 4]
+    # Flowdapt's layout after the flush: the object file and .artifact.json.
+    flush()
+    assert mirror.pending(get_workspace()) == []
+    assert pickle.loads(_read(stack, "k/object")) == {**VALUE, "i": 2}
+    assert json.loads(_read(stack, "k/.artifact.json")) == meta
+    assert maintenance.verify().ok
+
+
+def test_versions_of_small_values_are_read_from_the_catalog(stack: Stack) -> None:
+    for i in range(4):
+        put("v", [i] * 3, artifact_only=True)
+    assert [get("v", version=n) for n in (1, 2, 3, 4)] == [[i] * 3 for i in range(4)]
+    big = np.arange(INLINE_LIMIT, dtype=np.float64)  # a file again: the kept bytes stay
+    put("v", big, artifact_only=True)
+    flush()
+    assert np.array_equal(get("v"), big)
+    assert [get("v", version=n) for n in (2, 3, 4)] == [[i] * 3 for i in (1, 2, 3)]
+    put("v", "small again", artifact_only=True)
+    assert np.array_equal(get("v", version=5), big)
+    assert get("v") == "small again"
+    assert maintenance.verify(repair=True).ok and maintenance.verify().ok
+
+
+def _pickled_size(value: Any) -> int:
+    stream = io.BytesIO()
+    get_serializer("pickle").dump(value, stream)
+    return len(stream.getvalue())
+
+
+def test_the_threshold_is_the_serialized_size(local_stack: Stack) -> None:
+    overhead = _pickled_size(b"x" * 1000) - 1000
+    at_limit, over = b"x" * (INLINE_LIMIT - overhead), b"x" * (INLINE_LIMIT - overhead + 1)
+    assert _pickled_size(at_limit) == INLINE_LIMIT
+    put("at", at_limit, artifact_only=True)
+    put("over", over, artifact_only=True)
+    assert len(_kept("at")) == 1 and _kept("over") == []
+    assert get("at") == at_limit and get("over") == over
+
+
+def test_an_inline_pickle_is_trusted_by_the_record_alone(local_stack: Stack) -> None:
+    put("t", VALUE, artifact_only=True)
+    put("t", {**VALUE, "x": 1}, artifact_only=True)
+    _sql("UPDATE objects SET digest = :d", d="sha256:" + "0" * 64)
+    with pytest.raises(UntrustedObjectError):
+        get("t")
+    put("t", VALUE, artifact_only=True)
+    assert get("t") == VALUE
+    _sql("UPDATE object_values SET data = :d", d=pickle.dumps("evil"))
+    with pytest.raises(CorruptArtifactError):  # the bytes are not those recorded
+        get("t")
+
+
+def test_signed_inline_pickles(local_stack: Stack) -> None:
+    catalogstore.configure(catalog_url=local_stack.catalog_url,
+                           storage_url=local_stack.storage_url, signing_key="k" * 32)
+    put("s", VALUE, artifact_only=True)
+    put("s", {**VALUE, "y": 2}, artifact_only=True)
+    assert get("s") == {**VALUE, "y": 2}
+    assert catalogstore.artifacts.get_artifact("s").metadata["signature"].startswith("hmac")
+    _sql("UPDATE artifact_metadata SET value = :v WHERE key = 'signature'",
+         v="hmac-sha256:" + "0" * 64)
+    with pytest.raises(SignatureError):
+        get("s")
+
+
+def test_large_values_are_files(local_stack: Stack) -> None:
+    arr = np.arange(INLINE_LIMIT // 4, dtype=np.float64)  # 128 KiB
+    put("a", arr, artifact_only=True)
+    put("a", arr + 1, artifact_only=True)
+    assert _kept("a") == []
+    assert np.array_equal(get("a"), arr + 1)
+
+
+def _python(stack: Stack, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                          env={**os.environ, **stack.environ()}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_newest_value_wins_across_processes(stack: Stack) -> None:
+    close_workspaces()
+    for value in (0.5, 0.7):
+        done = _python(stack, "from catalogstore.object_store import put\n"
+                       f"put('threshold', {value}, artifact_only=True)")
+        assert done.returncode == 0, done.stderr
+    got = _python(stack, "from catalogstore.object_store import get\n"
+                  "print(get('threshold'))")
+    assert got.stdout.strip() == "0.7", got.stderr
+    assert get("threshold") == 0.7
+
+
+def _killed_after_put(stack: Stack, *values: Any) -> None:
+    puts = "".join(f"put('model', {v!r}, artifact_only=True)\n" for v in values)
+    killed = _python(stack, "import os, signal\nfrom catalogstore.object_store import put\n"
+                     f"{puts}os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert killed.returncode == -9, killed.stderr
+
+
+def test_a_kill_right_after_put_loses_nothing(stack: Stack) -> None:
+    """SIGKILL once put returns, before the background writer wrote the mirror: get
+    returns the value, verify reports the mirror pending, verify --repair writes it."""
+    close_workspaces()
+    _killed_after_put(stack, {"v": 1}, {"v": 2})
+    unrecovered = Workspace(get_settings(), recover=False)
+    assert mirror.pending(unrecovered) == [("default", "model")]
+    report = maintenance.verify()
+    assert [(d.kind, d.name) for d in report.differences] == [("mirror-pending", "model")]
+    assert pickle.loads(_read(stack, "model/object")) == {"v": 1}  # the older mirror
+    repaired = maintenance.verify(repair=True)
+    assert repaired.ok and [d.repaired for d in repaired.differences] == [True]
+    assert pickle.loads(_read(stack, "model/object")) == {"v": 2}
+    assert get("model") == {"v": 2}
+    # Again, read first: the value comes from the catalog (and the new process's
+    # recovery writes the mirror).
+    close_workspaces()
+    _killed_after_put(stack, {"v": 3})
+    assert get("model") == {"v": 3}
+    assert pickle.loads(_read(stack, "model/object")) == {"v": 3}
+    assert maintenance.verify().ok
+    unrecovered.close()
