@@ -187,3 +187,21 @@ def test_a_kill_right_after_put_loses_nothing(stack: Stack) -> None:
     assert pickle.loads(_read(stack, "model/object")) == {"v": 3}
     assert maintenance.verify().ok
     unrecovered.close()
+
+
+def test_the_artifact_api_reads_a_value_whose_files_are_pending(stack: Stack) -> None:
+    """Before the background writer wrote the files of a small value, reading the key's
+    artifact file through the Artifact API (checked) returns the catalog's bytes, as do
+    the views of its earlier versions whose bytes only the catalog keeps."""
+    from catalogstore.artifacts import Artifact, lookup
+    from catalogstore.artifacts.versions import open_version
+
+    close_workspaces()
+    _killed_after_put(stack, {"v": 1}, {"v": 2}, {"v": 3})
+    unrecovered = Workspace(get_settings(), recover=False)
+    try:
+        artifact = lookup.get(Artifact, unrecovered, "model", "default")
+        assert pickle.loads(artifact.get_file("object").read(verify=True)) == {"v": 3}
+        assert pickle.loads(open_version(artifact, 2).get_file("object").read()) == {"v": 2}
+    finally:
+        unrecovered.close()

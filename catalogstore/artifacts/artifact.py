@@ -164,6 +164,10 @@ class ArtifactFile:
             # there are not a writer's doing, and are reported (issue 13).
             info, data = self.info, self._read_bytes(missing_ok=True)
             if unsettled(info, data):
+                # A small object store value whose files are not written yet, or an
+                # earlier version's: the catalog keeps its bytes (issue 19).
+                data = self._kept_bytes(info)
+            if unsettled(info, data):
                 with self._artifact.locked():
                     info, data = self.read_locked()
         assert data is not None
@@ -173,6 +177,14 @@ class ArtifactFile:
         text = mode in ("r", "rt") or (mode is None and info.encoding is not None)
         content: str | bytes = data.decode(info.encoding or TEXT_ENCODING) if text else data
         return content if size < 0 else content[:size]
+
+    def _kept_bytes(self, info: FileRecord) -> bytes | None:
+        """The bytes of checksum ``info.checksum`` the catalog keeps for the artifact, if any."""
+        from catalogstore.txn import values
+
+        record = self._artifact._record
+        return None if record is None else \
+            values.read_kept(self._artifact._ws, record.id, info.checksum)
 
     def read_locked(self) -> tuple[FileRecord, bytes]:
         """The file's catalog row and its verified bytes, inside :meth:`Artifact.locked`."""
