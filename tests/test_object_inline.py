@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Stack
 from sqlalchemy import text
 
 import catalogstore
@@ -32,6 +31,7 @@ from catalogstore.serializers import get_serializer
 from catalogstore.settings import get_settings
 from catalogstore.txn import mirror
 from catalogstore.txn.workspace import Workspace, close_workspaces, get_workspace
+from tests.conftest import Stack
 
 VALUE = {f"f{i}": i * 0.5 for i in range(10)}
 
