@@ -18,6 +18,7 @@ them into 400 and 404 answers.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -278,52 +279,59 @@ def versions(namespace: str, name: str, *, after: str = "",
             **_version_page(found, before, size)}
 
 
-def _version_page(found: Artifact, before: int | None, size: int) -> dict[str, Any]:
-    """The kept versions of ``found`` older than ``before`` (all: ``None``), newest
-    first, ``size`` of them: three queries on the version tables' primary keys, read
-    in one snapshot (a page never loads every version, nor any version's files)."""
-    from sqlalchemy import func, select
+@functools.cache
+def _version_statements() -> tuple[Any, Any, Any]:
+    """The statements of :func:`_version_page`, built once: the current version, a page
+    of versions (files and bytes by correlated subqueries on the primary key, run for
+    the page's rows only), the aliases."""
+    from sqlalchemy import bindparam, func, select
 
     from catalogstore.catalog.models import ALIASES as L
     from catalogstore.catalog.models import ARTIFACTS as A
     from catalogstore.catalog.models import VERSION_FILES as VF
     from catalogstore.catalog.models import VERSIONS as V
 
-    artifact_id = found.record.id
-    query = (select(V.c.version, V.c.created_at, V.c.pinned)
-             .where(V.c.artifact_id == artifact_id)
-             .order_by(V.c.version.desc()).limit(size + 1))
-    if before is not None:
-        query = query.where(V.c.version < before)
+    of_version = (VF.c.artifact_id == V.c.artifact_id, VF.c.version == V.c.version)
+    current = select(A.c.version).where(A.c.id == bindparam("id"))
+    page = (select(V.c.version, V.c.created_at, V.c.pinned,
+                   select(func.count()).where(*of_version).scalar_subquery(),
+                   select(func.coalesce(func.sum(VF.c.size), 0)).where(*of_version)
+                   .scalar_subquery())
+            .where(V.c.artifact_id == bindparam("id"), V.c.version < bindparam("before"))
+            .order_by(V.c.version.desc()).limit(bindparam("size")))
+    aliases = (select(L.c.version, L.c.alias).where(L.c.artifact_id == bindparam("id"))
+               .order_by(L.c.alias))
+    return current, page, aliases
+
+
+def _version_page(found: Artifact, before: int | None, size: int) -> dict[str, Any]:
+    """The kept versions of ``found`` older than ``before`` (all: ``None``), newest
+    first, ``size`` of them, read in one snapshot on the version tables' primary keys
+    (a page never loads every version, nor any version's files)."""
+    current_of, page_of, aliases_of = _version_statements()
+    params = {"id": found.record.id, "before": _NO_VERSION if before is None else before,
+              "size": size + 1}
     catalog = get_workspace().catalog
     with catalog.errors("list versions"), catalog.engine.connect() as conn, conn.begin():
-        current = conn.execute(select(A.c.version).where(A.c.id == artifact_id)).scalar()
+        current = conn.execute(current_of, params).scalar()
         if current is None:
             raise ArtifactNotFoundError(f"artifact {found.name!r} does not exist in "
                                         f"namespace {found.namespace!r}")
-        rows = conn.execute(query).all()
-        page = rows[:size]
-        totals: dict[int, tuple[int, int]] = {}
+        rows = conn.execute(page_of, params).all()
         aliases: dict[int, list[str]] = {}
-        if page:
-            span = (VF.c.artifact_id == artifact_id, VF.c.version <= page[0][0],
-                    VF.c.version >= page[-1][0])
-            totals = {number: (count, int(total or 0)) for number, count, total in conn.execute(
-                select(VF.c.version, func.count(), func.sum(VF.c.size)).where(*span)
-                .group_by(VF.c.version))}
-            for number, alias in conn.execute(
-                    select(L.c.version, L.c.alias).where(L.c.artifact_id == artifact_id)
-                    .order_by(L.c.alias)):
-                aliases.setdefault(number, []).append(alias)
+        for number, alias in conn.execute(aliases_of, params):
+            aliases.setdefault(number, []).append(alias)
+    page = rows[:size]
     return {"current": int(current), "versions": [
-        {"version": number, "created_at": when(created),
-         "files": totals.get(number, (0, 0))[0], "size": totals.get(number, (0, 0))[1],
+        {"version": number, "created_at": when(created), "files": files, "size": int(total),
          "aliases": ([LATEST] if number == current else []) + aliases.get(number, []),
          "pinned": bool(pinned), "current": number == current}
-        for number, created, pinned in page],
+        for number, created, pinned, files, total in page],
         "next": str(page[-1][0]) if len(rows) > size else None}
 
 
+_NO_VERSION = 2**31 - 1
+"""Above every version number (an ``Integer`` column): the first page's bound."""
 _VERSION_TEXT = re.compile(r"v?([0-9]{1,9})")
 
 
