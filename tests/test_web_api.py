@@ -250,8 +250,9 @@ def test_any_json_metadata_value_is_shown_generically() -> None:
 def test_pages_render_typed_metadata_escaped() -> None:
     from catalogstore.web.app import _environment
 
-    data = {"namespace": "ns", "name": "a", "created_at": "", "updated_at": "", "size": 0,
-            "files": [], "metadata": TYPED}
+    data = {"namespace": "ns", "name": "a", "ref": "a", "created_at": "", "updated_at": "",
+            "size": 0, "files": [], "metadata": TYPED, "version": 1, "is_current": True,
+            "aliases": ["latest"], "versions": {"versions": [], "next": None}}
     page = _environment().get_template("artifact.html").render(data=data)
     assert "text &lt;b&gt;" in page and "&lt;script&gt;" in page and "<script>" not in page
     assert ">true<" in page and ">null<" in page and "boolean" in page

@@ -1,7 +1,8 @@
 """The web browser in a real browser (issue 17): headless Chromium (Debian's
 ``chromium`` and ``chromium-driver``, which ``.ci/run`` installs) driven by Selenium
-through namespace -> search -> artifact -> file preview -> download, a bad filter,
-sorting, paging, a metadata column, the health page and escaping.
+through namespace -> search -> artifact -> file preview -> download, an artifact ->
+an earlier version -> its file -> its changes, a bad filter, sorting, paging, a
+metadata column, the health page and escaping.
 
 With ``WEB_SCREENSHOTS=1`` the pages' screenshots are written to docs/ui/
 (the README shows them); otherwise to the test's temporary folder.
@@ -19,7 +20,7 @@ import pytest
 
 pytest.register_assert_rewrite("web_catalog")
 
-from web_catalog import RUNS, TOKEN, XSS, Served  # noqa: E402
+from web_catalog import RUNS, SEVEN_VERSIONS, TOKEN, XSS, Served  # noqa: E402
 
 pytest_plugins = ["web_catalog"]  # the served catalog
 
@@ -82,6 +83,12 @@ def _column(browser: Any, table: str, index: int) -> list[str]:
     return [row.text for row in _all(browser, f"{table} tr td:nth-child({index})")]
 
 
+def _metadata(browser: Any) -> dict[str, str]:
+    """The metadata table of an artifact page: key -> value as shown."""
+    cells = [r.find_elements("css selector", "td") for r in _all(browser, "#metadata tr")[1:]]
+    return {key.text: value.text for key, value, *_ in cells}
+
+
 def _follow(browser: Any, element: Any, *keys: str) -> None:
     """Click ``element`` (or type ``keys`` into it) and wait for the next page to load."""
     from selenium.webdriver.support import expected_conditions
@@ -131,8 +138,7 @@ def test_namespace_search_artifact_preview_download(served: Served, browser: Any
 
     _follow(browser, _by(browser, "a.artifact"))  # run-07
     assert _by(browser, "#artifact-name").text == "run-07"
-    meta = {r.find_elements("css selector", "td")[0].text: r.find_elements(
-        "css selector", "td")[1].text for r in _all(browser, "#metadata tr")[1:]}
+    meta = _metadata(browser)
     assert meta["accuracy"] == "0.93" and meta["model"] == "xgb"
     files = _column(browser, "#files", 1)
     assert "metrics.parquet" in files and "notes.txt" in files
@@ -158,6 +164,40 @@ def test_namespace_search_artifact_preview_download(served: Served, browser: Any
         assert time.monotonic() < deadline, list(downloads.iterdir())
         time.sleep(0.1)
     assert target.read_text() == "run 7\nsecond line\n"
+
+
+@pytest.mark.slow
+def test_artifact_to_an_earlier_version_its_file_and_its_changes(served: Served, browser: Any,
+                                                                 shots: Path) -> None:
+    browser.get(f"{served.base}/artifacts/team-a/run-07?token={TOKEN}")
+    assert not _all(browser, "#not-current") and _metadata(browser)["stage"] == "tuned"
+    versions = _column(browser, "#versions", 1)
+    assert versions == [f"v{n}" for n in range(SEVEN_VERSIONS, 0, -1)]
+    assert _column(browser, "#versions", 5)[0] == "latest"
+    assert _column(browser, "#versions", 5)[-1] == "prod"
+
+    [link] = [a for a in _all(browser, "a.version") if a.text == "v1"]
+    _follow(browser, link)
+    assert browser.current_url == f"{served.base}/artifacts/team-a/run-07:v1"
+    assert f"not the current one (v{SEVEN_VERSIONS})" in _by(browser, "#not-current").text
+    assert _by(browser, "#version-name").text == "v1"
+    assert _metadata(browser) == {"accuracy": "0.93", "epochs": "7", "model": "xgb"}
+    assert _column(browser, "#files", 1) == ["notes.txt"]
+    _shot(browser, shots, "version")
+
+    _follow(browser, _by(browser, "a.preview"))  # notes.txt as version 1 holds it
+    assert _by(browser, "#back").text == "run-07:v1"
+    assert _by(browser, "#lines").text.splitlines() == ["run 7", "second line"]
+    _follow(browser, _by(browser, "#back"))
+    _follow(browser, _by(browser, "#diff-current"))
+    changes = [row.text for row in _all(browser, "#metadata-changes tr")[1:]]
+    assert changes == ["added stage tuned"]
+    added = _column(browser, "#file-changes", 2)
+    assert "big.log" in added and "notes.txt" not in added
+    _shot(browser, shots, "diff")
+
+    browser.get(f"{served.base}/artifacts/team-a/run-07@prod")  # an alias: its version
+    assert _by(browser, "#version-name").text == "v1"
 
 
 @pytest.mark.slow
@@ -206,5 +246,6 @@ def test_paging_image_npy_health_and_escaping(served: Served, browser: Any,
 
 def test_docs_screenshots_exist() -> None:
     """The README shows these (written by the tests above with WEB_SCREENSHOTS=1)."""
-    for name in ("namespaces", "search", "artifact", "preview", "error", "health"):
+    for name in ("namespaces", "search", "artifact", "preview", "version", "diff", "error",
+                 "health"):
         assert (DOCS / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name

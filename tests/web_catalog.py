@@ -16,6 +16,9 @@ import pytest
 TOKEN = "test-token-1234"
 RUNS = 30
 """Artifacts run-01 .. run-30 in team-a (accuracy 0.01 .. 0.30, run-07 0.93)."""
+SEVEN_VERSIONS = 9
+"""run-07's versions: 1 made with the others, one more per file added after, and the
+last a metadata change (``stage``); ``prod`` names version 1."""
 XSS = "<script>window.__xss = 1</script>"
 BIG_TEXT = 1_000_000
 
@@ -94,6 +97,8 @@ def fill(root: Path) -> tuple[str, str]:
     seven.new_file("objects.npy", content=pickled.getvalue())
     seven.new_file("plot.png", content=_png())
     seven.new_file("big.log", content=("0123456789" * 9 + "abcdefghi\n") * (BIG_TEXT // 100))
+    seven.update_meta({"stage": "tuned"})
+    seven.set_alias("prod", version=1)
     evil = new_artifact("evil", "team-b")
     evil.update_meta({XSS: XSS, "nested": XSS})
     evil.new_file("a b+c=d@e,f.txt", content=XSS)

@@ -5,23 +5,31 @@ disagree. Everything is read from the catalog (SQL aggregates and keyset pages o
 the search language); only previews and downloads read the storage, through the
 artifacts API and so through the storage gateway.
 
+An artifact in a URL is its name, or one of its kept versions as the package spells
+it (``NAME:v3``, ``NAME@prod``; :func:`open_artifact`): the same answers then show
+that version, read-only, and its files are that version's bytes.
+
 Input from the URL goes through the package's validation: a malformed filter,
 ordering or cursor raises :class:`~catalogstore.errors.QueryError`, a bad name
-:class:`~catalogstore.errors.InvalidNameError`, a missing artifact or file a
-:class:`~catalogstore.errors.NotFoundError`; :mod:`catalogstore.web.app` turns
+:class:`~catalogstore.errors.InvalidNameError`, a missing artifact, version or file
+a :class:`~catalogstore.errors.NotFoundError`; :mod:`catalogstore.web.app` turns
 them into 400 and 404 answers.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from catalogstore.artifacts import get_artifact, query_artifacts
-from catalogstore.errors import QueryError
-from catalogstore.names import validate_file_name, validate_meta_key, validate_name
+from catalogstore.artifacts import Artifact, get_artifact, query_artifacts
+from catalogstore.artifacts.versions import ArtifactVersion, open_version, split_ref
+from catalogstore.catalog.versions import VersionRecord
+from catalogstore.errors import ArtifactNotFoundError, QueryError, VersionNotFoundError
+from catalogstore.names import LATEST, validate_file_name, validate_meta_key, validate_name
 from catalogstore.record import FileRecord
 from catalogstore.settings import redact_url
 from catalogstore.txn.workspace import get_workspace
@@ -179,25 +187,221 @@ def _file(record: FileRecord) -> dict[str, Any]:
             "text": record.encoding is not None, "updated_at": when(record.updated_at)}
 
 
-def artifact(namespace: str, name: str) -> dict[str, Any]:
-    """The artifact with its metadata (typed values as stored) and its files.
+def open_artifact(namespace: str, ref: str) -> Artifact:
+    """The artifact ``namespace/ref``: ``ref`` is its name (the current version), or
+    ``NAME:vN`` or ``NAME@ALIAS`` for a kept version (a read-only
+    :class:`~catalogstore.artifacts.versions.ArtifactVersion`, whose files read that
+    version's bytes).
 
     Raises
     ------
     InvalidNameError
-        for a namespace or name that breaks the naming rules.
-    ArtifactNotFoundError
-        when there is no such artifact.
+        for a namespace, name, version number or alias that breaks the rules.
+    ArtifactNotFoundError, VersionNotFoundError
+        when there is no such artifact, or it keeps no such version or alias.
+    """
+    validate_name(split_ref(ref)[0])
+    return get_artifact(ref, validate_name(namespace, "namespace"))
+
+
+def artifact_ref(found: Artifact) -> str:
+    """How a URL names ``found``: ``NAME``, or ``NAME:vN`` for a version's view."""
+    if isinstance(found, ArtifactVersion):
+        return f"{found.name}:v{found.version}"
+    return found.name
+
+
+def artifact(namespace: str, name: str) -> dict[str, Any]:
+    """The artifact with its metadata (typed values as stored), its files and the
+    newest page of its versions; with ``name`` ``NAME:vN`` or ``NAME@ALIAS``, that
+    version's metadata and files instead (``is_current`` says whether it is the
+    current one).
+
+    Raises
+    ------
+    InvalidNameError
+        for a namespace, name, version or alias that breaks the naming rules.
+    ArtifactNotFoundError, VersionNotFoundError
+        when there is no such artifact, or it keeps no such version.
+    """
+    found = open_artifact(namespace, name)
+    record = found.record
+    listing = _version_page(found, None, DEFAULT_LIMIT)
+    current: int = listing["current"]
+    if isinstance(found, ArtifactVersion):
+        kept = found.info
+        metadata, files = kept.metadata, sorted(kept.files.values(), key=lambda f: f.name)
+        shown_version, created = kept.version, when(kept.created_at)
+        aliases, pinned = list(kept.aliases), kept.pinned
+    else:
+        # One query for every file (ArtifactFile.info would ask once per file).
+        metadata, files = record.metadata, get_workspace().catalog.list_files(record.id)
+        # The current version is the newest: on the first page (unless not kept, as
+        # for rows bulk-loaded without versions).
+        row: dict[str, Any] = next((v for v in listing["versions"] if v["current"]), {
+            "created_at": None, "aliases": [LATEST], "pinned": False})
+        shown_version, created = current, row["created_at"]
+        aliases, pinned = row["aliases"], row["pinned"]
+    return {"namespace": record.namespace, "name": record.name, "ref": artifact_ref(found),
+            "created_at": when(record.created_at), "updated_at": when(record.updated_at),
+            "version": shown_version, "version_created_at": created,
+            "current_version": current, "is_current": shown_version == current,
+            "aliases": aliases, "pinned": pinned,
+            "metadata": dict(metadata),
+            "files": [_file(f) for f in files if _valid_file(f.name)],
+            "size": sum(f.size for f in files), "versions": listing}
+
+
+# -- versions (issue 15) --------------------------------------------------------------
+
+
+def versions(namespace: str, name: str, *, after: str = "",
+             limit: str | None = None) -> dict[str, Any]:
+    """One keyset page of the artifact's kept versions, newest first: each version's
+    number, creation time, files, bytes, aliases (``latest`` on the current one) and
+    pin (``after``: the previous page's ``next``, a version number).
+
+    Raises
+    ------
+    QueryError
+        for a malformed cursor or limit.
+    InvalidNameError, ArtifactNotFoundError
+        for a bad name or a missing artifact.
+    """
+    size = _limit(limit)
+    before = None
+    if after:
+        if not (after.isdigit() and len(after) <= 9):
+            raise QueryError(f"invalid page cursor {after[:40]!r}: a version number expected")
+        before = int(after)
+    found = get_artifact(validate_name(name), validate_name(namespace, "namespace"))
+    return {"namespace": found.namespace, "name": found.name, "after": after, "limit": size,
+            **_version_page(found, before, size)}
+
+
+@functools.cache
+def _version_statements() -> tuple[Any, Any, Any]:
+    """The statements of :func:`_version_page`, built once: the current version, a page
+    of versions (files and bytes by correlated subqueries on the primary key, run for
+    the page's rows only), the aliases."""
+    from sqlalchemy import bindparam, func, select
+
+    from catalogstore.catalog.models import ALIASES as L
+    from catalogstore.catalog.models import ARTIFACTS as A
+    from catalogstore.catalog.models import VERSION_FILES as VF
+    from catalogstore.catalog.models import VERSIONS as V
+
+    of_version = (VF.c.artifact_id == V.c.artifact_id, VF.c.version == V.c.version)
+    current = select(A.c.version).where(A.c.id == bindparam("id"))
+    page = (select(V.c.version, V.c.created_at, V.c.pinned,
+                   select(func.count()).where(*of_version).scalar_subquery(),
+                   select(func.coalesce(func.sum(VF.c.size), 0)).where(*of_version)
+                   .scalar_subquery())
+            .where(V.c.artifact_id == bindparam("id"), V.c.version < bindparam("before"))
+            .order_by(V.c.version.desc()).limit(bindparam("size")))
+    aliases = (select(L.c.version, L.c.alias).where(L.c.artifact_id == bindparam("id"))
+               .order_by(L.c.alias))
+    return current, page, aliases
+
+
+def _version_page(found: Artifact, before: int | None, size: int) -> dict[str, Any]:
+    """The kept versions of ``found`` older than ``before`` (all: ``None``), newest
+    first, ``size`` of them, read in one snapshot on the version tables' primary keys
+    (a page never loads every version, nor any version's files)."""
+    current_of, page_of, aliases_of = _version_statements()
+    params = {"id": found.record.id, "before": _NO_VERSION if before is None else before,
+              "size": size + 1}
+    catalog = get_workspace().catalog
+    with catalog.errors("list versions"), catalog.engine.connect() as conn, conn.begin():
+        current = conn.execute(current_of, params).scalar()
+        if current is None:
+            raise ArtifactNotFoundError(f"artifact {found.name!r} does not exist in "
+                                        f"namespace {found.namespace!r}")
+        rows = conn.execute(page_of, params).all()
+        aliases: dict[int, list[str]] = {}
+        for number, alias in conn.execute(aliases_of, params):
+            aliases.setdefault(number, []).append(alias)
+    page = rows[:size]
+    return {"current": int(current), "versions": [
+        {"version": number, "created_at": when(created), "files": files, "size": int(total),
+         "aliases": ([LATEST] if number == current else []) + aliases.get(number, []),
+         "pinned": bool(pinned), "current": number == current}
+        for number, created, pinned, files, total in page],
+        "next": str(page[-1][0]) if len(rows) > size else None}
+
+
+_NO_VERSION = 2**31 - 1
+"""Above every version number (an ``Integer`` column): the first page's bound."""
+_VERSION_TEXT = re.compile(r"v?([0-9]{1,9})")
+
+
+def _version_of(found: Artifact, text: str) -> ArtifactVersion:
+    """The version ``text`` names: a number (``3`` or ``v3``) or an alias."""
+    number = _VERSION_TEXT.fullmatch(text)
+    if number is not None:
+        return open_version(found, version=int(number[1]))
+    return open_version(found, alias=text)
+
+
+def diff(namespace: str, name: str, old: str = "", new: str = "") -> dict[str, Any]:
+    """What changed from version ``old`` to version ``new`` of the artifact (each a
+    number, ``v3`` or an alias; ``new`` by default the current version, ``old`` the
+    kept version before ``new``): metadata keys added, removed and changed (by value
+    and type), files added, removed and changed (by checksum).
+
+    Raises
+    ------
+    InvalidNameError
+        for a bad name, version number or alias.
+    ArtifactNotFoundError, VersionNotFoundError
+        for a missing artifact, a version or alias it does not keep, or no kept
+        version before ``new`` when ``old`` is not given.
     """
     found = get_artifact(validate_name(name), validate_name(namespace, "namespace"))
-    record = found.record
-    # One query for every file (ArtifactFile.info would ask once per file).
-    files = get_workspace().catalog.list_files(record.id)
-    return {"namespace": record.namespace, "name": record.name,
-            "created_at": when(record.created_at), "updated_at": when(record.updated_at),
-            "metadata": dict(record.metadata),
-            "files": [_file(f) for f in files if _valid_file(f.name)],
-            "size": sum(f.size for f in files)}
+    after = _version_of(found, new or LATEST)
+    if old:
+        before = _version_of(found, old)
+    else:
+        earlier = _version_page(found, after.version, 1)["versions"]
+        if not earlier:
+            raise VersionNotFoundError(
+                f"artifact {found.namespace}/{found.name} keeps no version before "
+                f"v{after.version}: name the other version with from=")
+        before = open_version(found, version=earlier[0]["version"])
+    return {"namespace": found.namespace, "name": found.name,
+            "from": _version_head(before.info), "to": _version_head(after.info),
+            "metadata": _metadata_changes(before.info.metadata, after.info.metadata),
+            "files": _file_changes(before.info, after.info)}
+
+
+def _version_head(kept: VersionRecord) -> dict[str, Any]:
+    return {"version": kept.version, "created_at": when(kept.created_at),
+            "aliases": list(kept.aliases), "current": kept.current}
+
+
+def _metadata_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    def typed(value: Any) -> tuple[str, str]:  # 1, 1.0 and true differ, as JSON has them
+        return _json_type(value), shown(value)
+
+    changed = [key for key in sorted(old.keys() & new.keys())
+               if typed(old[key]) != typed(new[key])]
+    return {"added": [{"key": key, "value": new[key]} for key in sorted(new.keys() - old.keys())],
+            "removed": [{"key": key, "value": old[key]}
+                        for key in sorted(old.keys() - new.keys())],
+            "changed": [{"key": key, "from": old[key], "to": new[key]} for key in changed],
+            "unchanged": len(old.keys() & new.keys()) - len(changed)}
+
+
+def _file_changes(old: VersionRecord, new: VersionRecord) -> dict[str, Any]:
+    before = {n: f for n, f in old.files.items() if _valid_file(n)}
+    after = {n: f for n, f in new.files.items() if _valid_file(n)}
+    changed = [n for n in sorted(before.keys() & after.keys())
+               if before[n].checksum != after[n].checksum]
+    return {"added": [_file(after[n]) for n in sorted(after.keys() - before.keys())],
+            "removed": [_file(before[n]) for n in sorted(before.keys() - after.keys())],
+            "changed": [{"name": n, "from": _file(before[n]), "to": _file(after[n])}
+                        for n in changed],
+            "unchanged": len(before.keys() & after.keys()) - len(changed)}
 
 
 def _valid_file(name: str) -> bool:

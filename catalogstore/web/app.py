@@ -29,7 +29,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from catalogstore.artifacts import get_artifact
 from catalogstore.errors import (
     CatalogStoreError,
     InvalidMetadataError,
@@ -37,7 +36,7 @@ from catalogstore.errors import (
     NotFoundError,
     QueryError,
 )
-from catalogstore.names import validate_file_name, validate_name
+from catalogstore.names import validate_file_name
 from catalogstore.web import api
 from catalogstore.web.preview import IMAGE_BYTES, image_type, preview
 
@@ -73,7 +72,13 @@ def _environment() -> Environment:
                  if v not in (None, "")]
         return path + ("?" + urlencode(pairs) if pairs else "")
 
+    def artifact_path(namespace: str, ref: str) -> str:
+        """The page of ``namespace/ref`` (``ref``: NAME, NAME:vN or NAME@ALIAS, its
+        ``:`` and ``@`` left as they are, as a path may hold them)."""
+        return f"/artifacts/{quote(namespace, safe='')}/{quote(ref, safe=':@')}"
+
     env.globals.update(url=url, quote=lambda s: quote(s, safe=""), shown=api.shown,
+                       artifact_path=artifact_path,
                        metadata_rows=api.metadata_rows, order_field=_order_field,
                        orderable=api.ORDERABLE)
     env.filters["size"] = _human_size
@@ -188,6 +193,31 @@ class _Pages:
     async def artifact(self, request: Request) -> Response:
         return await self.answer(request, self._artifact(request), "artifact.html")
 
+    # -- versions --------------------------------------------------------------
+
+    def _versions(self, request: Request) -> Callable[[], dict[str, Any]]:
+        p, q = request.path_params, request.query_params
+        return lambda: api.versions(p["namespace"], p["name"], after=q.get("after", ""),
+                                    limit=q.get("limit"))
+
+    async def api_versions(self, request: Request) -> Response:
+        return await self.answer(request, self._versions(request), None)
+
+    async def versions(self, request: Request) -> Response:
+        return await self.answer(request, self._versions(request), "versions.html")
+
+    def _diff(self, request: Request) -> Callable[[], dict[str, Any]]:
+        p, q = request.path_params, request.query_params
+        return lambda: api.diff(p["namespace"], p["name"], q.get("from", ""), q.get("to", ""))
+
+    async def api_diff(self, request: Request) -> Response:
+        return await self.answer(request, self._diff(request), None)
+
+    async def diff(self, request: Request) -> Response:
+        return await self.answer(request, self._diff(request), "diff.html")
+
+    # -- files -----------------------------------------------------------------
+
     def _preview(self, request: Request) -> Callable[[], dict[str, Any]]:
         p = request.path_params
         return lambda: preview(p["namespace"], p["name"], p["file"])
@@ -205,8 +235,7 @@ class _Pages:
         inline = request.query_params.get("inline") == "1"
 
         def open_file() -> tuple[Any, str, int]:
-            found = get_artifact(validate_name(p["name"]),
-                                 validate_name(p["namespace"], "namespace"))
+            found = api.open_artifact(p["namespace"], p["name"])
             handle = found.get_file(validate_file_name(p["file"]))
             size = handle.info.size
             stream = handle.open("rb")
@@ -305,18 +334,24 @@ def create_app(token: str | None) -> Starlette:
     :func:`catalogstore.configure`).
     """
     pages = _Pages(token)
+    # {name}: the artifact's name, or one version of it (NAME:v3, NAME@prod).
     file_path = "/{namespace}/{name}/files/{file}"
+    artifact_path = "/artifacts/{namespace}/{name}"
     routes = [
         Route("/", pages.namespaces),
         Route("/search", pages.search),
-        Route("/artifacts/{namespace}/{name}", pages.artifact),
+        Route(artifact_path, pages.artifact),
+        Route(artifact_path + "/versions", pages.versions),
+        Route(artifact_path + "/diff", pages.diff),
         Route("/artifacts" + file_path, pages.file_page),
         Route("/objects", pages.objects),
         Route("/health", pages.health),
         Route("/style.css", pages.style),
         Route("/api/namespaces", pages.api_namespaces),
         Route("/api/search", pages.api_search),
-        Route("/api/artifacts/{namespace}/{name}", pages.api_artifact),
+        Route("/api" + artifact_path, pages.api_artifact),
+        Route("/api" + artifact_path + "/versions", pages.api_versions),
+        Route("/api" + artifact_path + "/diff", pages.api_diff),
         Route("/api/artifacts" + file_path + "/preview", pages.api_preview),
         Route("/api/artifacts" + file_path + "/content", pages.content),
         Route("/api/objects", pages.api_objects),

@@ -16,9 +16,8 @@ import json
 import re
 from typing import IO, Any
 
-from catalogstore.artifacts import get_artifact
-from catalogstore.names import validate_file_name, validate_name
-from catalogstore.web.api import shown
+from catalogstore.names import validate_file_name
+from catalogstore.web.api import artifact_ref, open_artifact, shown
 
 TEXT_BYTES = 64 * 1024
 """Bytes of a text or JSON file a preview reads."""
@@ -84,9 +83,10 @@ def image_type(head: bytes) -> str | None:
 
 
 def preview(namespace: str, name: str, file: str) -> dict[str, Any]:
-    """A bounded look at ``file`` of the artifact ``namespace/name``.
+    """A bounded look at ``file`` of the artifact ``namespace/name`` (``NAME:vN`` or
+    ``NAME@ALIAS``: of that version, its bytes as that version holds them).
 
-    Returns ``{"file", "size", "kind", "bytes_read", ...}`` where ``kind`` is
+    Returns ``{"file", "ref", "size", "kind", "bytes_read", ...}`` where ``kind`` is
     ``text``, ``json``, ``table`` (Parquet or Arrow), ``npy``, ``image`` or
     ``binary``, with what the kind shows; ``note`` says why something is left out.
 
@@ -97,11 +97,11 @@ def preview(namespace: str, name: str, file: str) -> dict[str, Any]:
     NotFoundError
         when the artifact or the file does not exist.
     """
-    found = get_artifact(validate_name(name), validate_name(namespace, "namespace"))
+    found = open_artifact(namespace, name)
     handle = found.get_file(validate_file_name(file))
     size = handle.info.size
     answer: dict[str, Any] = {"namespace": found.namespace, "name": found.name,
-                              "file": file, "size": size}
+                              "ref": artifact_ref(found), "file": file, "size": size}
     with handle.open("rb") as raw:
         bounded = _Bounded(raw, max(TABLE_BYTES, IMAGE_BYTES))
         head = bounded.read(16)
