@@ -194,6 +194,34 @@ def value_columns(value: Any) -> tuple[str, str, float | None]:
     return value_type(value), json_text(value), None
 
 
+_COLUMNS = {"type": 0, "value": 1, "number": 2}
+_last_document: tuple[str, dict[str, Any]] = ("", {})
+"""The document :func:`document_column` parsed last: it is asked for each of a row's
+three columns in turn."""
+
+
+def document_column(document: object, key: object, column: object) -> str | float | None:
+    """The ``artifact_metadata`` column (``type``, ``value`` or ``number``) that the
+    value under ``key`` in a metadata document would have (:func:`value_columns`);
+    ``None`` (SQL's NULL) when the document lacks the key. A SQLite function on every
+    connection (:mod:`catalogstore.catalog.engine`): searches of a version's metadata,
+    kept as its document only, compare it exactly as searches of ``artifact_metadata``
+    do. A document edited by hand reads as :func:`metadata_of` reads it."""
+    global _last_document
+    if type(document) is not str or type(key) is not str or column not in _COLUMNS:
+        return None
+    last, metadata = _last_document
+    if document != last:
+        metadata = metadata_of(document)
+        _last_document = (document, metadata)
+    if key not in metadata:
+        return None
+    try:
+        return value_columns(metadata[key])[_COLUMNS[column]]
+    except (TypeError, ValueError, OverflowError):  # a value no commit writes: 1e999
+        return None
+
+
 def value_from_columns(kind: str | None, text: str) -> Any:
     """The metadata value a catalog row holds (its ``type`` and ``value``)."""
     if kind == "string" or kind is None:
