@@ -185,19 +185,29 @@ def value_columns(value: Any) -> tuple[str, str, float | None]:
     working); of any other value its JSON text. The number is set for numbers and
     for strings that spell one (:func:`value_number`), as before values were typed.
     """
+    return value_type(value), value_text(value), number_of(value)
+
+
+def value_text(value: Any) -> str:
+    """``artifact_metadata.value``: a string itself, any other value its JSON text."""
+    return value if type(value) is str else json_text(value)
+
+
+def number_of(value: Any) -> float | None:
+    """``artifact_metadata.number``: a number's, or a string's that spells one."""
     kind = type(value)
     if kind is str:
-        return "string", value, value_number(value)
+        return value_number(value)
     if kind is int or kind is float:
         number = float(value)
-        return "number", json_text(value), number if math.isfinite(number) else None
-    return value_type(value), json_text(value), None
+        return number if math.isfinite(number) else None
+    return None
 
 
-_COLUMNS = {"type": 0, "value": 1, "number": 2}
+_COLUMNS = {"type": value_type, "value": value_text, "number": number_of}
 _last_document: tuple[str, dict[str, Any]] = ("", {})
 """The document :func:`document_column` parsed last: it is asked for each of a row's
-three columns in turn."""
+columns in turn."""
 
 
 def document_column(document: object, key: object, column: object) -> str | float | None:
@@ -217,7 +227,7 @@ def document_column(document: object, key: object, column: object) -> str | floa
     if key not in metadata:
         return None
     try:
-        return value_columns(metadata[key])[_COLUMNS[column]]
+        return _COLUMNS[column](metadata[key])
     except (TypeError, ValueError, OverflowError):  # a value no commit writes: 1e999
         return None
 

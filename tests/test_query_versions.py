@@ -187,13 +187,19 @@ def test_version_field_and_ordering(data):
 
 @on_both
 def test_the_catalog_plans_from_the_alias_index(data):
-    """An alias term names its artifact ids, so a search starts from them."""
+    """An alias term names its artifact ids, so a search starts from them; a term on
+    aliased versions' metadata (no index: each document is read) is checked per
+    candidate when another term has an index."""
     engine = get_workspace().catalog.engine
-    for text in ("alias.prod.meta.accuracy > 0.9", "alias = 'prod'"):
-        search = compile_search(text, dialect=engine.dialect.name)
-        with engine.connect() as conn:
-            plan = search.plan(conn)
-        assert plan.ids is not None and plan.answered, text
+    with engine.connect() as conn:
+        for text in ("alias.prod.meta.accuracy > 0.9", "alias = 'prod'"):
+            plan = compile_search(text, dialect=engine.dialect.name).plan(conn)
+            assert plan.ids is not None and plan.answered, text
+        search = compile_search("alias.prod.meta.accuracy > 0.8 AND meta.model = 'xgb'",
+                                dialect=engine.dialect.name)
+        plan = search.plan(conn)
+    assert plan.ids is not None and plan.answered == [search.terms[1]]
+    assert names("alias.prod.meta.accuracy > 0.8 AND meta.model = 'xgb'") == {"clf"}
 
 
 @on_both

@@ -100,6 +100,8 @@ class _Term:
     exact: bool = True
     by_name: bool = False
     """The index on names finds its matches (an alternative to starting from ids)."""
+    reads_documents: bool = False
+    """Its ids come from reading versions' metadata documents, not from an index."""
 
 
 class _Compiler:
@@ -198,35 +200,44 @@ class _Compiler:
         key = p.field.key
         assert key is not None
         if p.field.alias is None:
-            c: Any = M.c
-            where = [M.c.key == key]
+            check = scan = (M.c, [M.c.key == key])
         else:
-            c, where = self.version_metadata(p.field.alias, key)
+            check = self.version_metadata(p.field.alias, key, scan=False)
+            scan = self.version_metadata(p.field.alias, key, scan=True)
+        (c, where), (s, scanned) = check, scan
         if p.op == "null":
             # A key holding null is null too: present means present with a value.
-            present = [*where, c.type != "null"]
-            has = exists().where(c.artifact_id == A.c.id, *present)
+            has = exists().where(c.artifact_id == A.c.id, *where, c.type != "null")
             if p.negated:
-                return _Term(has, select(c.artifact_id).where(*present))
+                return _Term(has, select(s.artifact_id).where(*scanned, s.type != "null"),
+                             reads_documents=p.field.alias is not None)
             return _Term(not_(has))
-        condition = self.value_condition(p, c)
-        return _Term(exists().where(c.artifact_id == A.c.id, *where, condition),
-                     select(c.artifact_id).where(*where, condition))
+        return _Term(exists().where(c.artifact_id == A.c.id, *where,
+                                    self.value_condition(p, c)),
+                     select(s.artifact_id).where(*scanned, self.value_condition(p, s)),
+                     reads_documents=p.field.alias is not None)
 
-    def version_metadata(self, alias: str, key: str) -> tuple[Any, list[Any]]:
+    def version_metadata(self, alias: str, key: str, *, scan: bool) -> tuple[Any, list[Any]]:
         """The metadata rows under ``key`` of the versions that ``alias`` names: columns
         as ``artifact_metadata``'s (``artifact_id``, ``type``, ``value``, ``number``),
         computed from ``artifact_versions.metadata_json`` as
         :func:`~catalogstore.record.value_columns` computed them for the current
-        version, and the conditions that select them (a row per version holding the key).
+        version, and the conditions that select them (a row per version holding the
+        key). ``scan``: for reading them all at once (the ids of a term), rather than
+        one artifact's (a check correlated with ``artifacts``, by the alias's key).
+
+        A document edited by hand into something that is not JSON reads as no metadata
+        on SQLite; PostgreSQL 15 cannot test text for JSON without raising, so there
+        the search fails as a :class:`~catalogstore.errors.CatalogError` (as it does
+        for a JSON number beyond a double's range, which no commit writes).
         """
         doc = V.c.metadata_json
         of_alias = [V.c.artifact_id == L.c.artifact_id, V.c.version == L.c.version,
                     L.c.alias == alias]
         if self.sqlite:
-            # record.document_column: the same Python as the current version's rows,
-            # in flat SQL (SQLite's parser stack is shallow: 32 NOTs deep, a filter
-            # leaves it little room).
+            # record.document_column: the same Python as the current version's rows, in
+            # flat SQL (SQLite's parser stack is shallow: 32 NOTs deep, a filter leaves
+            # it little room), each document parsed once for its row's three columns.
             def column(name: str) -> Any:
                 return getattr(func, SQL_DOCUMENT_COLUMN)(doc, key, name)
 
@@ -236,24 +247,30 @@ class _Compiler:
         from sqlalchemy.dialects.postgresql import JSON
 
         # json, not jsonb: json keeps each value's text as written, so a value's text is
-        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001). The
-        # document is parsed once per row: OFFSET 0 keeps PostgreSQL from copying the
-        # extraction into each expression below.
-        found = select(L.c.artifact_id, cast(doc, JSON)[key].label("value")).where(
-            *of_alias).offset(0).subquery()
-        value = found.c.value
+        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001).
+        value: Any = cast(doc, JSON)[key]
+        artifact_id: Any = L.c.artifact_id
+        where = of_alias
+        if scan:
+            # Each document parsed once: OFFSET 0 keeps PostgreSQL from copying the
+            # extraction into each expression below.
+            found = select(L.c.artifact_id, value.label("value")).where(*of_alias).offset(
+                0).subquery()
+            artifact_id, value, where = found.c.artifact_id, found.c.value, []
         kind = func.json_typeof(value)
         text = case((kind == "string", value.op("#>>", return_type=Text)(
             literal_column("'{}'::text[]"))), else_=cast(value, Text))
-        # jsonpath's .double() in silent mode: a text beyond a double's range is no
-        # number (NULL), where a cast would raise.
-        number = case((and_(kind.in_(("number", "string")), text.op("~")(
-            f"^(?:{NUMBER.pattern})$")), cast(func.jsonb_path_query_first(
-                func.to_jsonb(text), literal_column("'strict $.double()'::jsonpath"),
-                literal_column("'{}'::jsonb"), true()), Double)))
-        rows = select(found.c.artifact_id, kind.label("type"), text.label("value"),
-                      number.label("number")).where(value.is_not(None)).subquery()
-        return rows.c, []
+        # A JSON number a commit wrote is a finite double or a 64-bit integer: a cast. A
+        # string that spells a number may spell one beyond a double's range ('1e999'):
+        # jsonpath's .double() in silent mode makes it no number (NULL), where a cast
+        # would raise (and costs more: strings only).
+        number = case((kind == "number", cast(text, Double)),
+                      (and_(kind == "string", text.op("~")(f"^(?:{NUMBER.pattern})$")),
+                       cast(func.jsonb_path_query_first(
+                           func.to_jsonb(text), literal_column("'strict $.double()'::jsonpath"),
+                           literal_column("'{}'::jsonb"), true()), Double)))
+        return (SimpleNamespace(artifact_id=artifact_id, type=kind, value=text, number=number),
+                [*where, value.is_not(None)])
 
     def alias(self, p: Predicate) -> _Term:
         """``alias``: whether one of the artifact's aliases matches (``!=``, ``NOT IN``,
