@@ -70,7 +70,7 @@ Meaning:
   without that alias is as one without the key. ``alias.latest.meta.KEY`` is
   ``meta.KEY``. The value is read from ``artifact_versions.metadata_json``
   (:mod:`~catalogstore.catalog.query.compile`). ``alias.NAME`` never collides with a
-  field: ``alias`` is a keyword of the language, and metadata keys are always
+  field: ``alias`` is a built-in field of the language, and metadata keys are always
   reached through ``meta``.
 - Text compares by the database's collation: by code point on SQLite and on a
   PostgreSQL database with a C collation.
