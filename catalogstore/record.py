@@ -188,13 +188,51 @@ def value_columns(value: Any) -> tuple[str, str, float | None]:
     working); of any other value its JSON text. The number is set for numbers and
     for strings that spell one (:func:`value_number`), as before values were typed.
     """
+    return value_type(value), value_text(value), number_of(value)
+
+
+def value_text(value: Any) -> str:
+    """``artifact_metadata.value``: a string itself, any other value its JSON text."""
+    return value if type(value) is str else json_text(value)
+
+
+def number_of(value: Any) -> float | None:
+    """``artifact_metadata.number``: a number's, or a string's that spells one."""
     kind = type(value)
     if kind is str:
-        return "string", value, value_number(value)
+        return value_number(value)
     if kind is int or kind is float:
         number = float(value)
-        return "number", json_text(value), number if math.isfinite(number) else None
-    return value_type(value), json_text(value), None
+        return number if math.isfinite(number) else None
+    return None
+
+
+_COLUMNS = {"type": value_type, "value": value_text, "number": number_of}
+_last_document: tuple[str, dict[str, Any]] = ("", {})
+"""The document :func:`document_column` parsed last: it is asked for each of a row's
+columns in turn."""
+
+
+def document_column(document: object, key: object, column: object) -> str | float | None:
+    """The ``artifact_metadata`` column (``type``, ``value`` or ``number``) that the
+    value under ``key`` in a metadata document would have (:func:`value_columns`);
+    ``None`` (SQL's NULL) when the document lacks the key. A SQLite function on every
+    connection (:mod:`catalogstore.catalog.engine`): searches of a version's metadata,
+    kept as its document only, compare it exactly as searches of ``artifact_metadata``
+    do. A document edited by hand reads as :func:`metadata_of` reads it."""
+    global _last_document
+    if type(document) is not str or type(key) is not str or column not in _COLUMNS:
+        return None
+    last, metadata = _last_document
+    if document != last:
+        metadata = metadata_of(document)
+        _last_document = (document, metadata)
+    if key not in metadata:
+        return None
+    try:
+        return _COLUMNS[column](metadata[key])
+    except (TypeError, ValueError, OverflowError):  # a value no commit writes: 1e999
+        return None
 
 
 def value_from_columns(kind: str | None, text: str) -> Any:

@@ -48,6 +48,13 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "total size per namespace": [("team-a", 3, 3, 1700), ("team-b", 1, 0, 0)],
     "artifacts whose final flag is the boolean true, with the type of their note": [
         ("team-a", "run-1", "null"), ("team-a", "run-2", "missing")],
+    # run-1: created (v1, pinned), then its files and metadata (v2, current).
+    "every version of an artifact": [(1, 0, 1, 0, 0), (2, 1, 0, 2, 1600)],
+    "the version an alias names, with its metadata": [
+        ("team-a", "run-1", "prod", 2,
+         '{"model":"xgb","accuracy":"0.9","final":true,"note":null}'),
+        ("team-b", "run-3", "prod", 1, "{}")],
+    "artifacts whose prod alias is behind the current version": [("team-b", "run-3", 1, 2)],
 }
 
 
@@ -72,8 +79,11 @@ def test_readme_sql_runs_on_both_databases(stack):
         a2.new_file("weights.bin", content=b"\0" * 100)
         a2.update_meta({"model": "lgbm", "accuracy": "0.97", "final": True})
     new_artifact("exp-9", "team-a")["accuracy"] = "high"
-    new_artifact("run-3", "team-b").update_meta({"model": "xgb", "accuracy": "0.5",
-                                                 "final": "true", "note": "a string"})
+    a3 = new_artifact("run-3", "team-b")
+    a3.update_meta({"model": "xgb", "accuracy": "0.5", "final": "true", "note": "a string"})
+    a1.set_alias("prod", 2)
+    a1.pin(1)
+    a3.set_alias("prod", 1)  # behind its current version, 2
     with get_workspace().catalog.engine.connect() as conn:
         # The driver's own cursor: the SQL exactly as written, no parameters.
         cursor = conn.connection.dbapi_connection.cursor()

@@ -150,6 +150,11 @@ def test_aliases_name_one_version_and_move(local_stack):
             get_artifact(ref)
     with pytest.raises(TypeError):
         get_artifact("model:v2", version=3)
+    with pytest.raises(TypeError):
+        get_artifact("model", version=3, create=True)
+    for ref in ("model:v2", "model@prod", "new@prod"):  # a name to create, never valid
+        with pytest.raises(InvalidNameError):
+            get_artifact(ref, create=True)
     with pytest.raises(VersionNotFoundError):
         get_artifact("model", version=99)
     with pytest.raises(ArtifactNotFoundError):

@@ -21,7 +21,7 @@ from catalogstore.artifacts import lookup
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError
-from catalogstore.names import check_meta_value, validate_meta_key
+from catalogstore.names import check_meta_value, validate_meta_key, validate_name
 
 if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
@@ -116,8 +116,10 @@ def get_artifact(name: str, namespace: str = "", protocol: str = "", base_path: 
     if ":" in name or "@" in name or version is not None or alias is not None:
         from catalogstore.artifacts.versions import open_ref
 
-        if create:
+        if create and (version, alias) != (None, None):
             raise TypeError("create=True makes an artifact, not a version")
+        if create:  # a new name: ':' and '@' are never part of one
+            validate_name(name)
         return open_ref(Artifact.get_artifact, where, version, alias)
     try:
         return Artifact.get_artifact(**where)

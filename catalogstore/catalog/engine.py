@@ -46,6 +46,7 @@ from sqlalchemy.pool import NullPool
 
 from catalogstore import retry
 from catalogstore.errors import CatalogError, ConfigurationError
+from catalogstore.record import document_column
 from catalogstore.settings import (
     DEFAULT_CATALOG_FILE,
     DEFAULT_HOME,
@@ -309,11 +310,20 @@ def _is_wal(path: Path) -> bool:
     return header[18:20] == b"\x02\x02"
 
 
+SQL_DOCUMENT_COLUMN = "catalogstore_document_column"
+"""A SQLite function on every connection: :func:`~catalogstore.record.document_column`
+(document, key, column). Searches of the metadata a version keeps as its document
+(``alias.prod.meta.KEY``) need it: SQLite has no regular expressions to tell which
+strings read as numbers, nor ``json_each`` a number's text as written."""
+
+
 def _setup_sqlite(engine: Engine, busy: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transaction control from the driver so BEGIN IMMEDIATE is possible.
         dbapi_connection.isolation_level = None
+        dbapi_connection.create_function(SQL_DOCUMENT_COLUMN, 3, document_column,
+                                         deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -4,7 +4,8 @@
   :mod:`~catalogstore.cli.output`: tables and JSON.
 - :mod:`~catalogstore.cli.db` (``db``), :mod:`~catalogstore.cli.memory` (``memory``),
   :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``, ``rm``),
-  :mod:`~catalogstore.cli.meta` (``meta``),
+  :mod:`~catalogstore.cli.meta` (``meta``), :mod:`~catalogstore.cli.versions`
+  (``versions``, ``alias``, ``pin``, ``unpin``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
   (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
   :mod:`~catalogstore.cli.objects` (``get``, ``put``, ``adopt``),
@@ -27,6 +28,7 @@ from catalogstore.cli import (  # noqa: F401
     objects,
     query,
     ui,
+    versions,
 )
 from catalogstore.cli.app import app
 

@@ -1,5 +1,6 @@
 """``catalogstore ls``, ``show``, ``cp`` and ``rm``: artifacts as the catalog lists them,
-copies, and deletes."""
+copies, and deletes. ``show`` and ``cp`` also reach an artifact's earlier versions
+(``NAME:v3``, ``NAME@prod``: :mod:`catalogstore.artifacts.versions`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 import catalogstore
-from catalogstore.artifacts import get_artifact, list_artifacts_page
+from catalogstore.artifacts import Artifact, get_artifact, list_artifacts_page
+from catalogstore.artifacts.versions import ArtifactVersion
+from catalogstore.artifacts.versions import split_ref as split_version
 from catalogstore.cli.app import app
 from catalogstore.cli.output import (
+    VersionRef,
     console,
     listing,
     more_to_list,
@@ -24,8 +28,8 @@ from catalogstore.cli.output import (
     split_ref,
     when,
 )
-from catalogstore.errors import QueryError
-from catalogstore.names import validate_file_name, validate_name
+from catalogstore.errors import QueryError, ReadOnlyArtifactError
+from catalogstore.names import LATEST, validate_file_name, validate_name
 from catalogstore.object_store import delete as delete_object
 from catalogstore.object_store import is_object_artifact
 from catalogstore.txn.workspace import get_workspace
@@ -105,45 +109,68 @@ def ls(
 
 @app.command("show")
 def show(
-    ref: Annotated[str, typer.Argument(
-        metavar="NAMESPACE/NAME", help="The artifact (a bare NAME is in the current "
-        "namespace).")],
+    ref: VersionRef,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Show an artifact: identity, timestamps, metadata, and files with size and checksum."""
+    """Show an artifact, or one of its versions: identity, version and aliases,
+    timestamps, metadata, and files with size and checksum.
+
+    For a version, updated is when it was committed, and metadata and files are as they
+    were then.
+    """
     namespace, name = split_ref(ref)
-    artifact = get_artifact(name, namespace)
-    record = artifact.record
-    files = get_workspace().catalog.list_files(record.id)
-    info: dict[str, Any] = {
-        "namespace": record.namespace, "name": record.name,
-        "uri": artifact.uri,
-        "created_at": when(record.created_at), "updated_at": when(record.updated_at),
-        "metadata": record.metadata,
-        "files": [{"name": f.name, "size": f.size, "checksum": f.checksum,
-                   "updated_at": when(f.updated_at)} for f in files],
-    }
+    info = _shown(get_artifact(name, namespace))
     if as_json:
         print_json(info)
         return
     out = console()
     head = Table.grid(padding=(0, 2))
-    for key in ("namespace", "name", "uri", "created_at", "updated_at"):
-        head.add_row(key.replace("_at", ""), Text(info[key]))
+    version = f"{info['version']}" + (" (current)" if info["current"] else "") + \
+        (", pinned" if info["pinned"] else "")
+    for key, value in (("namespace", info["namespace"]), ("name", info["name"]),
+                       ("version", version), ("aliases", ", ".join(info["aliases"]) or "none"),
+                       ("uri", info["uri"]), ("created", info["created_at"]),
+                       ("updated", info["updated_at"])):
+        head.add_row(key, Text(value))
     out.print(head)
     meta = Table("key", "value", title="metadata", title_justify="left")
-    for key, value in sorted(record.metadata.items()):
+    for key, value in sorted(info["metadata"].items()):
         meta.add_row(Text(key), Text(shown(value)))
-    out.print(meta if record.metadata else "metadata: none")
+    out.print(meta if info["metadata"] else "metadata: none")
     table = Table("file", "size", "checksum", title="files", title_justify="left")
     table.columns[1].justify = "right"
-    for f in files:
-        table.add_row(f.name, human_size(f.size), f.checksum)
-    out.print(table if files else "files: none")
+    for f in info["files"]:
+        table.add_row(f["name"], human_size(f["size"]), f["checksum"])
+    out.print(table if info["files"] else "files: none")
+
+
+def _shown(artifact: Artifact) -> dict[str, Any]:
+    """What ``show`` prints of an artifact's current version, or of an earlier one."""
+    record = artifact.record
+    if isinstance(artifact, ArtifactVersion):
+        version = artifact.info
+        files, metadata, updated = list(version.files.values()), version.metadata, \
+            version.created_at
+    else:
+        latest = get_artifact(record.name, record.namespace, alias=LATEST)
+        assert isinstance(latest, ArtifactVersion)
+        version = latest.info
+        files, metadata, updated = get_workspace().catalog.list_files(record.id), \
+            record.metadata, record.updated_at
+    return {
+        "namespace": record.namespace, "name": record.name, "version": version.version,
+        "current": version.current, "aliases": list(version.aliases),
+        "pinned": version.pinned, "uri": artifact.uri,
+        "created_at": when(record.created_at), "updated_at": when(updated),
+        "metadata": metadata,
+        "files": [{"name": f.name, "size": f.size, "checksum": f.checksum,
+                   "updated_at": when(f.updated_at)} for f in files],
+    }
 
 
 def _parse_remote(ref: str) -> tuple[str, str, str | None] | None:
-    """``cs://NAMESPACE/NAME[/FILE]`` as (namespace, name, file), or ``None`` if local."""
+    """``cs://NAMESPACE/NAME[/FILE]`` as (namespace, name, file), or ``None`` if local;
+    NAME may name a version (``NAME:v3``, ``NAME@prod``)."""
     if not ref.startswith(SCHEME):
         return None
     parts = ref[len(SCHEME):].split("/")
@@ -151,8 +178,8 @@ def _parse_remote(ref: str) -> tuple[str, str, str | None] | None:
         raise typer.BadParameter(f"{ref!r} is not {SCHEME}NAMESPACE/NAME or "
                                  f"{SCHEME}NAMESPACE/NAME/FILE")
     namespace = validate_name(parts[0], "namespace")
-    name = validate_name(parts[1])
-    return namespace, name, validate_file_name(parts[2]) if len(parts) == 3 else None
+    validate_name(split_version(parts[1])[0])
+    return namespace, parts[1], validate_file_name(parts[2]) if len(parts) == 3 else None
 
 
 @app.command("cp")
@@ -165,7 +192,9 @@ def cp(
     """Copy local files into an artifact, or an artifact's files out to local paths.
 
     One side is a local path, the other an artifact reference: cs://NAMESPACE/NAME
-    (the whole artifact) or cs://NAMESPACE/NAME/FILE (one of its files).
+    (the whole artifact) or cs://NAMESPACE/NAME/FILE (one of its files). To copy out of
+    an earlier version, name it after NAME: cs://NAMESPACE/NAME:v3/FILE or
+    cs://NAMESPACE/NAME@prod (versions are never written).
 
     Local to artifact: a file is stored under its own name (or FILE); a folder's
     files (no sub-folders) are stored in one transaction, all or none. The artifact
@@ -185,6 +214,10 @@ def cp(
 
 
 def _upload(src: str, namespace: str, name: str, file_name: str | None) -> None:
+    if split_version(name)[0] != name:
+        raise ReadOnlyArtifactError(f"{SCHEME}{namespace}/{name} is a version: versions "
+                                    f"never change (copy into {SCHEME}{namespace}/"
+                                    f"{split_version(name)[0]})")
     # One transaction with the creation: a refused upload leaves no empty artifact behind.
     with catalogstore.transaction():
         files = get_artifact(name, namespace, create=True).upload(src, file_name)

@@ -59,6 +59,9 @@ def get(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="FILE", dir_okay=False,
         help="Write the value to FILE (replaced) instead of stdout.")] = None,
+    version: Annotated[int | None, typer.Option(
+        "--version", min=1, metavar="N", help="An earlier value: version N of the key's "
+        "artifact (`catalogstore versions NAMESPACE/KEY` lists them).")] = None,
 ) -> None:
     """Write the value of an object store key: bytes raw, a str as UTF-8, a JSON-able value
     (number, bool, None, list, dict) as one line of JSON; other values are refused.
@@ -67,7 +70,7 @@ def get(
     this store did not write needs `catalogstore adopt` first).
     """
     namespace, key = split_ref(ref)
-    data = value_bytes(ref, get_object(key, namespace=namespace))
+    data = value_bytes(ref, get_object(key, namespace=namespace, version=version))
     if output is None:
         stream = typer.get_binary_stream("stdout")
         stream.write(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,12 @@ def split_ref(ref: str) -> tuple[str, str]:
     """``NAMESPACE/NAME`` (or ``NAME`` in the current namespace) as (namespace, name)."""
     namespace, _, name = ref.rpartition("/")
     return namespace, name
+
+
+VersionRef = Annotated[str, typer.Argument(
+    metavar="NAMESPACE/NAME[:vN|@ALIAS]", help="The artifact's current version (a bare NAME "
+    "is in the current namespace), or the one :vN or @ALIAS names (:v3, @prod).")]
+"""The argument of the commands that take a version as well as an artifact."""
 
 
 def console() -> Console:

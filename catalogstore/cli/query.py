@@ -20,13 +20,16 @@ def query(
         metavar="FILTER",
         help="e.g. \"meta.model = 'xgb' AND meta.accuracy > 0.9\"; empty: every artifact. "
              "Fields: meta.KEY (meta.\"odd key\"), name, namespace, created_at, updated_at, "
-             "files, size; operators = != < <= > >= IN LIKE IS [NOT] NULL AND OR NOT.")] = "",
+             "files, size, version (the current one's number), alias (alias = 'prod': has "
+             "that alias), alias.NAME.meta.KEY (the metadata of the version alias NAME "
+             "names); operators = != < <= > >= IN LIKE CONTAINS IS [NOT] NULL AND OR NOT.")
+    ] = "",
     namespace: Annotated[list[str] | None, typer.Option(
         "--namespace", "-n", metavar="PATTERN",
         help="Namespace or glob pattern (team-*) to search (repeatable; default: all).")] = None,
     order_by: Annotated[str | None, typer.Option(
         "--order-by", "-o", metavar="FIELD",
-        help="name, namespace, created_at, updated_at, files, size or meta.KEY; "
+        help="name, namespace, created_at, updated_at, files, size, version or meta.KEY; "
              "'-FIELD' or 'FIELD desc' for descending (default: namespace, name).")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="At most N artifacts; the next page's cursor is printed.")] = None,
@@ -43,6 +46,8 @@ def query(
         catalogstore query "meta.model = 'xgb' AND meta.accuracy >= 0.9" --order-by=-meta.accuracy
 
         catalogstore query "name LIKE 'run-%' AND created_at > '2024-05-01'" -n 'team-*' --limit 20
+
+        catalogstore query "alias.prod.meta.accuracy > 0.9 AND version > 3"
     """
     try:
         page = query_artifacts(filter, namespaces=namespace or "*", order_by=order_by,

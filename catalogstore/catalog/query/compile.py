@@ -1,8 +1,8 @@
 """Searches of :mod:`catalogstore.catalog.query.language` as SQL on the catalog's tables.
 
 A filter's top-level ``AND`` terms become conditions on ``artifacts``; each
-metadata term can also name the set of artifact ids it matches, read from one
-index. :mod:`~catalogstore.catalog.query.planner` chooses which sets a search
+metadata (and alias) term can also name the set of artifact ids it matches, read
+from one index. :mod:`~catalogstore.catalog.query.planner` chooses which sets a search
 starts from; :meth:`Search.statement` builds the one statement of a page from
 that choice, and every listing runs it (``list_artifacts``, ``query_artifacts``,
 the CLI).
@@ -21,13 +21,16 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Double,
     Select,
+    Text,
     and_,
     any_,
     case,
@@ -35,17 +38,22 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
+    true,
     tuple_,
     union,
 )
 
 from catalogstore.bounded_json import parse_document
+from catalogstore.catalog.engine import SQL_DOCUMENT_COLUMN
+from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import METADATA as M
+from catalogstore.catalog.models import VERSIONS as V
 from catalogstore.catalog.query.language import (
     TIME_FIELDS,
     BoolOp,
@@ -66,17 +74,19 @@ from catalogstore.catalog.query.language import (
 )
 from catalogstore.catalog.query.planner import Plan, plan
 from catalogstore.errors import QueryError
-from catalogstore.record import json_text, value_columns
+from catalogstore.record import NUMBER, json_text, value_columns
 
 FILES = select(func.count()).where(F.c.artifact_id == A.c.id).scalar_subquery()
 SIZE = select(cast(func.coalesce(func.sum(F.c.size), 0), BigInteger)).where(
     F.c.artifact_id == A.c.id).scalar_subquery()
 _BUILTIN = {"name": A.c.name, "namespace": A.c.namespace, "created_at": A.c.created_at,
-            "updated_at": A.c.updated_at, "files": FILES, "size": SIZE}
+            "updated_at": A.c.updated_at, "files": FILES, "size": SIZE,
+            "version": A.c.version}
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge}
 _GLOB_LITERAL = {"*": "[*]", "?": "[?]", "[": "[[]"}
+
 _LIKE_LITERAL = {"%": "\\%", "_": "\\_", "\\": "\\\\"}
 
 
@@ -90,6 +100,8 @@ class _Term:
     exact: bool = True
     by_name: bool = False
     """The index on names finds its matches (an alternative to starting from ids)."""
+    reads_documents: bool = False
+    """Its ids come from reading versions' metadata documents, not from an index."""
 
 
 class _Compiler:
@@ -133,37 +145,37 @@ class _Compiler:
                                           for kind, char in parts))
         return typing.cast(ColumnElement[bool], matched)
 
-    def value_condition(self, p: Predicate) -> ColumnElement[bool]:
-        """The condition on one ``artifact_metadata`` row of the key."""
+    def value_condition(self, p: Predicate, c: Any) -> ColumnElement[bool]:
+        """The condition on one metadata row of the key (its columns ``c``: ``value``,
+        ``number``, ``type``, as in ``artifact_metadata``)."""
         if p.op == "like":
-            condition = self.like(M.c.value, p.values[0])
+            condition = self.like(c.value, p.values[0])
         elif p.op == "contains":
-            condition = self.contains(p.values[0])
+            condition = self.contains(p.values[0], c)
         elif p.op in ("=", "!=", "in"):
             texts = [v.value for v in p.values if v.kind == "string"]
             numbers = [float(v.value) for v in p.values if v.kind == "number"]
             # "number IS NOT NULL" keeps the logic two-valued under NOT.
-            alternatives = ([M.c.value.in_(texts) if len(texts) > 1 else M.c.value == texts[0]]
+            alternatives = ([c.value.in_(texts) if len(texts) > 1 else c.value == texts[0]]
                             if texts else []) + \
-                ([and_(M.c.number.is_not(None), M.c.number.in_(numbers) if len(numbers) > 1
-                       else M.c.number == numbers[0])] if numbers else [])
+                ([and_(c.number.is_not(None), c.number.in_(numbers) if len(numbers) > 1
+                       else c.number == numbers[0])] if numbers else [])
             # Booleans, null, lists and dicts: of their type, with their JSON text.
             for v in p.values:
                 if v.kind in ("boolean", "null", "json"):
                     kind, text, _ = value_columns(v.value)
-                    alternatives.append(and_(M.c.value == text, M.c.type == kind))
+                    alternatives.append(and_(c.value == text, c.type == kind))
             condition = or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
         else:
             value = p.values[0]
-            condition = _COMPARE[p.op](M.c.number if value.is_number else M.c.value,
-                                       value.value)
+            condition = _COMPARE[p.op](c.number if value.is_number else c.value, value.value)
         return not_(condition) if p.negated or p.op == "!=" else condition
 
-    def contains(self, needle: Literal) -> ColumnElement[bool]:
+    def contains(self, needle: Literal, c: Any) -> ColumnElement[bool]:
         """The row's value is an array with an element equal to ``needle`` (of its type)."""
         value = needle.value
         if self.sqlite:
-            items = func.json_each(M.c.value).table_valued("value", "type").alias("j")
+            items = func.json_each(c.value).table_valued("value", "type").alias("j")
             kind = needle.kind
             if kind == "json":
                 raise QueryError("CONTAINS takes a string, number, true, false or null",
@@ -175,29 +187,111 @@ class _Compiler:
             else:  # json_each's types of true, false and null are their names
                 match = items.c.type == json_text(value)
             found = exists(select(literal(1)).select_from(items).where(match))
-            return and_(M.c.type == "array", found)
+            return and_(c.type == "array", found)
         from sqlalchemy.dialects.postgresql import JSONB
 
         # CASE: the cast runs on arrays only (a string's text is not JSON).
         needle_json = literal([value], type_=JSONB)  # JSONB serialises it
         return typing.cast(ColumnElement[bool], case(
-            (M.c.type == "array", cast(M.c.value, JSONB).op("@>", is_comparison=True)(
+            (c.type == "array", cast(c.value, JSONB).op("@>", is_comparison=True)(
                 needle_json)), else_=False))
 
     def metadata(self, p: Predicate) -> _Term:
-        key = M.c.key == p.field.key
+        key = p.field.key
+        assert key is not None
+        if p.field.alias is None:
+            check = scan = (M.c, [M.c.key == key])
+        else:
+            check = self.version_metadata(p.field.alias, key, scan=False)
+            scan = self.version_metadata(p.field.alias, key, scan=True)
+        (c, where), (s, scanned) = check, scan
         if p.op == "null":
             # A key holding null is null too: present means present with a value.
-            has = exists().where(M.c.artifact_id == A.c.id, key, M.c.type != "null")
+            has = exists().where(c.artifact_id == A.c.id, *where, c.type != "null")
             if p.negated:
-                return _Term(has, select(M.c.artifact_id).where(key, M.c.type != "null"))
+                return _Term(has, select(s.artifact_id).where(*scanned, s.type != "null"),
+                             reads_documents=p.field.alias is not None)
             return _Term(not_(has))
-        condition = self.value_condition(p)
-        return _Term(exists().where(M.c.artifact_id == A.c.id, key, condition),
-                     select(M.c.artifact_id).where(key, condition))
+        return _Term(exists().where(c.artifact_id == A.c.id, *where,
+                                    self.value_condition(p, c)),
+                     select(s.artifact_id).where(*scanned, self.value_condition(p, s)),
+                     reads_documents=p.field.alias is not None)
+
+    def version_metadata(self, alias: str, key: str, *, scan: bool) -> tuple[Any, list[Any]]:
+        """The metadata rows under ``key`` of the versions that ``alias`` names: columns
+        as ``artifact_metadata``'s (``artifact_id``, ``type``, ``value``, ``number``),
+        computed from ``artifact_versions.metadata_json`` as
+        :func:`~catalogstore.record.value_columns` computed them for the current
+        version, and the conditions that select them (a row per version holding the
+        key). ``scan``: for reading them all at once (the ids of a term), rather than
+        one artifact's (a check correlated with ``artifacts``, by the alias's key).
+
+        A document edited by hand into something that is not JSON reads as no metadata
+        on SQLite; PostgreSQL 15 cannot test text for JSON without raising, so there
+        the search fails as a :class:`~catalogstore.errors.CatalogError` (as it does
+        for a JSON number beyond a double's range, which no commit writes).
+        """
+        doc = V.c.metadata_json
+        of_alias = [V.c.artifact_id == L.c.artifact_id, V.c.version == L.c.version,
+                    L.c.alias == alias]
+        if self.sqlite:
+            # record.document_column: the same Python as the current version's rows, in
+            # flat SQL (SQLite's parser stack is shallow: 32 NOTs deep, a filter leaves
+            # it little room), each document parsed once for its row's three columns.
+            def column(name: str) -> Any:
+                return getattr(func, SQL_DOCUMENT_COLUMN)(doc, key, name)
+
+            return (SimpleNamespace(artifact_id=L.c.artifact_id, type=column("type"),
+                                    value=column("value"), number=column("number")),
+                    [*of_alias, column("type").is_not(None)])
+        from sqlalchemy.dialects.postgresql import JSON
+
+        # json, not jsonb: json keeps each value's text as written, so a value's text is
+        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001).
+        value: Any = cast(doc, JSON)[key]
+        artifact_id: Any = L.c.artifact_id
+        where = of_alias
+        if scan:
+            # Each document parsed once: OFFSET 0 keeps PostgreSQL from copying the
+            # extraction into each expression below.
+            found = select(L.c.artifact_id, value.label("value")).where(*of_alias).offset(
+                0).subquery()
+            artifact_id, value, where = found.c.artifact_id, found.c.value, []
+        kind = func.json_typeof(value)
+        text = case((kind == "string", value.op("#>>", return_type=Text)(
+            literal_column("'{}'::text[]"))), else_=cast(value, Text))
+        # A JSON number a commit wrote is a finite double or a 64-bit integer: a cast. A
+        # string that spells a number may spell one beyond a double's range ('1e999'):
+        # jsonpath's .double() in silent mode makes it no number (NULL), where a cast
+        # would raise (and costs more: strings only).
+        number = case((kind == "number", cast(text, Double)),
+                      (and_(kind == "string", text.op("~")(f"^(?:{NUMBER.pattern})$")),
+                       cast(func.jsonb_path_query_first(
+                           func.to_jsonb(text), literal_column("'strict $.double()'::jsonpath"),
+                           literal_column("'{}'::jsonb"), true()), Double)))
+        return (SimpleNamespace(artifact_id=artifact_id, type=kind, value=text, number=number),
+                [*where, value.is_not(None)])
+
+    def alias(self, p: Predicate) -> _Term:
+        """``alias``: whether one of the artifact's aliases matches (``!=``, ``NOT IN``,
+        ``NOT LIKE``: none does; ``IS NULL``: it has none)."""
+        if p.op == "null":
+            has = exists().where(L.c.artifact_id == A.c.id)
+            return _Term(has) if p.negated else _Term(not_(has))
+        names = [v.value for v in p.values]
+        if p.op == "like":
+            condition = self.like(L.c.alias, p.values[0])
+        else:
+            condition = L.c.alias.in_(names) if len(names) > 1 else L.c.alias == names[0]
+        found = exists().where(L.c.artifact_id == A.c.id, condition)
+        if p.negated or p.op == "!=":
+            return _Term(not_(found))
+        return _Term(found, select(L.c.artifact_id).where(condition))
 
     def builtin(self, p: Predicate) -> _Term:
         name = p.field.name
+        if name == "alias":
+            return self.alias(p)
         column = _BUILTIN[name]
         if name in ("created_at", "updated_at"):
             values: list[Any] = [parse_time(v, self.text) for v in p.values]

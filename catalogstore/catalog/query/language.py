@@ -4,7 +4,8 @@ A filter is a boolean expression over an artifact's metadata and its built-in fi
 
     meta.model = 'xgb' AND meta.accuracy > 0.9 AND meta.final = true
         AND (name LIKE 'run-%' OR namespace IN ('a', 'b')) AND meta.note IS NULL
-        AND meta.layers CONTAINS 64
+        AND meta.layers CONTAINS 64 AND version > 3
+        AND alias = 'prod' AND alias.prod.meta.accuracy > 0.9
 
 Grammar (keywords are case-insensitive; ``NOT`` binds tighter than ``AND``, ``AND``
 tighter than ``OR``)::
@@ -19,8 +20,10 @@ tighter than ``OR``)::
                 | field "IS" ["NOT"] "NULL"
                 | field ["NOT"] "CONTAINS" literal
     compare    := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
-    field      := "meta" "." identifier | "meta" "." quoted | "meta" "[" (string|quoted) "]"
+    field      := meta | "alias" "." (identifier | quoted) "." meta
                 | "name" | "namespace" | "created_at" | "updated_at" | "files" | "size"
+                | "version" | "alias"
+    meta       := "meta" "." identifier | "meta" "." quoted | "meta" "[" (string|quoted) "]"
     literal    := string | number | "true" | "false" | "null"
     string     := "'" characters "'"        a quote inside is doubled: 'it''s'
     quoted     := '"' characters '"'        a metadata key: meta."my key", meta."a.b"
@@ -55,6 +58,20 @@ Meaning:
 - ``name`` and ``namespace`` are text; ``created_at`` and ``updated_at`` take ISO
   8601 strings (``'2024-05-01'``, ``'2024-05-01T12:00:00+02:00'``; no offset means
   UTC); ``files`` (number of files) and ``size`` (total bytes) take numbers.
+- ``version`` is the number of the artifact's current version (issue 15), and takes
+  numbers.
+- ``alias`` stands for the artifact's aliases (those set with ``set_alias``; ``latest``
+  is every artifact's and is not one of them): ``alias = 'prod'``, ``alias IN (...)``
+  and ``alias LIKE`` hold when one of its aliases matches; ``alias != 'prod'`` and
+  ``NOT IN``, ``NOT LIKE`` when none does; ``alias IS NULL`` when it has no alias.
+- ``alias.NAME.meta.KEY`` (``alias."prod-2".meta.KEY`` for a name that is not an
+  identifier) is the metadata value under KEY of the version the alias NAME names,
+  compared as ``meta.KEY`` is (the same types, the same operators); an artifact
+  without that alias is as one without the key. ``alias.latest.meta.KEY`` is
+  ``meta.KEY``. The value is read from ``artifact_versions.metadata_json``
+  (:mod:`~catalogstore.catalog.query.compile`). ``alias.NAME`` never collides with a
+  field: ``alias`` is a built-in field of the language, and metadata keys are always
+  reached through ``meta``.
 - Text compares by the database's collation: by code point on SQLite and on a
   PostgreSQL database with a C collation.
 
@@ -94,7 +111,8 @@ from typing import Any
 
 from catalogstore.bounded_json import text_problem
 from catalogstore.catalog.models import as_utc
-from catalogstore.errors import QueryError
+from catalogstore.errors import InvalidNameError, QueryError
+from catalogstore.names import LATEST, validate_alias
 from catalogstore.record import value_type
 
 MAX_FILTER_CHARS = 1 << 20
@@ -110,11 +128,12 @@ per statement, SQLite 32,766)."""
 MAX_PATTERN_CHARS = 4096
 """Longest LIKE pattern (SQLite refuses GLOB patterns over 50,000 bytes)."""
 
-BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size")
-"""Fields of every artifact, next to ``meta.KEY``."""
+BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size",
+                  "version", "alias")
+"""Fields of every artifact, next to ``meta.KEY`` and ``alias.NAME.meta.KEY``."""
 TEXT_FIELDS = ("name", "namespace")
 TIME_FIELDS = ("created_at", "updated_at")
-COUNT_FIELDS = ("files", "size")
+NUMBER_FIELDS = ("files", "size", "version")
 
 _KEYWORDS = {"and", "or", "not", "in", "like", "is", "null", "true", "false", "contains"}
 _CONSTANTS = {"true": True, "false": False, "null": None}
@@ -192,14 +211,18 @@ def tokenize(text: str) -> Iterator[Token]:
 
 @dataclass(frozen=True)
 class Field:
-    """``meta.KEY`` (``name`` is ``"meta"``, ``key`` the key) or a built-in field."""
+    """``meta.KEY`` (``name`` is ``"meta"``, ``key`` the key), ``alias.NAME.meta.KEY``
+    (the same, with ``alias`` the alias NAME) or a built-in field."""
 
     name: str
     key: str | None
     pos: int
+    alias: str | None = None
 
     def __str__(self) -> str:
-        return self.name if self.key is None else f"meta[{self.key!r}]"
+        if self.key is None:
+            return self.name
+        return ("" if self.alias is None else f"alias[{self.alias!r}].") + f"meta[{self.key!r}]"
 
 
 @dataclass(frozen=True)
@@ -355,12 +378,18 @@ class _Parser:
             raise self.fail("expected a field (meta.KEY, " + ", ".join(BUILTIN_FIELDS) + ")")
         self.at += 1
         name = token.text.lower()
+        if name == "alias" and self.op("."):
+            return self.alias_meta(token)
         if name != "meta":
             if name not in BUILTIN_FIELDS:
                 raise QueryError(f"unknown field {token.text!r}: use meta.{token.text} for a "
                                  f"metadata key, or one of {', '.join(BUILTIN_FIELDS)}",
                                  self.text, token.pos)
             return Field(name, None, token.pos)
+        return Field("meta", self.meta_key(), token.pos)
+
+    def meta_key(self) -> str:
+        """The key after ``meta``: ``.KEY``, ``."KEY"`` or ``['KEY']``."""
         if self.op("["):
             key_token = self.next()
             if key_token.kind not in ("string", "quoted"):
@@ -378,7 +407,25 @@ class _Parser:
             raise QueryError("a metadata key cannot be empty", self.text, key_token.pos)
         if self.token.kind == "op" and self.token.text == ".":
             raise self.fail(f"a key with a dot must be quoted, as in meta['{key}.b']")
-        return Field("meta", key, token.pos)
+        return key
+
+    def alias_meta(self, token: Token) -> Field:
+        """``alias.NAME.meta.KEY``, after ``alias.``: the metadata of the version the
+        alias names (``alias.latest.meta.KEY`` is the current one's, ``meta.KEY``)."""
+        name_token = self.next()
+        if name_token.kind not in ("word", "quoted"):
+            raise self.fail('expected an alias name after "alias." (quote other names: '
+                            'alias."prod-2".meta.KEY)', name_token)
+        alias = name_token.value if name_token.kind == "quoted" else name_token.text
+        if alias != LATEST:
+            alias_name(alias, self.text, name_token.pos)
+        meta = self.token
+        if not (self.op(".") and self.token.kind == "word"
+                and self.token.text.lower() == "meta"):
+            raise self.fail(f"expected .meta.KEY after alias.{alias}", meta)
+        self.at += 1
+        key = self.meta_key()
+        return Field("meta", key, token.pos, None if alias == LATEST else alias)
 
     def literal(self, after: str) -> Literal:
         token = self.token
@@ -506,21 +553,49 @@ def check(node: Node, text: str) -> None:
     for literal in node.values:
         if literal.kind in ("boolean", "null"):
             raise QueryError(f"{field.name} is never true, false or null: compare it with "
-                             f"{'a number' if field.name in COUNT_FIELDS else 'a quoted value'}",
+                             f"{'a number' if field.name in NUMBER_FIELDS else 'a quoted value'}",
                              text, literal.pos)
+    if field.name == "alias":
+        _check_alias(node, text)
+        return
     if op == "null":
-        raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY",
+        raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY and alias",
                          text, field.pos)
     if op == "like" and field.name not in TEXT_FIELDS:
         raise QueryError(f"LIKE applies to text fields, not {field.name}", text, field.pos)
     for literal in node.values:
-        if field.name in COUNT_FIELDS and not literal.is_number:
+        if field.name in NUMBER_FIELDS and not literal.is_number:
             raise QueryError(f"{field.name} is a number: compare it with a number",
                              text, literal.pos)
         if field.name in TEXT_FIELDS and literal.is_number:
             raise QueryError(f"{field.name} is text: quote the value", text, literal.pos)
         if field.name in TIME_FIELDS:
             parse_time(literal, text)
+
+
+def _check_alias(node: Predicate, text: str) -> None:
+    """``alias`` takes names (``=``, ``!=``, ``IN``), patterns (``LIKE``) and ``IS NULL``."""
+    if node.op in ("<", "<=", ">", ">="):
+        raise QueryError("alias takes =, !=, IN, LIKE or IS NULL: aliases are names, not "
+                         "ordered", text, node.field.pos)
+    for literal in node.values:
+        if literal.kind != "string":
+            raise QueryError("alias is text: quote the value", text, literal.pos)
+        if node.op == "like":
+            continue
+        if literal.value == LATEST:
+            raise QueryError(f"every artifact has the alias {LATEST!r} (its current version): "
+                             "leave the condition out", text, literal.pos)
+        alias_name(literal.value, text, literal.pos)
+
+
+def alias_name(alias: str, text: str, pos: int) -> str:
+    """``alias`` if an alias can be set under that name, else a :class:`QueryError` (a
+    condition on a name no alias can have is a mistake, not a search)."""
+    try:
+        return validate_alias(alias)
+    except InvalidNameError as exc:
+        raise QueryError(str(exc), text, pos) from None
 
 
 def parse_time(literal: Literal, text: str) -> datetime:
@@ -640,4 +715,8 @@ def parse_ordering(order_by: str | None) -> Ordering:
         descending, spec = match.group(1).lower() == "desc", spec[:match.start()]
     if not spec:
         raise QueryError("order_by names no field", order_by, 0)
-    return Ordering(parse_field(spec), descending)
+    field = parse_field(spec)
+    if field.name == "alias" or field.alias is not None:
+        raise QueryError("order_by takes a built-in field or meta.KEY, not an alias", order_by,
+                         0)
+    return Ordering(field, descending)
