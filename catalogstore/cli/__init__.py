@@ -6,7 +6,8 @@
   :mod:`~catalogstore.cli.artifacts` (``ls``, ``show``, ``cp``, ``rm``),
   :mod:`~catalogstore.cli.meta` (``meta``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
-  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
+  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.retention` (``retention``),
+  :mod:`~catalogstore.cli.demo` (``demo``),
   :mod:`~catalogstore.cli.objects` (``get``, ``put``, ``adopt``),
   :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`).
 
@@ -24,6 +25,7 @@ from catalogstore.cli import (  # noqa: F401
     meta,
     objects,
     query,
+    retention,
     ui,
 )
 from catalogstore.cli.app import app
