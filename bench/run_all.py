@@ -15,7 +15,7 @@ from _common import BENCH_DIR
 
 BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask",
               "object_store", "reindex", "query", "where", "transfer", "web", "soak", "pg_writes",
-              "bounded_json", "pg_order"]
+              "bounded_json", "pg_order", "versions_gc"]
 
 
 def run(name: str, options: list[str]) -> tuple[list[str], int]:
