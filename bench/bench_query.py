@@ -221,8 +221,10 @@ def scale_sqlite(count: int, repeat: int, parent: str | None) -> None:
 
 
 @contextlib.contextmanager
-def postgres_store(parent: str | None) -> Iterator[Any]:
-    """A fresh schema on the PostgreSQL server, configured as the catalog; dropped after."""
+def postgres_store(parent: str | None, storage_url: str | None = None,
+                   storage_options: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A fresh schema on the PostgreSQL server, configured as the catalog (the storage:
+    ``storage_url``, else a scratch folder); dropped after."""
     from sqlalchemy import create_engine, text
 
     import catalogstore
@@ -241,7 +243,9 @@ def postgres_store(parent: str | None) -> Iterator[Any]:
         upgrade(engine)
         engine.dispose()
         with scratch_dir(parent) as tmp:
-            settings = catalogstore.configure(catalog_url=url, storage_url=str(tmp / "storage"))
+            settings = catalogstore.configure(
+                catalog_url=url, storage_url=storage_url or str(tmp / "storage"),
+                storage_options=storage_options or {})
             try:
                 yield get_workspace(settings)
             finally:

@@ -14,8 +14,9 @@ import sys
 from _common import BENCH_DIR
 
 BENCHMARKS = ["import", "create", "stream", "listing", "memory_local", "memory_ray", "memory_dask",
-              "object_store", "reindex", "query", "where", "transfer", "versions", "alias_query",
-              "lineage", "cache", "web", "soak", "pg_writes", "bounded_json", "pg_order"]
+              "object_store", "reindex", "query", "where", "transfer", "versions", "versions_gc",
+              "alias_query", "lineage", "cache", "web", "soak", "pg_writes", "bounded_json",
+              "pg_order"]
 
 
 def run(name: str, options: list[str]) -> tuple[list[str], int]:

@@ -173,7 +173,8 @@ def artifact_dir(namespace: str, name: str) -> str:
     return f"{ARTIFACTS_DIR}/{validate_name(namespace, 'namespace')}/{validate_name(name)}"
 
 
-_CHECKSUM = re.compile(r"([a-z0-9]{1,16}):([0-9a-f]{8,128})")
+_ALGORITHM, _HEX = r"[a-z0-9]{1,16}", r"[0-9a-f]{8,128}"
+_CHECKSUM = re.compile(rf"({_ALGORITHM}):({_HEX})")
 
 
 def version_dir(artifact_id: int) -> str:
@@ -192,6 +193,23 @@ def version_blob(artifact_id: int, checksum: str) -> str:
         raise InvalidNameError(f"invalid checksum {str(checksum)[:40]!r}: not "
                                "<algorithm>:<hex>")
     return f"{version_dir(artifact_id)}/{found[1]}-{found[2]}"
+
+
+_KEPT_ID = re.compile(r"[1-9][0-9]{0,18}")
+_KEPT_NAME = re.compile(rf"({_ALGORITHM})-({_HEX})")  # as version_blob() names them
+
+
+def kept_artifact_id(folder: str) -> int | None:
+    """The artifact id a folder of :data:`VERSIONS_DIR` is named after, or None when its
+    name is no id (someone else's entry: never deleted through)."""
+    return int(folder) if _KEPT_ID.fullmatch(folder) else None
+
+
+def kept_checksum(name: str) -> str | None:
+    """The checksum whose bytes a file of a :func:`version_dir` named ``name`` keeps, or
+    None when :func:`version_blob` gives no such name (someone else's entry)."""
+    found = _KEPT_NAME.fullmatch(name)
+    return None if found is None else f"{found[1]}:{found[2]}"
 
 
 LATEST = "latest"

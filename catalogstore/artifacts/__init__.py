@@ -19,6 +19,12 @@ from typing import TYPE_CHECKING, Any, overload
 
 from catalogstore.artifacts import lookup
 from catalogstore.artifacts.artifact import Artifact, ArtifactFile
+from catalogstore.artifacts.retention import (
+    get_retention,
+    reset_retention,
+    retention_policies,
+    set_retention,
+)
 from catalogstore.context import current_namespace
 from catalogstore.errors import ArtifactExistsError
 from catalogstore.names import check_meta_value, validate_meta_key, validate_name
@@ -33,10 +39,14 @@ __all__ = [
     "artifact_exists",
     "check_if_artifact_exists",
     "get_artifact",
+    "get_retention",
     "list_artifacts",
     "list_artifacts_page",
     "new_artifact",
     "query_artifacts",
+    "reset_retention",
+    "retention_policies",
+    "set_retention",
 ]
 
 

@@ -1,18 +1,18 @@
-"""Versions, aliases, pins and retention policies in the catalog (issue 15).
+"""Versions, aliases and pins in the catalog (issue 15).
 
 Each commit that changes an artifact's files or metadata makes its next version: the
 commit raises ``artifacts.version`` and copies the artifact's rows as they now are
 into ``artifact_versions`` and ``artifact_version_files`` (:func:`snapshot`), in the
 same database transaction, two ``INSERT ... SELECT`` statements whose rows never
 cross the wire. A version is never changed afterwards, except for its pin; retention
-(``catalogstore gc``) deletes whole versions, never the current, an aliased or a
-pinned one.
+(``catalogstore gc``, :mod:`catalogstore.catalog.retention`) deletes whole versions,
+never the current, an aliased or a pinned one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,6 @@ from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import OBJECT_VALUES as I
 from catalogstore.catalog.models import OBJECTS as O
-from catalogstore.catalog.models import RETENTION as R
 from catalogstore.catalog.models import VERSION_FILES as VF
 from catalogstore.catalog.models import VERSIONS as V
 from catalogstore.catalog.models import UTCDateTime, utcnow
@@ -55,18 +54,6 @@ class VersionRecord:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files.values())
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """What ``gc`` keeps of a namespace's versions beside the current, aliased and pinned
-    ones: the last ``keep_last``, and those younger than ``keep_days`` (``None``: no
-    limit of that kind; both ``None``: every version)."""
-
-    keep_last: int | None = None
-    keep_days: float | None = None
-    namespace: str | None = field(default=None, compare=False)
-    """The namespace it was set for; ``None`` for the default."""
 
 
 # -- the commit's statements ------------------------------------------------------
@@ -208,22 +195,3 @@ def set_pinned(catalog: Catalog, artifact_id: int, version: int, pinned: bool,
         _version_exists(conn, artifact_id, version, what)
         conn.execute(update(V).where(V.c.artifact_id == artifact_id, V.c.version == version)
                      .values(pinned=pinned))
-
-
-# -- retention policies -------------------------------------------------------------
-
-
-def set_retention(catalog: Catalog, namespace: str, policy: RetentionPolicy | None) -> None:
-    """Set the namespace's policy (``None``: back to the default)."""
-    with catalog.errors("set a retention policy"), catalog.engine.begin() as conn:
-        conn.execute(delete(R).where(R.c.namespace == namespace))
-        if policy is not None:
-            conn.execute(R.insert().values(namespace=namespace, keep_last=policy.keep_last,
-                                           keep_days=policy.keep_days, updated_at=utcnow()))
-
-
-def retention_policies(catalog: Catalog) -> dict[str, RetentionPolicy]:
-    """Every namespace's own policy (the others have the default)."""
-    with catalog.errors("read retention policies"), catalog.engine.connect() as conn:
-        return {ns: RetentionPolicy(keep, days, ns) for ns, keep, days in conn.execute(
-            select(R.c.namespace, R.c.keep_last, R.c.keep_days).order_by(R.c.namespace))}

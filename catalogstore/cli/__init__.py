@@ -7,7 +7,8 @@
   :mod:`~catalogstore.cli.meta` (``meta``), :mod:`~catalogstore.cli.versions`
   (``versions``, ``alias``, ``pin``, ``unpin``),
   :mod:`~catalogstore.cli.query` (``query``), :mod:`~catalogstore.cli.maintenance`
-  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.demo` (``demo``),
+  (``reindex``, ``verify``, ``gc``), :mod:`~catalogstore.cli.retention` (``retention``),
+  :mod:`~catalogstore.cli.demo` (``demo``),
   :mod:`~catalogstore.cli.objects` (``get``, ``put``, ``adopt``),
   :mod:`~catalogstore.cli.ui` (``ui``, the web browser of :mod:`catalogstore.web`),
   :mod:`~catalogstore.cli.lineage` (``lineage``).
@@ -27,6 +28,7 @@ from catalogstore.cli import (  # noqa: F401
     meta,
     objects,
     query,
+    retention,
     ui,
     versions,
 )

@@ -128,19 +128,40 @@ def _summary(report: maintenance.VerifyReport, repair: bool) -> None:
 
 
 @app.command("gc")
-def gc(grace: _Grace = maintenance.DEFAULT_GRACE) -> None:
-    """Finish what crashed writers left: roll committed changes forward, remove orphans.
+def gc(
+    grace: _Grace = maintenance.DEFAULT_GRACE,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Change nothing: show what would be removed.")] = False,
+) -> None:
+    """Finish what crashed writers left, and apply the retention policies.
 
-    Staged files that no commit references and that are older than --grace are
-    removed, and object artifacts that a newer value in cluster memory made stale;
-    other committed data is never touched.
+    Rolls committed changes forward; removes staged files that no commit references
+    and that are older than --grace, and object artifacts that a newer value in
+    cluster memory made stale. Then removes the versions that each namespace's
+    retention policy lets go (`catalogstore retention`; never the current, an aliased
+    or a pinned version) and frees the kept bytes no remaining version needs, per
+    namespace. Other committed data is never touched.
     """
-    report = maintenance.gc(grace)
-    typer.echo(f"journal: {report.journal_entries} committed change(s) rolled forward")
+    report = maintenance.gc(grace, dry_run=dry_run)
+    removed, freed = ("to remove", "to free") if dry_run else ("removed", "freed")
+    if dry_run:
+        typer.echo("dry run: nothing was changed; this is what gc would do")
+    typer.echo(f"journal: {report.journal_entries} committed change(s) "
+               f"{'to roll' if dry_run else 'rolled'} forward")
     typer.echo(f"objects: {len(report.stale_objects)} stale artifact(s) of older "
-               "generations removed")
+               f"generations {removed}")
     for left in report.left:
         typer.echo(f"left     {left.path}: {left.reason}")
-    typer.echo(f"staging: {len(report.removed)} orphaned file(s) removed, "
+    for namespace, why in report.refused_policies.items():
+        typer.echo(f"policy   {namespace}: {why}")
+    typer.echo(f"staging: {len(report.removed)} orphaned file(s) {removed}, "
                f"{human_size(report.bytes_removed)}; {report.staged_in_use} younger than "
                f"{grace:g} s left alone")
+    rows = list(report.retention.items())
+    if report.deleted_artifacts.files:
+        rows.append(("(deleted artifacts)", report.deleted_artifacts))
+    for namespace, reclaimed in rows:
+        typer.echo(f"versions: {namespace}: {reclaimed.versions} version(s) {removed}, "
+                   f"{reclaimed.files} kept file(s) {freed}, {human_size(reclaimed.bytes)}")
+    typer.echo(f"versions: {report.versions_removed} version(s) {removed} and "
+               f"{human_size(report.bytes_freed)} {freed} in total")

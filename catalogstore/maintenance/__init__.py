@@ -7,7 +7,8 @@
 - :func:`verify` compares the two and lists every difference; ``repair=True``
   fixes what the write protocol can fix without touching committed data.
 - :func:`gc` finishes what crashed writers left: it rolls the journal forward
-  and removes staged files that nothing references.
+  and removes staged files that nothing references; then it applies the retention
+  policies: expired versions go, and the kept bytes no version references any more.
 
 On a store that catalogstore writes, the catalog is the truth and ``verify``
 is the tool; run ``verify --repair`` before ``reindex`` there, since reindex
@@ -20,8 +21,9 @@ Beside the layers: it reads the storage through the gateway
 (:mod:`catalogstore.storage`), the catalog through :mod:`catalogstore.catalog`, and
 commits what it finds through the unit of work (:mod:`catalogstore.txn`). One
 pipeline reads and hashes what the storage holds (``_hashing``), one collector
-finds the orphans of the staging area (``_gc``), and ``_steps`` holds what the
-three commands share.
+finds the orphans of the staging area (``_gc``), one the kept bytes of versions
+nothing references (``_retention``), and ``_steps`` holds what the three commands
+share.
 """
 
 from catalogstore.maintenance._gc import DEFAULT_GRACE, gc
@@ -30,10 +32,11 @@ from catalogstore.maintenance._reports import (
     KINDS,
     Difference,
     GcReport,
+    Reclaimed,
     ReindexReport,
     VerifyReport,
 )
 from catalogstore.maintenance._verify import verify
 
-__all__ = ["DEFAULT_GRACE", "KINDS", "Difference", "GcReport", "ReindexReport",
-           "VerifyReport", "gc", "reindex", "verify"]
+__all__ = ["DEFAULT_GRACE", "KINDS", "Difference", "GcReport", "Reclaimed",
+           "ReindexReport", "VerifyReport", "gc", "reindex", "verify"]

@@ -12,8 +12,10 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+from catalogstore.catalog.models import utcnow
 from catalogstore.errors import ArtifactNotFoundError, ForeignEntryError
-from catalogstore.maintenance._reports import GcReport
+from catalogstore.maintenance._reports import GcReport, Reclaimed
+from catalogstore.maintenance._retention import collect_kept, expire_versions
 from catalogstore.maintenance._steps import check_grace, duration, own_workspace
 from catalogstore.names import STAGING_DIR
 from catalogstore.settings import Settings
@@ -152,35 +154,59 @@ def remove_stale_objects(ws: Workspace) -> list[str]:
     return removed
 
 
-def gc(grace: float = DEFAULT_GRACE, *, settings: Settings | None = None) -> GcReport:
-    """Finish what crashed writers left: roll the journal forward, remove orphaned staged files.
+def gc(grace: float = DEFAULT_GRACE, *, dry_run: bool = False,
+       settings: Settings | None = None) -> GcReport:
+    """Finish what crashed writers left, and apply the retention policies.
 
-    A staged file is an orphan when no journal entry references it and it is older
-    than ``grace`` seconds (younger ones may belong to a writer that has not
-    committed yet). On S3, unfinished multipart uploads into the staging area (a
-    writer killed while streaming) older than ``grace`` are aborted too. Object
-    artifacts that a newer generation in cluster memory made stale are deleted
-    (:func:`remove_stale_objects`). Committed data is never touched otherwise.
+    Rolls the journal forward and removes orphaned staged files: a staged file is an
+    orphan when no journal entry references it and it is older than ``grace`` seconds
+    (younger ones may belong to a writer that has not committed yet). On S3,
+    unfinished multipart uploads into the staging area (a writer killed while
+    streaming) older than ``grace`` are aborted too. Object artifacts that a newer
+    generation in cluster memory made stale are deleted (:func:`remove_stale_objects`).
+
+    Then retention (:mod:`catalogstore.maintenance._retention`): the versions that each
+    namespace's policy lets go are deleted, never the current, an aliased or a pinned
+    one, and the kept bytes that no remaining version references are freed, as are
+    those of artifacts no longer in the catalog. Killed at any point, the next run
+    finishes the work. Committed data is never touched otherwise.
 
     Parameters
     ----------
     grace
         Seconds a staged file is presumed to belong to a live writer.
+    dry_run
+        Change nothing: report what would be done.
     settings
         The configuration (default: the one in force).
 
     Returns
     -------
     GcReport
-        Journal entries rolled forward and staged files removed.
+        Journal entries rolled forward, staged files removed, and per namespace the
+        versions removed and the bytes freed.
     """
     check_grace(grace)
-    report = GcReport()
+    report = GcReport(dry_run=dry_run)
+    now = utcnow()
     with own_workspace(settings) as ws, ws.storage_errors("collect garbage"):
-        report.journal_entries, report.left = recover(ws)
-        report.stale_objects = remove_stale_objects(ws)
-        orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=True)
+        if dry_run:
+            report.journal_entries = sum(1 for e in ws.journal() if e.problem is None)
+            report.stale_objects = [f"{ns}/{name}" for ns, name, _, _ in
+                                    objects.stale_artifacts(ws)]
+        else:
+            report.journal_entries, report.left = recover(ws)
+            report.stale_objects = remove_stale_objects(ws)
+        orphans, report.staged_in_use, left = collect_orphans(ws, grace, remove=not dry_run)
         report.left += left
         report.removed = [orphan.path for orphan in orphans]
         report.bytes_removed = sum(orphan.size for orphan in orphans)
+        expired, leaving, report.refused_policies = expire_versions(ws, now,
+                                                                    remove=not dry_run)
+        kept = collect_kept(ws, leaving, remove=not dry_run)
+        report.left += kept.left
+        report.deleted_artifacts = kept.deleted_artifacts
+        for ns in sorted(expired.keys() | kept.by_namespace.keys()):
+            freed = kept.by_namespace.get(ns, Reclaimed())
+            report.retention[ns] = Reclaimed(expired.get(ns, 0), freed.files, freed.bytes)
     return report

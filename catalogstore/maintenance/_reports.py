@@ -70,8 +70,19 @@ class VerifyReport:
 
 
 @dataclass
+class Reclaimed:
+    """What ``gc``'s retention removed (or, in a dry run, would remove) in one namespace."""
+
+    versions: int = 0
+    files: int = 0
+    """Kept files freed (one per checksum and artifact)."""
+    bytes: int = 0
+    """Their sizes, as the storage listed them."""
+
+
+@dataclass
 class GcReport:
-    """What :func:`gc` cleaned up."""
+    """What :func:`gc` cleaned up (with ``dry_run``: what it would clean up)."""
 
     journal_entries: int = 0
     """Journal entries rolled forward (or found done and forgotten)."""
@@ -83,8 +94,32 @@ class GcReport:
     bytes_removed: int = 0
     staged_in_use: int = 0
     left: list[Broken] = field(default_factory=list)
-    """Entries of the staging area left alone: foreign entries (links, FIFOs, ...),
-    names catalogstore does not stage, journal entries that cannot be rolled forward."""
+    """Entries of the staging area and of the kept versions' area left alone: foreign
+    entries (links, FIFOs, ...), names catalogstore does not write there, journal
+    entries that cannot be rolled forward."""
+    retention: dict[str, Reclaimed] = field(default_factory=dict)
+    """By namespace: the versions its retention policy let go and the kept bytes freed."""
+    deleted_artifacts: Reclaimed = field(default_factory=Reclaimed)
+    """Kept bytes of artifacts no longer in the catalog (a deletion killed half way)."""
+    refused_policies: dict[str, str] = field(default_factory=dict)
+    """Retention policy rows that break the rules (edited by hand), with why: their
+    namespaces keep every version."""
+    dry_run: bool = False
+
+    @property
+    def versions_removed(self) -> int:
+        return sum(r.versions for r in self.retention.values())
+
+    @property
+    def bytes_freed(self) -> int:
+        """Kept bytes freed, every namespace and deleted artifact."""
+        return self.deleted_artifacts.bytes + sum(r.bytes for r in self.retention.values())
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not (self.journal_entries or self.removed or self.stale_objects
+                    or self.versions_removed or self.deleted_artifacts.files
+                    or any(r.files for r in self.retention.values()))
 
 
 @dataclass

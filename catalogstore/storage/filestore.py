@@ -41,6 +41,7 @@ from fsspec.spec import AbstractBufferedFile
 from catalogstore import retry
 from catalogstore.errors import (
     CatalogStoreError,
+    ForeignEntryError,
     StorageError,
 )
 from catalogstore.names import METADATA_FILENAME
@@ -655,6 +656,24 @@ class FileStore:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.full_path(path))
         self._retried(f"remove {path}", remove)
+
+    def remove_all(self, paths: list[str]) -> list[str]:
+        """Remove the files ``paths`` where they exist: on an object store in bulk
+        requests (up to 1,000 keys each); on local disk one by one, where a path that is
+        no regular file, or lies in one (swapped in since it was listed), is left, and
+        returned."""
+        if not self.is_local:
+            if paths:
+                self._retried(f"remove {len(paths)} file(s)", lambda: self.fs.rm(
+                    [self.full_path(path) for path in paths]))
+            return []
+        left = []
+        for path in paths:
+            try:
+                local.remove_file(self.root, path)
+            except ForeignEntryError:
+                left.append(path)
+        return left
 
     def remove_tree(self, path: str) -> None:
         """Remove a folder and everything below it, if it exists."""

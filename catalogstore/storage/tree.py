@@ -229,18 +229,28 @@ def list_files_with_info(store: FileStore, path: str, depth: int
     """Every file below ``path`` (relative to the root, ``depth`` levels down on local
     disk) with its size and mtime, and the foreign entries there (``path`` itself
     included), never followed."""
+    files, _, foreign = list_entries(store, path, depth)
+    return files, foreign
+
+
+def list_entries(store: FileStore, path: str, depth: int
+                 ) -> tuple[dict[str, Entry], set[str], list[Broken]]:
+    """:func:`list_files_with_info`, and the folders (on local disk: real ones, ``depth``
+    levels down at most; on object stores: the prefixes the files imply)."""
     try:
         listing = _listing(store, path, depth)
     except ForeignEntryError as exc:
-        return {}, [Broken(exc.path, f"a {exc.kind}: never followed, left alone")]
-    files, foreign = {}, []
+        return {}, set(), [Broken(exc.path, f"a {exc.kind}: never followed, left alone")]
+    files, folders, foreign = {}, set(), []
     for rel, info in listing.items():
         if info.get("type") == "other":
             foreign.append(Broken(f"{path}/{rel}", f"a {info['kind']}: never followed, "
                                   "left alone"))
-        elif info.get("type") != "directory":
+        elif info.get("type") == "directory":
+            folders.add(rel)
+        else:
             files[rel] = Entry(int(info.get("size") or 0), _mtime(info))
-    return files, foreign
+    return files, folders, foreign
 
 
 def list_folders(store: FileStore, path: str) -> list[str]:
