@@ -418,3 +418,27 @@ def test_cli_retention_errors_are_one_line(local_stack, args, code, message):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert retention_policies() == {}
+
+
+def test_gc_frees_the_catalog_bytes_of_expired_small_values(stack):
+    """Small object store values keep their versions' bytes in the catalog (issue 19):
+    retention deletes those of the versions it removes, and keeps the others readable."""
+    from catalogstore.object_store import get, put
+
+    set_retention("default", keep_last=2, keep_days=0)
+    for threshold in range(6):
+        put("threshold", threshold, artifact_only=True)
+
+    def kept_values() -> int:
+        engine = sa.create_engine(stack.catalog_url)
+        with engine.connect() as conn:
+            count = conn.execute(sa.text("SELECT COUNT(*) FROM object_values")).scalar_one()
+        engine.dispose()
+        return int(count)
+
+    assert kept_values() == 6
+    maintenance.gc()
+    assert kept_values() == 2
+    assert get("threshold") == 5 and get("threshold", version=5) == 4
+    with pytest.raises(VersionNotFoundError):
+        get("threshold", version=4)

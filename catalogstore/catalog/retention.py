@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, delete, exists, not_, or_, select, tupl
 
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import OBJECT_VALUES as I
 from catalogstore.catalog.models import RETENTION as R
 from catalogstore.catalog.models import VERSION_FILES as VF
 from catalogstore.catalog.models import VERSIONS as V
@@ -166,7 +167,14 @@ def delete_versions(catalog: Catalog, pairs: Sequence[Pair]) -> int:
         if conn.dialect.name == "postgresql":  # SQLite: the DELETE takes the write lock
             conn.execute(select(V.c.artifact_id).where(chosen).with_for_update())
         current = select(A.c.version).where(A.c.id == V.c.artifact_id).scalar_subquery()
-        return int(conn.execute(delete(V).where(chosen, *_unprotected(current))).rowcount)
+        gone = int(conn.execute(delete(V).where(chosen, *_unprotected(current))).rowcount)
+        # The bytes the catalog keeps of small object values (issue 19) that no version
+        # of their artifact holds any more go with them.
+        conn.execute(delete(I).where(
+            I.c.artifact_id.in_({artifact_id for artifact_id, _ in pairs}),
+            ~exists().where(VF.c.artifact_id == I.c.artifact_id,
+                            VF.c.checksum == I.c.checksum)))
+        return gone
 
 
 @dataclass(frozen=True)
