@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, delete, exists, not_, or_, select, tupl
 
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import RETENTION as R
 from catalogstore.catalog.models import VERSION_FILES as VF
 from catalogstore.catalog.models import VERSIONS as V
@@ -204,3 +205,35 @@ def _read_kept(conn: Connection, ids: list[int], found: dict[int, KeptOf]) -> No
         kept = found.get(int(artifact_id))
         if kept is not None:
             kept.checksums.setdefault(int(version), set()).add(str(checksum))
+
+
+@dataclass(frozen=True)
+class NeededKept:
+    """A file of an earlier version whose bytes only its kept copy holds: the current
+    version has no file of that checksum."""
+
+    namespace: str
+    name: str
+    artifact_id: int
+    version: int
+    file: str
+    checksum: str
+
+
+def needed_kept(catalog: Catalog, namespace: str | None = None,
+                artifact_ids: Sequence[int] | None = None) -> list[NeededKept]:
+    """The files of non-current versions (of ``namespace``, or of ``artifact_ids``) whose
+    checksum the current version of their artifact does not hold."""
+    where = [VF.c.version < A.c.version, ~exists().where(
+        F.c.artifact_id == VF.c.artifact_id, F.c.checksum == VF.c.checksum)]
+    if namespace is not None:
+        where.append(A.c.namespace == namespace)
+    if artifact_ids is not None:
+        where.append(A.c.id.in_(list(artifact_ids)))
+    stmt = (select(A.c.namespace, A.c.name, VF.c.artifact_id, VF.c.version, VF.c.name,
+                   VF.c.checksum)
+            .select_from(VF.join(A, A.c.id == VF.c.artifact_id)).where(*where)
+            .order_by(A.c.namespace, A.c.name, VF.c.version, VF.c.name))
+    with catalog.errors("read the versions' files"), catalog.engine.connect() as conn:
+        return [NeededKept(ns, name, int(i), int(v), file, checksum)
+                for ns, name, i, v, file, checksum in conn.execute(stmt)]

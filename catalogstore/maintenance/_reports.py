@@ -21,6 +21,8 @@ KINDS = {
     "unexpected": "an entry that breaks the layout or the naming rules",
     "journal": "a committed change whose storage step is not done",
     "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
+    "missing-version-file": "a file of an earlier version whose bytes are gone (no kept copy, "
+                            "and the current version holds no file of that checksum)",
 }
 """Every kind of :class:`Difference`, with what it means."""
 
