@@ -122,8 +122,9 @@ def test_policies_defaults_the_star_row_and_reset(stack):
 
 @pytest.mark.parametrize("values", [
     {"keep_last": 0}, {"keep_last": -1}, {"keep_last": 1.5}, {"keep_last": True},
-    {"keep_last": "3"}, {"keep_days": -1}, {"keep_days": float("nan")},
-    {"keep_days": float("inf")}, {"keep_days": "7"}, {"keep_days": False},
+    {"keep_last": "3"}, {"keep_last": 2**31}, {"keep_days": -1}, {"keep_days": float("nan")},
+    {"keep_days": float("inf")}, {"keep_days": 1e300}, {"keep_days": "7"},
+    {"keep_days": False},
 ])
 def test_bad_policies_are_refused_and_nothing_is_written(local_stack, values):
     set_retention("team", keep_last=4, keep_days=2)

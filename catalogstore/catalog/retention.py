@@ -15,7 +15,6 @@ neither pinned nor aliased by now: an alias set while ``gc`` runs wins.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,18 +61,26 @@ DEFAULT_POLICY = RetentionPolicy(keep_last=10, keep_days=30.0)
 goes once it is beyond the last 10 and older than 30 days."""
 
 
+MAX_KEEP_LAST = 2**31 - 1
+"""The most versions a policy can name (the column is a 32-bit integer)."""
+MAX_KEEP_DAYS = 36_500.0
+"""A century: the longest age a policy can name (``None`` keeps versions of any age)."""
+
+
 def checked_policy(keep_last: object, keep_days: object,
                    namespace: str | None = None) -> RetentionPolicy:
     """The policy, or :class:`ConfigurationError` saying what is wrong with a value."""
-    if keep_last is not None and (type(keep_last) is not int or keep_last < 1):
+    if keep_last is not None and (type(keep_last) is not int
+                                  or not 1 <= keep_last <= MAX_KEEP_LAST):
         raise ConfigurationError(f"invalid keep_last {keep_last!r}: a whole number of "
-                                 "versions from 1 (the current one), or None for no limit")
+                                 f"versions from 1 (the current one) to {MAX_KEEP_LAST}, or "
+                                 "None for no limit")
     if keep_days is None:
         return RetentionPolicy(keep_last, None, namespace)
     if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or \
-            not 0 <= keep_days < math.inf:  # NaN too
+            not 0 <= keep_days <= MAX_KEEP_DAYS:  # NaN too
         raise ConfigurationError(f"invalid keep_days {keep_days!r}: a number of days from "
-                                 "0, or None for no limit")
+                                 f"0 to {MAX_KEEP_DAYS:g}, or None for no limit")
     return RetentionPolicy(keep_last, float(keep_days), namespace)
 
 
