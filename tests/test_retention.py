@@ -122,8 +122,9 @@ def test_policies_defaults_the_star_row_and_reset(stack):
 
 @pytest.mark.parametrize("values", [
     {"keep_last": 0}, {"keep_last": -1}, {"keep_last": 1.5}, {"keep_last": True},
-    {"keep_last": "3"}, {"keep_days": -1}, {"keep_days": float("nan")},
-    {"keep_days": float("inf")}, {"keep_days": "7"}, {"keep_days": False},
+    {"keep_last": "3"}, {"keep_last": 2**31}, {"keep_days": -1}, {"keep_days": float("nan")},
+    {"keep_days": float("inf")}, {"keep_days": 1e300}, {"keep_days": "7"},
+    {"keep_days": False},
 ])
 def test_bad_policies_are_refused_and_nothing_is_written(local_stack, values):
     set_retention("team", keep_last=4, keep_days=2)
@@ -194,6 +195,7 @@ def test_gc_keeps_current_aliased_and_pinned_and_frees_exactly(stack):
         + [kept(ids["o"], content(t, size)) for t, size in (("o", 5), ("p", 6))])
     again = maintenance.gc()
     assert again.nothing_to_do and again.retention == {} and again.bytes_freed == 0
+    assert maintenance.verify().ok  # every kept version's bytes are there
 
 
 def test_a_version_aliased_or_pinned_meanwhile_is_not_deleted(local_stack):
@@ -362,6 +364,28 @@ def test_a_policy_row_edited_by_hand_keeps_everything(stack):
     assert "keep_last" in report.refused_policies["default"]
     assert report.versions_removed == 0 and len(get_artifact("m").versions()) == 4
     assert get_retention("default").keeps_all
+
+
+def test_verify_reports_an_earlier_versions_file_whose_bytes_are_gone(stack):
+    fs, base = stack.filesystem(), stack.root
+    a, b, c = content("a", 10), content("b", 20), content("c", 30)
+    m = write_versions("m", [a, b, c])  # kept: a (v2), b (v3); current c
+    n = write_versions("n", [a, b, a])  # kept: a, b; the current version holds a again
+    assert maintenance.verify().ok
+    for artifact, data in ((m, b), (n, a)):
+        fs.rm_file(f"{base}/{version_blob(artifact.record.id, checksum_bytes(data))}")
+    fs.invalidate_cache()
+    report = maintenance.verify()
+    assert not report.ok
+    (found,) = report.differences
+    assert (found.kind, found.where) == ("missing-version-file", "default/m/w")
+    assert found.detail.startswith("v3: ") and checksum_bytes(b) in found.detail
+    # n's version 2 reads from the current version's file, which holds the same bytes.
+    assert get_artifact("n", version=2).get_file("w").read() == a
+    assert maintenance.verify("other").ok  # another namespace: not checked
+    out = cli("verify", code=1).stdout
+    assert "missing-version-file default/m/w: v3: " in out
+    assert maintenance.verify(repair=True).differences == report.differences  # never repaired
 
 
 # -- the command line ----------------------------------------------------------------

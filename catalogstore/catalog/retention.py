@@ -15,7 +15,6 @@ neither pinned nor aliased by now: an alias set while ``gc`` runs wins.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from sqlalchemy import Connection, and_, delete, exists, not_, or_, select, tupl
 
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
+from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import OBJECT_VALUES as I
 from catalogstore.catalog.models import RETENTION as R
 from catalogstore.catalog.models import VERSION_FILES as VF
@@ -62,18 +62,26 @@ DEFAULT_POLICY = RetentionPolicy(keep_last=10, keep_days=30.0)
 goes once it is beyond the last 10 and older than 30 days."""
 
 
+MAX_KEEP_LAST = 2**31 - 1
+"""The most versions a policy can name (the column is a 32-bit integer)."""
+MAX_KEEP_DAYS = 36_500.0
+"""A century: the longest age a policy can name (``None`` keeps versions of any age)."""
+
+
 def checked_policy(keep_last: object, keep_days: object,
                    namespace: str | None = None) -> RetentionPolicy:
     """The policy, or :class:`ConfigurationError` saying what is wrong with a value."""
-    if keep_last is not None and (type(keep_last) is not int or keep_last < 1):
+    if keep_last is not None and (type(keep_last) is not int
+                                  or not 1 <= keep_last <= MAX_KEEP_LAST):
         raise ConfigurationError(f"invalid keep_last {keep_last!r}: a whole number of "
-                                 "versions from 1 (the current one), or None for no limit")
+                                 f"versions from 1 (the current one) to {MAX_KEEP_LAST}, or "
+                                 "None for no limit")
     if keep_days is None:
         return RetentionPolicy(keep_last, None, namespace)
     if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or \
-            not 0 <= keep_days < math.inf:  # NaN too
+            not 0 <= keep_days <= MAX_KEEP_DAYS:  # NaN too
         raise ConfigurationError(f"invalid keep_days {keep_days!r}: a number of days from "
-                                 "0, or None for no limit")
+                                 f"0 to {MAX_KEEP_DAYS:g}, or None for no limit")
     return RetentionPolicy(keep_last, float(keep_days), namespace)
 
 
@@ -212,3 +220,37 @@ def _read_kept(conn: Connection, ids: list[int], found: dict[int, KeptOf]) -> No
         kept = found.get(int(artifact_id))
         if kept is not None:
             kept.checksums.setdefault(int(version), set()).add(str(checksum))
+
+
+@dataclass(frozen=True)
+class NeededKept:
+    """A file of an earlier version whose bytes only its kept copy holds: the current
+    version has no file of that checksum."""
+
+    namespace: str
+    name: str
+    artifact_id: int
+    version: int
+    file: str
+    checksum: str
+
+
+def needed_kept(catalog: Catalog, namespace: str | None = None,
+                artifact_ids: Sequence[int] | None = None) -> list[NeededKept]:
+    """The files of non-current versions (of ``namespace``, or of ``artifact_ids``) whose
+    checksum neither the current version of their artifact holds nor the catalog keeps
+    (a small object store value's bytes, issue 19)."""
+    where = [VF.c.version < A.c.version,
+             ~exists().where(F.c.artifact_id == VF.c.artifact_id, F.c.checksum == VF.c.checksum),
+             ~exists().where(I.c.artifact_id == VF.c.artifact_id, I.c.checksum == VF.c.checksum)]
+    if namespace is not None:
+        where.append(A.c.namespace == namespace)
+    if artifact_ids is not None:
+        where.append(A.c.id.in_(list(artifact_ids)))
+    stmt = (select(A.c.namespace, A.c.name, VF.c.artifact_id, VF.c.version, VF.c.name,
+                   VF.c.checksum)
+            .select_from(VF.join(A, A.c.id == VF.c.artifact_id)).where(*where)
+            .order_by(A.c.namespace, A.c.name, VF.c.version, VF.c.name))
+    with catalog.errors("read the versions' files"), catalog.engine.connect() as conn:
+        return [NeededKept(ns, name, int(i), int(v), file, checksum)
+                for ns, name, i, v, file, checksum in conn.execute(stmt)]

@@ -114,7 +114,8 @@ def _summary(report: maintenance.VerifyReport, repair: bool) -> None:
     repaired = sum(d.repaired for d in report.differences)
     typer.echo(f"{len(report.differences)} difference(s), {repaired} repaired: {checked}")
     kinds = {d.kind for d in report.differences if not d.repaired}
-    if kinds & {"extra-file", "size", "checksum", "missing-file", "unexpected"}:
+    if kinds & {"extra-file", "size", "checksum", "missing-file", "unexpected",
+                "missing-version-file"}:
         typer.echo("note: files are reported, never deleted or overwritten: verify does not "
                    "touch committed data")
     if "extra-artifact" in kinds or "missing-artifact" in kinds:

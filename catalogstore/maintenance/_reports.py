@@ -23,6 +23,8 @@ KINDS = {
     "mirror-pending": "a small object store value the catalog holds, whose file and "
                       ".artifact.json are not written yet (nothing is lost)",
     "orphan-staged": "a staged file (or an unfinished upload of one) that no commit references",
+    "missing-version-file": "a file of an earlier version whose bytes are gone (no kept copy, "
+                            "and the current version holds no file of that checksum)",
 }
 """Every kind of :class:`Difference`, with what it means."""
 

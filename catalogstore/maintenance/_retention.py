@@ -1,4 +1,6 @@
-"""``gc``'s retention: expired versions go, then the kept bytes nothing references.
+"""The kept bytes of earlier versions: ``gc``'s retention, ``verify``'s check of them.
+
+Retention: expired versions go, then the kept bytes nothing references.
 
 Two phases, rows first and bytes after, so that a run killed anywhere leaves nothing
 that a later run does not find:
@@ -35,11 +37,25 @@ from catalogstore.catalog.retention import (
     effective_policy,
     expired_page,
     kept_of,
+    needed_kept,
     retention_policies,
 )
-from catalogstore.maintenance._reports import Reclaimed
-from catalogstore.names import VERSIONS_DIR, kept_artifact_id, kept_checksum, version_dir
-from catalogstore.storage.tree import Broken, Entry, list_entries, remove_empty_folder
+from catalogstore.errors import InvalidNameError
+from catalogstore.maintenance._reports import Difference, Reclaimed
+from catalogstore.names import (
+    VERSIONS_DIR,
+    kept_artifact_id,
+    kept_checksum,
+    version_blob,
+    version_dir,
+)
+from catalogstore.storage.tree import (
+    Broken,
+    Entry,
+    forget_cached,
+    list_entries,
+    remove_empty_folder,
+)
 from catalogstore.txn.workspace import Workspace
 
 PAGE = 500
@@ -91,7 +107,7 @@ class KeptReport:
     left: list[Broken] = field(default_factory=list)
 
 
-def _listed(ws: Workspace) -> tuple[dict[int, _Kept], list[Broken]]:
+def list_kept(ws: Workspace) -> tuple[dict[int, _Kept], list[Broken]]:
     """The kept files by artifact id, and every other entry of the area, reported."""
     files, folders, left = list_entries(ws.files, VERSIONS_DIR, 2)
     found: dict[int, _Kept] = defaultdict(_Kept)
@@ -137,7 +153,7 @@ def collect_kept(ws: Workspace, leaving: dict[int, set[int]], *, remove: bool) -
     """Free (when ``remove``) the kept files that no version row references, but the
     versions ``leaving`` (a dry run's expired ones), and count them per namespace."""
     report = KeptReport()
-    listed, report.left = _listed(ws)
+    listed, report.left = list_kept(ws)
     # The rows are read after the listing: files kept by commits meanwhile are seen.
     ids = sorted(listed)
     known: dict[int, KeptOf] = {}
@@ -179,3 +195,47 @@ def _free(ws: Workspace, report: KeptReport, group: Sequence[int], rows: dict[in
             # Swapped for something else meanwhile: the next listing reports it.
             with contextlib.suppress(OSError):
                 remove_empty_folder(ws.files, version_dir(artifact_id))
+
+
+def missing_kept(ws: Workspace, namespace: str | None, pending: set[tuple[str, str]]
+                 ) -> list[Difference]:
+    """The files of earlier versions (of ``namespace``, or all) whose bytes are gone,
+    confirmed under their artifacts' locks (a commit keeps the bytes it replaces after
+    its commit point, under the lock), and the entries of the area left alone.
+    Artifacts in ``pending`` (their journal entry keeps the bytes) are not checked."""
+    listed, left = list_kept(ws)
+    found = [Difference("unexpected", None, None, b.path, b.reason) for b in left]
+    suspicious = {n.artifact_id: (n.namespace, n.name) for n in needed_kept(ws.catalog, namespace)
+                  if (n.namespace, n.name) not in pending
+                  and n.checksum not in listed.get(n.artifact_id, _Kept()).files}
+    for group in chunks(sorted(suspicious), LOCKED):
+        with ws.locked(suspicious[i] for i in group):
+            missing: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
+            there: dict[tuple[int, str], bool] = {}
+            for need in needed_kept(ws.catalog, artifact_ids=group):
+                key = (need.artifact_id, need.checksum)
+                if key not in there:
+                    there[key] = _is_kept(ws, *key)
+                if not there[key]:
+                    missing[(need.namespace, need.name, need.file, need.checksum)].append(
+                        need.version)
+        found += [Difference("missing-version-file", ns, name, file, _missing(versions, checksum))
+                  for (ns, name, file, checksum), versions in missing.items()]
+    return found
+
+
+def _is_kept(ws: Workspace, artifact_id: int, checksum: str) -> bool:
+    """Whether the kept copy of ``checksum`` is there (a checksum row that breaks the
+    rules, edited by hand, never becomes a path: it counts as missing)."""
+    try:
+        path = version_blob(artifact_id, checksum)
+    except InvalidNameError:
+        return False
+    forget_cached(ws.files, version_dir(artifact_id))
+    return ws.files.exists(path)
+
+
+def _missing(versions: list[int], checksum: str) -> str:
+    listed = ", ".join(f"v{v}" for v in versions)
+    return (f"{listed}: its bytes ({checksum[:48]}) have no kept copy under {VERSIONS_DIR}/ "
+            "and the current version holds no file of that checksum; reads of it fail")

@@ -12,6 +12,7 @@ from catalogstore.errors import ForeignEntryError
 from catalogstore.maintenance._gc import DEFAULT_GRACE, collect_orphans, recover
 from catalogstore.maintenance._hashing import hash_files, read_metadatas
 from catalogstore.maintenance._reports import Difference, VerifyReport
+from catalogstore.maintenance._retention import missing_kept
 from catalogstore.maintenance._steps import (
     check_grace,
     own_workspace,
@@ -48,9 +49,10 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
     Looks for artifacts and files missing on either side, sizes and (unless
     ``fast``) checksums that differ, ``.artifact.json`` files that are missing or
     differ from the catalog's metadata, committed changes whose storage step was
-    not done (a writer killed after its commit), and staged files older than
+    not done (a writer killed after its commit), staged files older than
     ``grace`` that no commit references (a writer killed before its commit; on S3
-    also unfinished multipart uploads, which no listing shows). Each
+    also unfinished multipart uploads, which no listing shows), and files of earlier
+    versions whose bytes are gone (reported, never repaired). Each
     difference is confirmed under its artifact's lock, so a writer busy with it
     finishes first and is not reported.
 
@@ -106,6 +108,7 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
         for ns in report.namespaces:
             _verify_namespace(ws, ns, report, {n for (p, n) in [*pending, *mirrors]
                                                if p == ns}, repair)
+        report.differences += missing_kept(ws, only, {*pending, *mirrors})
         if repair:
             # Last, so that what it fixes was reported first; it also forgets the
             # entries found done, which a writer killed while applying one leaves,
