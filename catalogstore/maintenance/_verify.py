@@ -100,7 +100,9 @@ def verify(namespace: str | None = None, repair: bool = False, *, fast: bool = F
             report.differences += [Difference("unexpected", ns, None, None, why)
                                    for ns, why in refused.items()]
             report.namespaces = sorted(set(in_storage) | set(in_catalog) - set(refused))
-        # Reported as such, not as the missing or older file they show (issue 19).
+        # Reported as such, not as the missing or older file they show (issue 19); this
+        # process's own queue is written first.
+        mirror.drain_queued()
         mirrors = mirror.pending(ws, only)
         report.differences += [Difference("mirror-pending", ns, name, None, "the catalog holds "
                                           "the value; its files are not written yet",

@@ -148,9 +148,13 @@ def flush(workspace: Workspace) -> int:
     return write_pending(workspace)
 
 
-@atexit.register
-def _drain_at_exit() -> None:
-    """Registered after the workspaces' closing (imported later), so it runs first."""
+def drain_queued() -> None:
+    """Write the files this process has queued, for every workspace (``verify`` reports
+    only what other processes left pending; at exit, nothing is left behind)."""
     for flusher in list(_flushers.values()):
         if flusher.pid == os.getpid():
             flusher.drain()
+
+
+# Registered after the workspaces' closing (imported later), so it runs first.
+atexit.register(drain_queued)
