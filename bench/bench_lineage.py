@@ -115,11 +115,12 @@ def build_chain(workspace: Any, length: int) -> str:
         base = {"run_id": run_id, "namespace": "chain", "name": f"a{i}", "generation": None,
                 "created_at": now}
         edges.append({**base, "direction": "output", "node": artifact_node(10_000 + i, 1),
-                      "artifact_id": 10_000 + i, "version": 1})
-        if i:
+                      "artifact_id": 10_000 + i, "version": 1, "producer_id": None})
+        if i:  # with its producer, as recording writes it
             edges.append({**base, "direction": "input", "name": f"a{i - 1}",
                           "node": artifact_node(10_000 + i - 1, 1),
-                          "artifact_id": 10_000 + i - 1, "version": 1})
+                          "artifact_id": 10_000 + i - 1, "version": 1,
+                          "producer_id": f"{i - 1:032x}"})
     with workspace.catalog.engine.begin() as conn:
         conn.execute(insert(RUNS), runs)
         conn.execute(insert(RUN_EDGES), edges)

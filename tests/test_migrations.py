@@ -808,3 +808,91 @@ def test_inline_values_migration_keeps_every_row(engine, empty_db):
     alembic(engine, "downgrade", "a4c8e2f61b37")
     assert dump(engine) == before
     assert "object_values" not in table_names(engine)
+
+
+def _lineage_rows(engine: sa.Engine, columns: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(
+            f"SELECT {columns} FROM run_edges ORDER BY id")]
+
+
+def test_the_producer_migration_names_the_run_each_input_read_from(engine, empty_db):
+    """Issue 16: edges recorded before ``producer_id`` existed (inputs written before
+    there was a column to name their producer in) get it in the upgrade: the first run
+    that recorded the node as an output, NULL when none did; every row stays as it was,
+    a removed version still shows ``removed`` and a replaced generation ``replaced``;
+    the lineage walks the upgraded rows; the downgrade finds the catalog as it was."""
+    before = upgraded_with_rows(engine, "9e4b1c7a2d53")  # ... to the head, then back:
+    alembic(engine, "downgrade", "9e4b1c7a2d53")
+    edge = ("INSERT INTO run_edges (run_id, direction, node, namespace, name, artifact_id, "
+            "version, generation, created_at) VALUES ('{run}', '{direction}', '{node}', "
+            "'ns', '{name}', {artifact_id}, {version}, {generation}, CURRENT_TIMESTAMP)")
+    with engine.begin() as conn:
+        artifact_id = conn.exec_driver_sql("SELECT MIN(id) FROM artifacts").scalar()
+        conn.exec_driver_sql("INSERT INTO artifact_versions (artifact_id, version, "
+                             f"created_at) VALUES ({artifact_id}, 1, CURRENT_TIMESTAMP)")
+        conn.exec_driver_sql(
+            "INSERT INTO objects (namespace, key, generation, tier, origin, updated_at) "
+            "VALUES ('ns', 'frame', 'g2', 'cluster_memory', 'put', CURRENT_TIMESTAMP)")
+        for run, started in (("prep", 1), ("again", 2), ("train", 3), ("score", 4)):
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, name, params_json, status, started_at, host, pid, "
+                f"metadata_json) VALUES ('{run}', '{run}', '{{}}', 'succeeded', "
+                f"'2026-12-0{started} 00:00:00', 'h', 1, '{{}}')")
+        for run, direction, version in (
+                ("prep", "output", 1),   # kept
+                ("again", "output", 1),  # a second output of the same node: not first
+                ("prep", "output", 7),   # never made here: removed
+                ("train", "input", 1), ("train", "input", 7),
+                ("train", "input", 9),   # made by no run recorded (lineage was off)
+                ("score", "input", 7)):
+            conn.exec_driver_sql(edge.format(
+                run=run, direction=direction, node=f"artifact:{artifact_id}:v{version}",
+                name="a", artifact_id=artifact_id, version=version, generation="NULL"))
+        for run, direction, generation in (("prep", "output", "g1"), ("train", "input", "g1"),
+                                           ("train", "output", "g2"),
+                                           ("score", "input", "g2")):
+            conn.exec_driver_sql(edge.format(
+                run=run, direction=direction, node=f"object:{generation}", name="frame",
+                artifact_id="NULL", version="NULL", generation=f"'{generation}'"))
+    edges = _lineage_rows(engine, "id, run_id, direction, node, namespace, name, "
+                                  "artifact_id, version, generation, created_at")
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before
+    assert _lineage_rows(engine, "id, run_id, direction, node, namespace, name, "
+                                 "artifact_id, version, generation, created_at") == edges
+    assert [row for row in _lineage_rows(engine, "run_id, direction, version, generation, "
+                                                 "producer_id") if row[1] == "input"] == [
+        ("train", "input", 1, None, "prep"), ("train", "input", 7, None, "prep"),
+        ("train", "input", 9, None, None), ("score", "input", 7, None, "prep"),
+        ("train", "input", None, "g1", "prep"), ("score", "input", None, "g2", "train")]
+    with engine.connect() as conn:
+        views = conn.exec_driver_sql(
+            "SELECT run_id, version, generation, state, producer_id FROM run_inputs").all()
+    assert {tuple(row) for row in views} == {
+        ("score", 7, None, "removed", "prep"), ("score", None, "g2", "current", "train"),
+        ("train", 1, None, "kept", "prep"), ("train", 7, None, "removed", "prep"),
+        ("train", 9, None, "removed", None), ("train", None, "g1", "replaced", "prep")}
+    from catalogstore.catalog.catalog import Catalog
+    from catalogstore.catalog.lineage import Node, artifact_node, walk
+
+    catalog = Catalog(empty_db)
+    try:  # upstream of what score read, and downstream of what prep made
+        removed = Node(artifact_node(artifact_id, 7), "ns", "a", artifact_id, 7, None, "?")
+        up = walk(catalog, removed, downstream=False)
+        assert set(up.runs) == {"prep"} and up.root.state == "removed"
+        down = walk(catalog, removed, upstream=False)
+        assert set(down.runs) == {"train", "score"}
+        first = Node(artifact_node(artifact_id, 1), "ns", "a", artifact_id, 1, None, "?")
+        assert set(walk(catalog, first, upstream=False).runs) == {"train", "score"}
+        assert set(walk(catalog, first, downstream=False).runs) == {"prep", "again"}
+    finally:
+        catalog.dispose()
+    alembic(engine, "downgrade", "9e4b1c7a2d53")
+    assert dump(engine) == before
+    assert _lineage_rows(engine, "*") == edges
+    with engine.connect() as conn:
+        states = conn.exec_driver_sql(
+            "SELECT generation, state FROM run_inputs WHERE generation IS NOT NULL "
+            "ORDER BY generation").all()
+    assert [tuple(row) for row in states] == [("g1", "replaced"), ("g2", "current")]

@@ -9,7 +9,10 @@ are kept by the process and written in batches (:func:`add_inputs`).
 Edges name an artifact version by (``artifact_id``, ``version``) without a foreign key
 to ``artifact_versions``: a version removed by gc's retention, or with its artifact,
 leaves its edges, and the walk marks it ``removed``. ``node`` (``artifact:ID:vN`` or
-``object:GENERATION``) is the one key the walk joins on (:func:`walk`).
+``object:GENERATION``) names the version or generation; an input edge also names the
+run that made it (``producer_id``, looked up as the input is written: the output edge
+is in the commit that made the version, before anyone could read it), so that the walk
+(:func:`walk`) takes one index lookup per step.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -28,6 +31,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    column,
     exists,
     literal,
     select,
@@ -35,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from catalogstore.catalog.direct import run
+from catalogstore.catalog.direct import run, run_select
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import RUN_EDGES as E
 from catalogstore.catalog.models import RUNS as R
@@ -58,8 +62,7 @@ def object_node(generation: str) -> str:
     return f"object:{generation}"
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """One input or output of a run, as recorded."""
 
     run_id: str
@@ -67,8 +70,7 @@ class Edge:
     node: str
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
     """An artifact version or an object generation that runs read or made; ``state``:
     ``kept`` or ``removed`` (by retention, or with its artifact) for a version,
     ``current`` or ``replaced`` for a generation in cluster memory."""
@@ -89,8 +91,7 @@ class Node:
         return f"{what} (memory {self.generation})"
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """A run as the catalog keeps it."""
 
     id: str
@@ -108,26 +109,38 @@ class RunRecord:
 
 @dataclass
 class LineageGraph:
-    """The runs reached from ``root`` and every input and output of each."""
+    """The runs reached from ``root`` and every input and output of each (records are
+    named tuples: a walk over thousands of runs makes thousands of them)."""
 
     root: Node
     runs: dict[str, RunRecord] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    _index: dict[tuple[bool, str, str], list[Edge]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def _edges_of(self, by_run: bool, key: str, direction: str) -> list[Edge]:
+        """The edges of ``direction`` of the run (``by_run``) or node ``key``, from an
+        index built at the first question (asking for each node of a big graph in turn,
+        as the command line's tree does, would otherwise read every edge each time)."""
+        if self._index is None:
+            index: dict[tuple[bool, str, str], list[Edge]] = {}
+            for e in self.edges:
+                index.setdefault((True, e.run_id, e.direction), []).append(e)
+                index.setdefault((False, e.node, e.direction), []).append(e)
+            self._index = index
+        return self._index.get((by_run, key, direction), [])
 
     def producers(self, node: str) -> list[RunRecord]:
         """The runs that made ``node``."""
-        return [self.runs[e.run_id] for e in self.edges
-                if e.node == node and e.direction == OUTPUT]
+        return [self.runs[e.run_id] for e in self._edges_of(False, node, OUTPUT)]
 
     def consumers(self, node: str) -> list[RunRecord]:
         """The runs that read ``node``."""
-        return [self.runs[e.run_id] for e in self.edges
-                if e.node == node and e.direction == INPUT]
+        return [self.runs[e.run_id] for e in self._edges_of(False, node, INPUT)]
 
     def of_run(self, run_id: str, direction: str) -> list[Node]:
-        return [self.nodes[e.node] for e in self.edges
-                if e.run_id == run_id and e.direction == direction]
+        return [self.nodes[e.node] for e in self._edges_of(True, run_id, direction)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: ``root``, ``runs``, ``nodes`` and ``edges``."""
@@ -233,16 +246,20 @@ def add_edges(conn: Connection, run_id: str, direction: str,
 _INPUT_VALUES: dict[str, Any] = {
     "node": String(), "namespace": String(), "name": String(),
     "artifact_id": BigInteger(), "version": Integer(), "generation": String()}
+_PRODUCER = (select(E.c.run_id)
+             .where(E.c.node == bindparam("node"), E.c.direction == OUTPUT)
+             .order_by(E.c.id).limit(1).scalar_subquery())
 INPUTS = E.insert().from_select(
     ["run_id", "direction", "node", "namespace", "name", "artifact_id", "version",
-     "generation", "created_at"],
+     "generation", "created_at", "producer_id"],
     select(bindparam("run", type_=String()), literal(INPUT),
            *(bindparam(k, type_=t) for k, t in _INPUT_VALUES.items()),
-           bindparam("now", type_=UTCDateTime()))
+           bindparam("now", type_=UTCDateTime()), _PRODUCER)
     .where(~exists().where(E.c.run_id == bindparam("run"), E.c.node == bindparam("node"),
                            E.c.direction == OUTPUT)))
-"""One input edge, unless the run made that version itself (a stage reading back what it
-wrote is not its own input)."""
+"""One input edge with the run that made what it read (the first that recorded it as an
+output: there is one, unless made with lineage off), unless that is this run (a stage
+reading back what it wrote is not its own input)."""
 
 
 def add_inputs(conn: Connection, run_id: str, edges: list[dict[str, Any]],
@@ -266,82 +283,95 @@ _STATE = """
          CASE WHEN EXISTS (SELECT 1 FROM artifact_versions v
                            WHERE v.artifact_id = e.artifact_id AND v.version = e.version)
               THEN 'kept' ELSE 'removed' END
-         WHEN EXISTS (SELECT 1 FROM objects o WHERE o.generation = e.generation)
+         WHEN EXISTS (SELECT 1 FROM objects o WHERE o.namespace = e.namespace
+                      AND o.key = e.name AND o.generation = e.generation)
          THEN 'current' ELSE 'replaced' END"""
-"""Whether the version (or generation) an edge names is still there; the views
-``run_inputs`` and ``run_outputs`` say it the same way."""
+"""Whether the version (or generation) an edge names is still there, each a lookup of a
+unique index; the views ``run_inputs`` and ``run_outputs`` say it the same way."""
 
-_STEP = """
-        SELECT b.run_id, w.dir{depth_next}
-        FROM walk w
-        JOIN run_edges a ON a.run_id = w.run_id
-             AND a.direction = CASE w.dir WHEN 'up' THEN 'input' ELSE 'output' END
-        JOIN run_edges b ON b.node = a.node
-             AND b.direction = CASE w.dir WHEN 'up' THEN 'output' ELSE 'input' END
-        {depth_limit}"""
-
-_WALK = """
-    WITH RECURSIVE walk(run_id, dir{depth_col}) AS (
-        SELECT run_id, 'up'{depth_one} FROM run_edges
-        WHERE node = :node AND direction = 'output' AND :up = 1
+# The two walks, each one index lookup per step along input edges: upstream from a run
+# to the producers of its inputs (``ix_run_edges_run_id``), downstream from a run to the
+# runs whose inputs it produced (``ix_run_edges_producer_id``). UNION keeps each run once,
+# so the forms without a depth end on cycles; a NULL producer (none recorded) leads
+# nowhere.
+_WAY = """
+    {way}(run_id{depth}) AS (
+        SELECT run_id{one} FROM run_edges WHERE node = :node AND direction = '{seed}'
         UNION
-        SELECT run_id, 'down'{depth_one} FROM run_edges
-        WHERE node = :node AND direction = 'input' AND :down = 1
-        UNION{step}
-    )
+        SELECT e.{to}{next} FROM {way} w
+        JOIN run_edges e ON e.{by} = w.run_id AND e.direction = 'input'{limit}
+    )"""
+_WAYS = {"up": {"seed": OUTPUT, "by": "run_id", "to": "producer_id"},
+         "down": {"seed": INPUT, "by": "producer_id", "to": "run_id"}}
+_GRAPH = """
     SELECT r.id, r.name, r.params_json, r.status, r.started_at, r.ended_at, r.host, r.pid,
-           r.task_id, r.parent_id, r.metadata_json,
-           e.direction, e.node, e.namespace, e.name, e.artifact_id, e.version, e.generation,
-           {state} AS state
-    FROM (SELECT DISTINCT run_id FROM walk) w
-    JOIN runs r ON r.id = w.run_id
+           r.task_id, r.parent_id, r.metadata_json, e.direction, e.node,
+           e.namespace AS node_namespace, e.name AS node_name, e.artifact_id, e.version,
+           e.generation, {state} AS state
+    FROM runs r
     JOIN run_edges e ON e.run_id = r.id
+    WHERE r.id IN ({runs})
     ORDER BY r.started_at, r.id, e.id
 """
+_COLUMNS = [column(name, kind) for name, kind in (
+    ("id", String()), ("name", String()), ("params_json", String()), ("status", String()),
+    ("started_at", UTCDateTime()), ("ended_at", UTCDateTime()), ("host", String()),
+    ("pid", Integer()), ("task_id", String()), ("parent_id", String()),
+    ("metadata_json", String()), ("direction", String()), ("node", String()),
+    ("node_namespace", String()), ("node_name", String()), ("artifact_id", BigInteger()),
+    ("version", Integer()), ("generation", String()), ("state", String()))]
 
 
-def _walk_sql(bounded: bool) -> Any:
-    step = _STEP.format(depth_next=", w.depth + 1" if bounded else "",
-                        depth_limit="WHERE w.depth < :depth" if bounded else "")
-    sql = _WALK.format(depth_col=", depth" if bounded else "",
-                       depth_one=", 1" if bounded else "", step=step, state=_STATE)
-    return text(sql).columns(started_at=UTCDateTime(), ended_at=UTCDateTime())
+def _walk_sql(upstream: bool, downstream: bool, bounded: bool) -> Any:
+    parts = {"depth": ", depth", "one": ", 1", "next": ", w.depth + 1",
+             "limit": "\n        WHERE w.depth < :depth"} if bounded else \
+        dict.fromkeys(("depth", "one", "next", "limit"), "")
+    ways = [way for way, on in (("up", upstream), ("down", downstream)) if on]
+    ctes = [_WAY.format(way=way, **_WAYS[way], **parts) for way in ways]
+    runs = " UNION ".join(f"SELECT run_id FROM {way}" for way in ways)
+    sql = "WITH RECURSIVE" + ",".join(ctes) + _GRAPH.format(state=_STATE, runs=runs)
+    return text(sql).columns(*_COLUMNS)
 
 
-WALK = {True: _walk_sql(True), False: _walk_sql(False)}
-"""The lineage walk, one recursive query: from a node, the runs that made it and, from
-each, the runs that made its inputs (``up``), and the runs that read it and, from each,
-those that read its outputs (``down``); ``depth`` bounds the runs on a path (the form
-without it ends on cycles, as ``UNION`` keeps each run once)."""
+WALK = {(up, down, bounded): _walk_sql(up, down, bounded)
+        for up in (True, False) for down in (True, False) if up or down
+        for bounded in (True, False)}
+"""The lineage walk by (upstream, downstream, bounded), one statement: from a node, the
+runs that made it and, from each, the runs that made its inputs (``up``), and the runs
+that read it and, from each, those that read its outputs (``down``), then every edge of
+each run; ``depth`` bounds the runs on a path."""
 
 
 def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: bool = True,
          depth: int | None = None) -> LineageGraph:
-    """The lineage of ``root`` (see :data:`WALK`); runs whose process is gone are marked
-    failed on the way (:func:`notice_dead`)."""
+    """The lineage of ``root`` (see :data:`WALK`; neither way: just ``root``); runs whose
+    process is gone are marked failed on the way (:func:`notice_dead`)."""
     graph = LineageGraph(root, nodes={root.node: root})
-    params = {"node": root.node, "up": int(upstream), "down": int(downstream)}
+    if not (upstream or downstream):
+        return graph
+    params: dict[str, Any] = {"node": root.node}
     if depth is not None:
         params["depth"] = depth
     with catalog.errors("read the lineage"), catalog.engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
-            # The planner prices each step of the recursion as if the walk were wide
-            # and scans run_edges whole at every step (a 1,000-run chain: 1,000 scans);
-            # a walk is narrow: index lookups, step by step.
-            conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
-            conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
-        rows = conn.execute(WALK[depth is not None], params).all()
-    for row in rows:
-        if row[0] not in graph.runs:
-            graph.runs[row[0]] = RunRecord(row[0], row[1], metadata_of(row[2]), row[3], row[4],
-                                           row[5], row[6], row[7], row[8], row[9],
-                                           metadata_of(row[10]))
-        graph.edges.append(Edge(row[0], row[11], row[12]))
-        if row[12] not in graph.nodes or row[12] == root.node:
-            graph.nodes[row[12]] = Node(row[12], row[13], row[14], row[15], row[16], row[17],
-                                        row[18])
-    graph.root = graph.nodes[root.node]
-    graph.runs = notice_dead(catalog, graph.runs)
+            # The planner prices a step of the recursion as if the walk were wide, and
+            # on small tables may hash them whole at every step (a 1,000-run chain:
+            # 1,000 scans); a walk is narrow: index lookups, step by step.
+            conn.exec_driver_sql("SELECT set_config('enable_hashjoin', 'off', true), "
+                                 "set_config('enable_mergejoin', 'off', true)")
+        rows = run_select(conn, WALK[upstream, downstream, depth is not None], params)
+    runs, nodes, edges = graph.runs, graph.nodes, graph.edges
+    for (run_id, name, params_json, status, started_at, ended_at, host, pid, task_id,
+         parent_id, metadata_json, direction, node, *about) in rows:
+        if run_id not in runs:
+            runs[run_id] = RunRecord(run_id, name, metadata_of(params_json), status,
+                                     started_at, ended_at, host, pid, task_id, parent_id,
+                                     metadata_of(metadata_json))
+        edges.append(Edge(run_id, direction, node))
+        if node not in nodes or node == root.node:
+            nodes[node] = Node(node, *about)
+    graph.root = nodes[root.node]
+    graph.runs = notice_dead(catalog, runs)
     return graph
 
 
@@ -384,5 +414,5 @@ def notice_dead(catalog: Catalog, runs: dict[str, RunRecord]) -> dict[str, RunRe
             end_run(conn, r.id, FAILED, now)
     changed = dict(runs)
     for r in dead:
-        changed[r.id] = RunRecord(**{**r.__dict__, "status": FAILED, "ended_at": now})
+        changed[r.id] = r._replace(status=FAILED, ended_at=now)
     return changed
