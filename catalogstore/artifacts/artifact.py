@@ -39,7 +39,7 @@ from catalogstore.names import (
     validate_name,
 )
 from catalogstore.record import ArtifactRecord, FileRecord
-from catalogstore.storage.checksum import checksum_matches, verify_checksum
+from catalogstore.storage.checksum import checksum_mismatch
 from catalogstore.storage.staged import StagedFile
 from catalogstore.txn.batch import current_batch, release_staged
 from catalogstore.txn.changeset import Changeset
@@ -57,6 +57,11 @@ if TYPE_CHECKING:
     from catalogstore.txn.workspace import Workspace
 
 TEXT_ENCODING = "utf-8"
+
+
+def _as_bytes(_size: int) -> None:
+    """A ``new_buffer`` of :meth:`ArtifactFile.read_into` that asks for ``bytes``."""
+    return None
 
 
 class _TextWriter(io.TextIOWrapper):
@@ -151,26 +156,9 @@ class ArtifactFile:
         """
         verify = verify or self._artifact._verifies_reads
 
-        def unsettled(info: FileRecord, data: bytes | None) -> bool:
-            return data is None or (verify and not checksum_matches(data, info.checksum))
-
-        info, data = self.info, self._read_bytes(missing_ok=True)
-        if unsettled(info, data):
-            # Met a commit: its row is in, its bytes are not (or the reverse; a new
-            # file's bytes may not be in place at all, a deleted one's are gone). Once
-            # more with a fresh row (a file or artifact deleted meanwhile raises its
-            # "not found" here), then under the artifact's lock, which a writer holds
-            # from its commit until the storage matches: missing or other bytes
-            # there are not a writer's doing, and are reported (issue 13).
-            info, data = self.info, self._read_bytes(missing_ok=True)
-            if unsettled(info, data):
-                # A small object store value whose files are not written yet, or an
-                # earlier version's: the catalog keeps its bytes (issue 19).
-                data = self._kept_bytes(info)
-            if unsettled(info, data):
-                with self._artifact.locked():
-                    info, data = self.read_locked()
-        assert data is not None
+        info, data = self._settled(
+            lambda info: self._stored(info if verify else None, _as_bytes, missing_ok=True),
+            _as_bytes)
         if mode not in (None, "r", "rb", "rt"):
             raise ValueError(f"unsupported mode {mode!r}: use 'r' or 'rb'")
         self._artifact._note_read(self._name, info)
@@ -178,31 +166,83 @@ class ArtifactFile:
         content: str | bytes = data.decode(info.encoding or TEXT_ENCODING) if text else data
         return content if size < 0 else content[:size]
 
-    def _kept_bytes(self, info: FileRecord) -> bytes | None:
-        """The bytes of checksum ``info.checksum`` the catalog keeps for the artifact, if any."""
+    def read_into(self, new_buffer: Callable[[int], Any]) -> Any:
+        """The content as :meth:`read` with ``verify=True`` gives it, in one buffer:
+        ``new_buffer(size)``, a writable object with the buffer protocol (``bytes``
+        when it gives ``None``), filled and hashed chunk by chunk (no intermediate
+        ``bytes``: see :meth:`FileStore.read_into
+        <catalogstore.storage.filestore.FileStore.read_into>`)."""
+        info, data = self._settled(
+            lambda info: self._stored(info, new_buffer, missing_ok=True), new_buffer)
+        self._artifact._note_read(self._name, info)
+        return data
+
+    def _settled(self, fetch: Callable[[FileRecord], Any | None],
+                 new_buffer: Callable[[int], Any]) -> tuple[FileRecord, Any]:
+        """The file's row and ``fetch(row)``, which is ``None`` when the storage does not
+        hold (verified) bytes of that row."""
+        info = self.info
+        data = fetch(info)
+        if data is None:
+            # Met a commit: its row is in, its bytes are not (or the reverse; a new
+            # file's bytes may not be in place at all, a deleted one's are gone). Once
+            # more with a fresh row (a file or artifact deleted meanwhile raises its
+            # "not found" here), then under the artifact's lock, which a writer holds
+            # from its commit until the storage matches: missing or other bytes
+            # there are not a writer's doing, and are reported (issue 13).
+            info = self.info
+            data = fetch(info)
+            if data is None:
+                # A small object store value whose files are not written yet, or an
+                # earlier version's: the catalog keeps its bytes (issue 19).
+                data = self._kept(info, new_buffer)
+            if data is None:
+                with self._artifact.locked():
+                    info, data = self.read_locked(new_buffer)
+        return info, data
+
+    def _kept(self, info: FileRecord, new_buffer: Callable[[int], Any]) -> Any | None:
+        """The bytes of checksum ``info.checksum`` the catalog keeps for the artifact, if
+        any (in ``new_buffer``'s buffer)."""
         from catalogstore.txn import values
 
         record = self._artifact._record
-        return None if record is None else \
+        kept = None if record is None else \
             values.read_kept(self._artifact._ws, record.id, info.checksum)
+        if kept is None:
+            return None
+        buffer = new_buffer(len(kept))
+        if buffer is None:
+            return kept
+        with memoryview(buffer) as view, view.cast("B") as target:
+            target[:] = kept
+        return buffer
 
-    def read_locked(self) -> tuple[FileRecord, bytes]:
-        """The file's catalog row and its verified bytes, inside :meth:`Artifact.locked`."""
-        info, data = self.info, self._read_bytes()
-        assert data is not None  # missing: StorageError
-        verify_checksum(data, info.checksum, self.uri)
+    def read_locked(self, new_buffer: Callable[[int], Any] = _as_bytes
+                    ) -> tuple[FileRecord, Any]:
+        """The file's catalog row and its verified content (``bytes``, or the buffer of
+        ``new_buffer`` as in :meth:`read_into`), inside :meth:`Artifact.locked`."""
+        info = self.info
+        data = self._stored(info, new_buffer)
+        if data is None:
+            raise checksum_mismatch(self.uri, info.checksum)
         self._artifact._note_read(self._name, info)
         return info, data
 
-    def _read_bytes(self, *, missing_ok: bool = False) -> bytes | None:
-        """The stored bytes; ``None`` if absent and ``missing_ok`` (a commit in flight).
-        Callers have read the file's row (:attr:`info`) already: it is not read again."""
+    def _stored(self, info: FileRecord | None, new_buffer: Callable[[int], Any], *,
+                missing_ok: bool = False) -> Any | None:
+        """The stored content if it matches ``info`` (size and checksum), else ``None``;
+        with ``info`` ``None``, the bytes unchecked. A missing file raises, or with
+        ``missing_ok`` is ``None`` too (a commit in flight)."""
         artifact = self._artifact
+        label = f"{artifact.namespace}/{artifact.name}/{self._name}"
         try:
-            with artifact._ws.storage_errors(
-                    f"read {artifact.namespace}/{artifact.name}/{self._name}"):
-                return artifact._ws.files.read_bytes(
-                    artifact._storage_path(self._name, recorded=True))
+            with artifact._ws.storage_errors(f"read {label}"):
+                path = artifact._storage_path(self._name, recorded=True)
+                if info is None:
+                    return artifact._ws.files.read_bytes(path)
+                return artifact._ws.files.read_into(path, info.size, info.checksum, label,
+                                                    new_buffer)
         except StorageError as exc:
             if missing_ok and isinstance(exc.__cause__, FileNotFoundError):
                 return None

@@ -36,7 +36,7 @@ from fsspec.callbacks import Callback, NoOpCallback
 from catalogstore.errors import InvalidNameError
 from catalogstore.names import validate_file_name
 from catalogstore.storage import local_files
-from catalogstore.storage.checksum import checksum_mismatch, new_hasher
+from catalogstore.storage.checksum import checksum_mismatch, hash_matches, hasher_for
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -195,12 +195,11 @@ def upload(artifact: Artifact, path: str | os.PathLike[str], name: str | None = 
 
 def _download_file(file: ArtifactFile, record: FileRecord, dest: Path,
                    progress: _Progress) -> Path:
-    algorithm, _, expected = record.checksum.partition(":")
-    hasher = new_hasher(algorithm)
+    hasher = hasher_for(record.checksum)
     with local_files.replacing(dest) as dst:
         with file.open("rb") as src:
             _copy(src, dst, progress, local_dst=dest, hasher=hasher)
-        if hasher.hexdigest() != expected:
+        if not hash_matches(hasher, record.checksum):
             raise checksum_mismatch(file.uri, record.checksum)
     return dest
 

@@ -274,7 +274,7 @@ def _still_current(record: ObjectRecord, fresh: ObjectRecord | None) -> None:
 
 
 def _read_checked(artifact: Artifact, record: ObjectRecord, serializer: str | None, *,
-                  locked: bool) -> tuple[Serializer, bytes]:
+                  locked: bool) -> tuple[Serializer, Any]:
     """The serializer and bytes of the object ``record`` names, refused unless the
     record vouches for them (see the module doc)."""
     from catalogstore.serializers import get_serializer
@@ -287,7 +287,8 @@ def _read_checked(artifact: Artifact, record: ObjectRecord, serializer: str | No
     name = serializer or record.serializer
     assert name is not None
     chosen = get_serializer(name)
-    data = read_bytes(artifact, get_serializer(record.serializer or name).file_name, locked)
+    data = read_bytes(artifact, get_serializer(record.serializer or name).file_name, locked,
+                      chosen)
     if chosen.executes_code:
         # A signing key, when set, speaks first (as before the record existed).
         check_signature(artifact, key, record.serializer or name, chosen, data)
@@ -321,17 +322,19 @@ def get_serializer_of(name: str) -> Serializer:
     return get_serializer(name)
 
 
-def read_bytes(artifact: Artifact, file_name: str, locked: bool) -> bytes:
-    """The verified bytes of one file of ``artifact`` (see :meth:`ArtifactFile.read`)."""
+def read_bytes(artifact: Artifact, file_name: str, locked: bool, reader: Serializer) -> Any:
+    """The verified content of one file of ``artifact``: ``bytes``, or the buffer that
+    ``reader`` decodes in place (:meth:`Serializer.new_buffer`), read into at once (see
+    :meth:`ArtifactFile.read_into`)."""
     from catalogstore.artifacts import ArtifactFile
 
     file = ArtifactFile(artifact, file_name)  # reading its row says if it is there
-    data = file.read_locked()[1] if locked else file.read(verify=True)
-    return data if isinstance(data, bytes) else data.encode()
+    return file.read_locked(reader.new_buffer)[1] if locked else \
+        file.read_into(reader.new_buffer)
 
 
 def check_signature(artifact: Artifact, key: str, writer: str, chosen: Serializer,
-                    data: bytes) -> None:
+                    data: Any) -> None:
     """With a signing key set, refuse code-running bytes that it did not sign."""
     signing_key = signing_key_setting()
     if signing_key is not None and chosen.executes_code:
@@ -355,7 +358,7 @@ def read_unrecorded(artifact: Artifact, key: str, serializer: str | None) -> Any
             f"read it deliberately with get({key!r}, serializer={named!r}) if you trust "
             f"its bytes, or adopt it once with `catalogstore adopt {namespace}/{key}`")
     chosen = get_serializer(serializer)
-    data = read_bytes(artifact, chosen.file_name, locked=False)
+    data = read_bytes(artifact, chosen.file_name, False, chosen)
     check_signature(artifact, key, meta.get("serializer", chosen.name), chosen, data)
     return decode(chosen, data, namespace, key)
 
@@ -376,7 +379,7 @@ def read_version(artifact: Artifact, key: str, version: int, serializer: str | N
                 f"{namespace}/{key}:v{version} is a user artifact's version, not an object")
         return read_unrecorded(view, key, serializer)
     chosen = get_serializer(serializer or recorded)
-    data = _version_bytes(view, get_serializer(recorded).file_name)
+    data = _version_bytes(view, get_serializer(recorded).file_name, chosen)
     if chosen.executes_code:
         check_signature(view, key, recorded, chosen, data)
         if view.info.object_digest is None or \
@@ -387,9 +390,10 @@ def read_version(artifact: Artifact, key: str, version: int, serializer: str | N
     return decode(chosen, data, namespace, key)
 
 
-def _version_bytes(view: Artifact, file_name: str) -> bytes:
+def _version_bytes(view: Artifact, file_name: str, reader: Serializer) -> Any:
     """The bytes of a version's object file: kept in the catalog for a small value (its
-    file may never have been written: issue 19), else read from the storage."""
+    file may never have been written: issue 19), else read from the storage (into
+    ``reader``'s buffer, as :func:`read_bytes`)."""
     from catalogstore.artifacts.versions import ArtifactVersion
     from catalogstore.txn import values
     from catalogstore.txn.workspace import get_workspace
@@ -401,10 +405,10 @@ def _version_bytes(view: Artifact, file_name: str) -> bytes:
                                 recorded.checksum)
         if kept is not None:
             return kept
-    return read_bytes(view, file_name, locked=False)
+    return read_bytes(view, file_name, False, reader)
 
 
-def decode(chosen: Serializer, data: bytes, namespace: str, key: str) -> Any:
+def decode(chosen: Serializer, data: Any, namespace: str, key: str) -> Any:
     try:
         return chosen.loads(data)
     except Exception as exc:
@@ -429,7 +433,7 @@ def adopt_artifact(artifact: Artifact, key: str, serializer: str | None) -> Obje
     generation = uuid.uuid4().hex
     with transaction() as batch:
         with artifact.locked():
-            data = read_bytes(artifact.refresh(), chosen.file_name, locked=True)
+            data = read_bytes(artifact.refresh(), chosen.file_name, True, chosen)
         digest = digest_text(digest_of(data)) if chosen.executes_code else None
         signing_key = signing_key_setting()
         if signing_key is not None and chosen.executes_code:

@@ -7,7 +7,19 @@ from typing import IO, Any
 from catalogstore.serializers.base import Serializer
 
 
-class ParquetSerializer(Serializer):
+class _Parquet(Serializer):
+    """A Parquet file, which the object store reads into a buffer of pyarrow's own
+    (aligned, from its memory pool) that pyarrow's reader then reads in place."""
+
+    file_name = "object.parquet"
+
+    def new_buffer(self, size: int) -> Any:
+        import pyarrow as pa
+
+        return pa.allocate_buffer(size)
+
+
+class ParquetSerializer(_Parquet):
     """A pandas DataFrame as Parquet (pyarrow), index and dtypes kept in its schema.
 
     DataFrames whose column names are not all strings go to pickle instead:
@@ -15,7 +27,6 @@ class ParquetSerializer(Serializer):
     """
 
     name = "parquet"
-    file_name = "object.parquet"
     types = ("pandas.DataFrame",)
 
     def accepts(self, value: Any) -> bool:
@@ -32,15 +43,14 @@ class ParquetSerializer(Serializer):
 
         return pq.read_table(stream).to_pandas()
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: Any) -> Any:
         return _read_buffer(data).to_pandas()
 
 
-class ArrowSerializer(Serializer):
+class ArrowSerializer(_Parquet):
     """A pyarrow Table as Parquet, read back as a Table."""
 
     name = "arrow"
-    file_name = "object.parquet"
     types = ("pyarrow.Table",)
 
     def dump(self, value: Any, stream: IO[bytes]) -> None:
@@ -53,13 +63,13 @@ class ArrowSerializer(Serializer):
 
         return pq.read_table(stream)
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: Any) -> Any:
         return _read_buffer(data)
 
 
-def _read_buffer(data: bytes) -> Any:
-    """The Parquet table in ``data``, read in place: pyarrow reading a Python stream
-    would copy every column chunk out of it first."""
+def _read_buffer(data: Any) -> Any:
+    """The Parquet table in ``data`` (bytes, or a pyarrow buffer), read in place: pyarrow
+    reading a Python stream would copy every column chunk out of it first."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

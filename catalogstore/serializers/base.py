@@ -56,8 +56,17 @@ class Serializer(ABC):
 
         By default :meth:`load` from a ``BytesIO``; a serializer that can decode
         the bytes in place (without the copy a stream read makes) overrides it.
+        ``data`` is ``bytes``, or the buffer of :meth:`new_buffer` if it gives one.
         """
         return self.load(io.BytesIO(data))
+
+    def new_buffer(self, size: int) -> Any:
+        """A writable buffer of ``size`` bytes (any object with the buffer protocol) for
+        the object store to read a stored value into and give to :meth:`loads`, which
+        then decodes it in place: the value can be a view of it, with no copy (a NumPy
+        array). ``None`` (the default): :meth:`loads` is given ``bytes``.
+        """
+        return None
 
     def accepts(self, value: Any) -> bool:
         """Whether this serializer can write ``value`` (checked before anything is written)."""

@@ -35,12 +35,23 @@ def checksum_bytes(data: bytes) -> str:
     return f"{CHECKSUM_ALGORITHM}:{hasher.hexdigest()}"
 
 
-def checksum_matches(data: bytes, checksum: str) -> bool:
-    """Whether ``data`` has the recorded ``checksum`` (``<algorithm>:<hex>``)."""
-    algorithm, _, expected = checksum.partition(":")
-    hasher = new_hasher(algorithm)
+def hasher_for(checksum: str) -> Any:
+    """A hash object of the algorithm of the recorded ``checksum`` (``<algorithm>:<hex>``),
+    to feed bytes as they are read and give to :func:`hash_matches`."""
+    return new_hasher(checksum.partition(":")[0])
+
+
+def hash_matches(hasher: Any, checksum: str) -> bool:
+    """Whether the bytes fed to ``hasher`` (from :func:`hasher_for`) have ``checksum``."""
+    return bool(hasher.hexdigest() == checksum.partition(":")[2])
+
+
+def checksum_matches(data: Any, checksum: str) -> bool:
+    """Whether ``data`` (bytes, or any buffer) has the recorded ``checksum``
+    (``<algorithm>:<hex>``)."""
+    hasher = hasher_for(checksum)
     hasher.update(data)
-    return bool(hasher.hexdigest() == expected)
+    return hash_matches(hasher, checksum)
 
 
 def verify_checksum(data: bytes, checksum: str, where: str) -> None:

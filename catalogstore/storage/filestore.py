@@ -53,7 +53,14 @@ from catalogstore.settings import (
     redact_url,
 )
 from catalogstore.storage import local
-from catalogstore.storage.checksum import CHECKSUM_ALGORITHM, checksum_bytes, new_hasher
+from catalogstore.storage.checksum import (
+    CHECKSUM_ALGORITHM,
+    checksum_bytes,
+    checksum_matches,
+    hash_matches,
+    hasher_for,
+    new_hasher,
+)
 from catalogstore.storage.staged import StagedFile
 
 logger = logging.getLogger(__name__)
@@ -67,6 +74,9 @@ _REMOTE_BLOCK = 8 << 20  # above S3's 5 MiB minimum part size
 # helper thread: ext4 takes ~100 ms to free 256 MiB, which would hold up the commit.
 _FREE_LATER_MIN = 8 << 20
 _COPY_CHUNK = 8 << 20
+# Read into a caller's buffer this much at a time: each chunk is hashed while the
+# processor's cache still holds it, and a system call per chunk costs nothing.
+_READ_CHUNK = 4 << 20
 
 REMOTE_CONCURRENCY = 8
 """Calls a remote store runs at once when many files move (:meth:`FileStore.for_each`):
@@ -177,6 +187,33 @@ def _is_expired(exc: BaseException) -> bool:
     # s3fs refuses to go on reading an object that was replaced since it was opened.
     expired = getattr(sys.modules.get("s3fs.utils"), "FileExpired", None)
     return expired is not None and isinstance(exc, expired)
+
+
+def _fill(stream: IO[bytes], buffer: Any, hasher: Any) -> int:
+    """Read ``stream`` into ``buffer`` until it is full or the stream ends, hashing each
+    chunk as it lands (a large one on the helper thread, while the next is read: both
+    release the GIL); the number of bytes read."""
+    pending: concurrent.futures.Future[None] | None = None
+    done = 0
+    with memoryview(buffer) as whole, whole.cast("B") as view:
+        try:
+            while done < view.nbytes:
+                chunk = view[done:done + _READ_CHUNK]
+                n = stream.readinto(chunk)  # type: ignore[attr-defined]
+                if not n:
+                    break
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if n >= _ASYNC_HASH_MIN:
+                    pending = _hash_pool.submit(hasher.update, chunk[:n])
+                else:
+                    hasher.update(chunk[:n])
+                done += n
+        finally:
+            if pending is not None:
+                pending.result()
+    return done
 
 
 class StagedWriter(io.BufferedIOBase):
@@ -538,6 +575,29 @@ class FileStore:
             raise StorageError(f"{path} holds more than {limit} bytes, the most catalogstore "
                                "reads of it; it was not read")
         return data
+
+    def read_into(self, path: str, size: int, checksum: str, label: str,
+                  new_buffer: Callable[[int], Any]) -> Any | None:
+        """The content of ``path`` if it is the ``size`` bytes of ``checksum``, else
+        ``None`` (the storage holds other bytes: a commit in flight, or a change behind
+        the catalog).
+
+        The bytes go into one buffer, ``new_buffer(size)`` (any writable object with the
+        buffer protocol: a NumPy array, a pyarrow buffer), read in chunks that are hashed
+        while the processor's cache still holds them: no intermediate ``bytes`` and no
+        second pass over the memory. When ``new_buffer`` gives ``None``, into one
+        ``bytes``, as :meth:`read_bytes` reads it (one GET on an object store). Failures
+        are those of :meth:`read_bytes` and :meth:`open_read` (``label``).
+        """
+        buffer = new_buffer(size)
+        if buffer is None:
+            data = self.read_bytes(path)
+            return data if len(data) == size and checksum_matches(data, checksum) else None
+        hasher = hasher_for(checksum)
+        with self.open_read(path, label) as stream:
+            if _fill(stream, buffer, hasher) != size or stream.read(1):  # shorter, longer
+                return None
+        return buffer if hash_matches(hasher, checksum) else None
 
     def move(self, src: str, dst: str) -> None:
         """Move ``src`` over ``dst`` (atomic on local disk).

@@ -57,6 +57,22 @@ class SerializerContract:
             serializer.dump(value, stream)
             self.assert_same(value, serializer.loads(stream.getvalue()))
 
+    def test_loads_decodes_its_own_buffer(self, serializer: Serializer,
+                                          values: list[Any]) -> None:
+        """The object store reads a value into the buffer of ``new_buffer`` (when it
+        gives one) and hands it to ``loads``."""
+        for value in values:
+            stream = io.BytesIO()
+            serializer.dump(value, stream)
+            data = stream.getvalue()
+            buffer = serializer.new_buffer(len(data))
+            if buffer is None:
+                return
+            with memoryview(buffer) as view, view.cast("B") as target:
+                assert not target.readonly and target.nbytes == len(data)
+                target[:] = data
+            self.assert_same(value, serializer.loads(buffer))
+
     def test_chosen_for_the_types_it_declares(self, serializer: Serializer,
                                               values: list[Any]) -> None:
         for dotted in serializer.types:
