@@ -76,6 +76,7 @@ class _Flusher:
         self.queue: dict[tuple[str, str], float] = {}  # artifact -> when queued
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.writing = 0  # artifacts the thread has taken off the queue and is writing
 
     def add(self, namespace: str, name: str) -> None:
         overflow = None
@@ -90,7 +91,7 @@ class _Flusher:
                 self.thread = threading.Thread(target=self._run, daemon=True,
                                                name="catalogstore-mirror")
                 self.thread.start()
-            self.cond.notify()
+            self.cond.notify_all()
         if overflow is not None:  # back pressure: the putter writes one itself
             self._write(overflow)
 
@@ -105,12 +106,21 @@ class _Flusher:
                     self.cond.wait(wait)
                     continue
                 del self.queue[key]
-            self._write(key)
+                self.writing += 1
+            try:
+                self._write(key)
+            finally:
+                with self.cond:
+                    self.writing -= 1
+                    self.cond.notify_all()
 
     def drain(self) -> None:
+        """Write what is queued, and wait for what the thread is writing."""
         while True:
             with self.cond:
                 if not self.queue:
+                    while self.writing:
+                        self.cond.wait()
                     return
                 key = next(iter(self.queue))
                 del self.queue[key]
