@@ -62,15 +62,24 @@ class Stack:
 def _clean_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts unconfigured, and leaves no workspace or variable behind."""
     from catalogstore import settings
-    from catalogstore.txn.workspace import close_workspaces
 
     for key in list(os.environ):
         if key.startswith("CATALOGSTORE_"):
             monkeypatch.delenv(key)
     settings.reset_configuration()
     yield
-    close_workspaces()
+    _close_process()
     settings.reset_configuration()
+
+
+def _close_process() -> None:
+    """What this process's exit does: end its runs, write its queued files, close its
+    workspaces (before a test's catalog or storage is removed)."""
+    from catalogstore.txn.runs import end_process_runs
+    from catalogstore.txn.workspace import close_workspaces
+
+    end_process_runs()
+    close_workspaces()
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +123,7 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    from catalogstore.txn.workspace import close_workspaces
-
-    close_workspaces()
+    _close_process()
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()

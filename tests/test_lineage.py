@@ -151,6 +151,32 @@ def test_recording_off_writes_no_run_and_no_edge(local_stack, monkeypatch):
     assert _count("SELECT COUNT(*) FROM run_inputs") == 1
 
 
+def test_a_commit_that_records_nothing_leaves_the_runs_row_to_the_next(local_stack):
+    catalogstore.configure(lineage=False)
+    new_artifact("old").new_file("f", "x")
+    catalogstore.configure(lineage=True)
+    get_artifact("old").delete()  # the implicit run's first commit here: no version made
+    new_artifact("made").new_file("f", "y")  # its row is written now, then the output
+    [made] = _runs(get_artifact("made").lineage()).values()
+    assert made.status == "running" and made.pid == os.getpid()
+
+
+def test_a_catalog_that_fails_does_not_hold_back_the_reads_of_another(tmp_path):
+    gone = tmp_path / "gone.db"
+    catalogstore.configure(catalog_url=f"sqlite:///{gone}", storage_url=str(tmp_path / "s1"))
+    new_artifact("a").new_file("f", "x")
+    get_artifact("a").get_file("f").read()  # a read waiting in memory for gone.db
+    get_workspace().close()
+    gone.unlink()  # its writes fail from now on (no tables)
+    catalogstore.configure(catalog_url=f"sqlite:///{tmp_path / 'kept.db'}",
+                           storage_url=str(tmp_path / "s2"))
+    with catalogstore.run("make"):
+        new_artifact("a").new_file("f", "x")
+    get_artifact("a").get_file("f").read()  # an input of the implicit run
+    get_artifact("a").lineage()  # flushes this process's reads
+    assert _count("SELECT COUNT(*) FROM run_inputs") == 1
+
+
 def test_objects_passed_through_cluster_memory_link_the_runs(local_stack):
     from catalogstore.cluster_memory._local import LocalMemory
 

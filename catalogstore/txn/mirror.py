@@ -77,21 +77,25 @@ class _Flusher:
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
         self.writing = 0  # artifacts the thread has taken off the queue and is writing
+        self.stopped = False
 
     def add(self, namespace: str, name: str) -> None:
         overflow = None
         with self.cond:
             if (namespace, name) in self.queue:
                 return
-            if len(self.queue) >= QUEUE_LIMIT:
-                overflow = next(iter(self.queue))
-                del self.queue[overflow]
-            self.queue[(namespace, name)] = time.monotonic()
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, daemon=True,
-                                               name="catalogstore-mirror")
-                self.thread.start()
-            self.cond.notify_all()
+            if self.stopped:  # closed meanwhile: the putter writes it
+                overflow = (namespace, name)
+            else:
+                if len(self.queue) >= QUEUE_LIMIT:
+                    overflow = next(iter(self.queue))
+                    del self.queue[overflow]
+                self.queue[(namespace, name)] = time.monotonic()
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, daemon=True,
+                                                   name="catalogstore-mirror")
+                    self.thread.start()
+                self.cond.notify_all()
         if overflow is not None:  # back pressure: the putter writes one itself
             self._write(overflow)
 
@@ -99,6 +103,8 @@ class _Flusher:
         while True:
             with self.cond:
                 while not self.queue:
+                    if self.stopped:
+                        return
                     self.cond.wait()
                 key, queued = next(iter(self.queue.items()))
                 wait = queued + DELAY - time.monotonic()
@@ -125,6 +131,13 @@ class _Flusher:
                 key = next(iter(self.queue))
                 del self.queue[key]
             self._write(key)
+
+    def stop(self) -> None:
+        """Drain, then end the thread."""
+        self.drain()
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
 
     def _write(self, key: tuple[str, str]) -> None:
         try:
@@ -156,6 +169,15 @@ def flush(workspace: Workspace) -> int:
     if flusher is not None and flusher.pid == os.getpid():
         flusher.drain()
     return write_pending(workspace)
+
+
+def close(workspace: Workspace) -> None:
+    """Write what this process queued for ``workspace`` and end its writer (the
+    workspace is closing)."""
+    with _flushers_lock:
+        flusher = _flushers.pop(workspace, None)
+    if flusher is not None and flusher.pid == os.getpid():
+        flusher.stop()
 
 
 def drain_queued() -> None:

@@ -116,15 +116,16 @@ class Run:
 
     def _write(self, conn: Connection, state: _Catalog, now: datetime,
                artifact_ids: Sequence[int], objects: Sequence[dict[str, Any]], *,
-               force: bool = False) -> list[str]:
+               force: bool = False) -> list[str] | None:
         """The run's rows in a transaction on ``conn``: its row if not written yet, the
         outputs, then the reads waiting (not those of versions it made itself); nothing
         at all when there is nothing to record, unless ``force``. Returns the reads
-        written, for :meth:`_written` once it commits."""
+        written, for :meth:`_written` once it commits; ``None`` when it wrote nothing
+        (so the run's row is still to be written)."""
         with self._lock:
             taken = dict(state.pending)
         if not (artifact_ids or objects or taken or force):
-            return []
+            return None
         if not state.inserted:
             rows.insert_run(conn, self._row())
         rows.add_outputs(conn, self.id, list(artifact_ids), now)
@@ -132,7 +133,9 @@ class Run:
         rows.add_inputs(conn, self.id, list(taken.values()), now)
         return list(taken)
 
-    def _written(self, state: _Catalog, taken: list[str]) -> None:
+    def _written(self, state: _Catalog, taken: list[str] | None) -> None:
+        if taken is None:
+            return
         with self._lock:
             state.inserted = True
             for node in taken:
@@ -142,10 +145,21 @@ class Run:
             _open[self.id] = self
 
     def flush(self) -> None:
-        """Write the reads waiting in memory (one transaction per catalog)."""
-        for state in list(self._catalogs.values()):
-            if state.pending:
-                self._commit(state, None)
+        """Write the reads waiting in memory (one transaction per catalog; one that
+        fails keeps its reads)."""
+        self._commit_each([s for s in list(self._catalogs.values()) if s.pending], None)
+
+    def _commit_each(self, states: list[_Catalog], status: str | None) -> None:
+        """:meth:`_commit` in each catalog; one that fails does not hold back the
+        others (the first failure is raised once all were tried)."""
+        failure: CatalogError | None = None
+        for state in states:
+            try:
+                self._commit(state, status)
+            except CatalogError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _commit(self, state: _Catalog, status: str | None, *, force: bool = False) -> None:
         catalog = state.catalog
@@ -164,9 +178,8 @@ class Run:
         if self.status != rows.RUNNING:
             return
         self.status = status
-        for state in list(self._catalogs.values()):
-            if state.inserted or state.pending:
-                self._commit(state, status)
+        self._commit_each([s for s in list(self._catalogs.values()) if s.inserted or s.pending],
+                          status)
 
 
 class Recording:
@@ -176,7 +189,7 @@ class Recording:
     def __init__(self, run: Run, catalog: Catalog) -> None:
         self.run = run
         self._state = run._state(catalog)
-        self._taken: list[str] = []
+        self._taken: list[str] | None = None
 
     def write(self, conn: Connection, now: datetime, artifact_ids: Sequence[int] = (),
               objects: Sequence[dict[str, Any]] = ()) -> None:

@@ -350,6 +350,8 @@ class Workspace:
                                               metadata_to_json(record.metadata))
 
     def close(self) -> None:
+        """Write the files of small values queued here, then close the connections."""
+        mirror.close(self)
         self.catalog.dispose()
 
 
