@@ -255,11 +255,11 @@ INPUTS = E.insert().from_select(
     select(bindparam("run", type_=String()), literal(INPUT),
            *(bindparam(k, type_=t) for k, t in _INPUT_VALUES.items()),
            bindparam("now", type_=UTCDateTime()), _PRODUCER)
-    .where(~exists().where(E.c.run_id == bindparam("run"), E.c.node == bindparam("node"),
-                           E.c.direction == OUTPUT)))
+    .where(~exists().where(E.c.run_id == bindparam("run"), E.c.node == bindparam("node"))))
 """One input edge with the run that made what it read (the first that recorded it as an
-output: there is one, unless made with lineage off), unless that is this run (a stage
-reading back what it wrote is not its own input)."""
+output: there is one, unless made with lineage off), unless the run has an edge of that
+node already: it made it (a stage reading back what it wrote is not its own input), or
+read it in a transaction that committed meanwhile (a flush racing the run's commit)."""
 
 
 def add_inputs(conn: Connection, run_id: str, edges: list[dict[str, Any]],

@@ -88,6 +88,7 @@ class Run:
         self.status = rows.RUNNING
         self._catalogs: dict[int, _Catalog] = {}
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush or end of this run at a time
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, id={self.id!r}, status={self.status!r})"
@@ -147,7 +148,8 @@ class Run:
     def flush(self) -> None:
         """Write the reads waiting in memory (one transaction per catalog; one that
         fails keeps its reads)."""
-        self._commit_each([s for s in list(self._catalogs.values()) if s.pending], None)
+        with self._flushing:
+            self._commit_each([s for s in list(self._catalogs.values()) if s.pending], None)
 
     def _commit_each(self, states: list[_Catalog], status: str | None) -> None:
         """:meth:`_commit` in each catalog; one that fails does not hold back the
@@ -178,8 +180,9 @@ class Run:
         if self.status != rows.RUNNING:
             return
         self.status = status
-        self._commit_each([s for s in list(self._catalogs.values()) if s.inserted or s.pending],
-                          status)
+        with self._flushing:
+            self._commit_each([s for s in list(self._catalogs.values())
+                               if s.inserted or s.pending], status)
 
 
 class Recording:
