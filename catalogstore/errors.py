@@ -49,6 +49,10 @@ class VersionNotFoundError(NotFoundError, LookupError):
     """No such version or alias of an artifact is kept (issue 15)."""
 
 
+class RunNotFoundError(NotFoundError, LookupError):
+    """The catalog records no run of that id (issue 16)."""
+
+
 class ReadOnlyArtifactError(CatalogStoreError, PermissionError):
     """A change through a view of an earlier version, which never changes (issue 15)."""
 

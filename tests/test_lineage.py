@@ -109,6 +109,29 @@ def test_depth_limits_the_walk(local_stack):
         get_artifact("a4").lineage(depth=0)
 
 
+def test_max_runs_takes_the_nearest_runs(stack):
+    with catalogstore.run("source"):
+        new_artifact("data").new_file("f", "x")
+    for reader in range(4):
+        with catalogstore.run(f"reader{reader}"):
+            get_artifact("data").get_file("f").read()
+            new_artifact(f"out{reader}").new_file("f", str(reader))
+    with catalogstore.run("final"):
+        get_artifact("out0").get_file("f").read()
+        new_artifact("end").new_file("f", "y")
+    whole = get_artifact("data").lineage(depth=3)
+    assert len(whole.runs) == 6 and whole.distances()[_runs(whole)["final"].id] == 2
+    near = get_artifact("data").lineage(depth=3, max_runs=5)
+    assert set(_runs(near)) == {"source", "reader0", "reader1", "reader2", "reader3"}
+    cut = whole.nearest(2, 3)
+    assert len(cut.runs) == 2 and "final" not in _runs(cut)  # distance 1, then by id
+    assert sorted(cut.runs) == sorted(r for r in whole.runs if r != _runs(whole)["final"].id)[:2]
+    assert len(cut.nodes) == 3 and cut.root.node in cut.nodes
+    assert {e.node for e in cut.edges} <= set(cut.nodes)
+    with pytest.raises(InvalidNameError):
+        get_artifact("data").lineage(max_runs=5)  # needs a depth
+
+
 def test_a_block_that_raises_ends_its_run_failed(stack):
     new_artifact("source").new_file("f", "x")
     with pytest.raises(ValueError), catalogstore.run("broken"):

@@ -1,7 +1,8 @@
 """The web browser in a real browser (issue 17): headless Chromium (Debian's
 ``chromium`` and ``chromium-driver``, which ``.ci/run`` installs) driven by Selenium
 through namespace -> search -> artifact -> file preview -> download, an artifact ->
-an earlier version -> its file -> its changes, a bad filter, sorting, paging, a
+an earlier version -> its file -> its changes, namespace -> search -> artifact -> file
+preview -> version -> lineage -> a run -> back, a bad filter, sorting, paging, a
 metadata column, the health page and escaping.
 
 With ``WEB_SCREENSHOTS=1`` the pages' screenshots are written to docs/ui/
@@ -20,7 +21,7 @@ import pytest
 
 pytest.register_assert_rewrite("web_catalog")
 
-from web_catalog import RUNS, SEVEN_VERSIONS, TOKEN, XSS, Served  # noqa: E402
+from web_catalog import RUNS, SEVEN_VERSIONS, TOKEN, XSS, Served, serve_new  # noqa: E402
 
 pytest_plugins = ["web_catalog"]  # the served catalog
 
@@ -85,7 +86,12 @@ def _column(browser: Any, table: str, index: int) -> list[str]:
 
 def _metadata(browser: Any) -> dict[str, str]:
     """The metadata table of an artifact page: key -> value as shown."""
-    cells = [r.find_elements("css selector", "td") for r in _all(browser, "#metadata tr")[1:]]
+    return _metadata_of(browser, "#metadata")
+
+
+def _metadata_of(browser: Any, table: str) -> dict[str, str]:
+    """A key/value/type table: key -> value as shown."""
+    cells = [r.find_elements("css selector", "td") for r in _all(browser, f"{table} tr")[1:]]
     return {key.text: value.text for key, value, *_ in cells}
 
 
@@ -200,6 +206,82 @@ def test_artifact_to_an_earlier_version_its_file_and_its_changes(served: Served,
     assert _by(browser, "#version-name").text == "v1"
 
 
+@pytest.fixture(scope="module")
+def lineage_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """tests/test_web_lineage.py's graph, served apart from the catalog above."""
+    from test_web_lineage import fill_lineage
+
+    with serve_new(tmp_path_factory.mktemp("lineage"), fill_lineage) as served:
+        yield served
+
+
+@pytest.mark.slow
+def test_namespace_search_artifact_preview_version_lineage_run(
+        lineage_served: Served, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from test_web_lineage import HOSTILE
+
+    import catalogstore
+
+    served = lineage_served
+    catalogstore.configure(catalog_url=served.catalog_url, storage_url=served.storage_url)
+    browser.get(f"{served.base}/?token={TOKEN}")
+    _follow(browser, _by(browser, "a.namespace"))  # ml
+    assert _column(browser, "#results", 2) == ["model", "raw", "report"]
+    _follow(browser, _by(browser, "#q"), "name = 'raw'", Keys.ENTER)
+    assert _column(browser, "#results", 2) == ["raw"]
+    _follow(browser, _by(browser, "a.artifact"))
+    assert _by(browser, "#artifact-name").text == "raw"
+    _follow(browser, _by(browser, "a.preview"))  # rows.csv
+    assert _by(browser, "#lines").text.splitlines() == ["4,5,6", "7,8,9"]
+    _follow(browser, _by(browser, "#back"))
+    assert _column(browser, "#versions", 1) == ["v3", "v2"]  # v1: removed by retention
+    [link] = [a for a in _all(browser, "a.version") if a.text == "v2"]
+    _follow(browser, link)
+    assert browser.current_url.endswith("/artifacts/ml/raw:v2")
+    assert _by(browser, "#version-name").text == "v2"
+
+    _follow(browser, _by(browser, "#lineage-link"))
+    assert browser.current_url.endswith("/artifacts/ml/raw:v2/lineage")
+    assert _by(browser, "#lineage-summary").text.startswith(
+        "v2: 1 run(s), 1 version(s), 1 edge(s)")
+    assert [a.get_attribute("data-status") for a in _all(browser, "a.lineage-run")] == [
+        "succeeded"]
+    assert _column(browser, "#lineage-runs", 1) == ["refresh"]
+
+    # The model's lineage: a version node leads to its page, a run node to the run's.
+    browser.get(f"{served.base}/artifacts/ml/model/lineage")
+    assert _by(browser, "#lineage-summary").text.startswith(
+        "v1: 3 run(s), 3 version(s), 5 edge(s)")
+    assert len(_all(browser, "#lineage-graph line.edge")) == 5
+    assert sorted(_column(browser, "#lineage-runs", 1)) == sorted(["prepare", "train",
+                                                                    HOSTILE])
+    assert set(_column(browser, "#lineage-runs", 2)) == {"succeeded"}
+    [removed] = _all(browser, 'a.lineage-version[data-state="removed"]')
+    assert "v1 · removed" in removed.text
+    assert browser.execute_script("return window.__xss === undefined")
+    _shot(browser, shots, "lineage")
+    [report] = [a for a in _all(browser, "a.lineage-version") if "ml/report" in a.text]
+    _follow(browser, report)
+    assert browser.current_url.endswith("/artifacts/ml/report:v1")
+    assert _by(browser, "#version-name").text == "v1"
+    browser.back()
+    [train] = [a for a in _all(browser, "a.lineage-run") if a.text.startswith("train")]
+    _follow(browser, train)
+    assert _by(browser, "#run-name").text == "train"
+    assert _by(browser, "#run-status").text == "succeeded"
+    assert _metadata_of(browser, "#params") == {"lr": "0.05", XSS: XSS}
+    assert _column(browser, "#inputs", 1) == ["ml/raw:v1"]
+    assert _column(browser, "#inputs", 2) == ["removed"]
+    assert _column(browser, "#outputs", 1) == ["ml/model:v1"]
+    _shot(browser, shots, "run")
+    [made] = _all(browser, "#outputs a.node")
+    _follow(browser, made)  # back to the model, and from it to its lineage
+    assert _by(browser, "#artifact-name").text == "model"
+    _follow(browser, _by(browser, "#lineage-link"))
+    assert len(_all(browser, "a.lineage-run")) == 3
+
+
 @pytest.mark.slow
 def test_bad_filter_shows_the_error_with_its_caret(served: Served, browser: Any,
                                                    shots: Path) -> None:
@@ -247,5 +329,5 @@ def test_paging_image_npy_health_and_escaping(served: Served, browser: Any,
 def test_docs_screenshots_exist() -> None:
     """The README shows these (written by the tests above with WEB_SCREENSHOTS=1)."""
     for name in ("namespaces", "search", "artifact", "preview", "version", "diff", "error",
-                 "health"):
+                 "health", "lineage", "run"):
         assert (DOCS / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name

@@ -15,7 +15,7 @@ from markupsafe import escape
 
 pytest.register_assert_rewrite("web_catalog")
 
-from web_catalog import TOKEN, XSS, Served  # noqa: E402
+from web_catalog import TOKEN, XSS, Served, serve_new  # noqa: E402
 
 pytest_plugins = ["web_catalog"]
 
@@ -33,17 +33,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     metadata-only versions; ``prod`` names 1, ``staging`` 2, 2 is pinned.
     ``ml/single`` has one version; ``ml/tampered`` has rows edited by hand."""
     pytest.importorskip("starlette")
-    import catalogstore
-    from catalogstore.txn.workspace import close_workspaces
-    from catalogstore.web.serve import serving
-
-    root = tmp_path_factory.mktemp("versions")
-    catalog_url, storage_url = f"sqlite:///{root / 'catalog.db'}", str(root / "storage")
-    catalogstore.configure(catalog_url=catalog_url, storage_url=storage_url)
-    _fill()
-    with serving(TOKEN) as base:
-        yield Served(base, catalog_url, storage_url)
-    close_workspaces()
+    with serve_new(tmp_path_factory.mktemp("versions"), _fill) as served:
+        yield served
 
 
 def _fill() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ def fill(root: Path) -> tuple[str, str]:
     evil.update_meta({XSS: XSS, "nested": XSS})
     evil.new_file("a b+c=d@e,f.txt", content=XSS)
     return catalog_url, storage_url
+
+
+@contextlib.contextmanager
+def serve_new(root: Path, fill: Callable[[], None]) -> Iterator[Served]:
+    """A new catalog and storage under ``root``, configured, filled by ``fill()`` and
+    served on a free loopback port during the block."""
+    import catalogstore
+    from catalogstore.txn.workspace import close_workspaces
+    from catalogstore.web.serve import serving
+
+    catalog_url, storage_url = f"sqlite:///{root / 'catalog.db'}", str(root / "storage")
+    catalogstore.configure(catalog_url=catalog_url, storage_url=storage_url)
+    fill()
+    with serving(TOKEN) as base:
+        yield Served(base, catalog_url, storage_url)
+    close_workspaces()
 
 
 @pytest.fixture(scope="module")

@@ -970,7 +970,7 @@ class Artifact:
                             f"{self._namespace}/{self._name}")
 
     def lineage(self, upstream: bool = True, downstream: bool = True,
-                depth: int | None = None) -> LineageGraph:
+                depth: int | None = None, *, max_runs: int | None = None) -> LineageGraph:
         """The runs that made this version and what they read, upstream, and the runs
         that read it and what they made, downstream (issue 16), from one recursive query.
 
@@ -980,6 +980,9 @@ class Artifact:
             Which way to walk.
         depth
             At most this many runs on a path from this version (default: no limit).
+        max_runs
+            With a ``depth``: at most this many runs, the nearest first (default: every
+            run reached).
 
         Returns
         -------
@@ -992,6 +995,10 @@ class Artifact:
 
         if depth is not None and (type(depth) is not int or depth < 1):
             raise InvalidNameError(f"invalid depth {depth!r}: a number from 1, or None")
+        if max_runs is not None and (type(max_runs) is not int or max_runs < 1
+                                     or depth is None):
+            raise InvalidNameError(f"invalid max_runs {max_runs!r}: a number from 1, "
+                                   "with a depth")
         from catalogstore.txn import runs
 
         runs.flush_open()  # this process's reads waiting in memory
@@ -999,7 +1006,7 @@ class Artifact:
         root = lineage.Node(lineage.artifact_node(record.id, version), self._namespace,
                             self._name, record.id, version, None, "kept")
         return lineage.walk(self._ws.catalog, root, upstream=upstream,
-                            downstream=downstream, depth=depth)
+                            downstream=downstream, depth=depth, max_runs=max_runs)
 
     # -- whole artifact --------------------------------------------------------
 

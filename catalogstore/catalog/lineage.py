@@ -33,6 +33,7 @@ from sqlalchemy import (
     cast,
     column,
     exists,
+    func,
     literal,
     select,
     text,
@@ -146,19 +147,48 @@ class LineageGraph:
         """A JSON-ready form: ``root``, ``runs``, ``nodes`` and ``edges``."""
         return {
             "root": self.root.node,
-            "runs": [{"id": r.id, "name": r.name, "params": r.params, "status": r.status,
-                      "started_at": r.started_at.isoformat(),
-                      "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-                      "host": r.host, "pid": r.pid, "task_id": r.task_id,
-                      "parent_id": r.parent_id, "metadata": r.metadata}
-                     for r in self.runs.values()],
-            "nodes": [{"node": n.node, "namespace": n.namespace, "name": n.name,
-                       "artifact_id": n.artifact_id, "version": n.version,
-                       "generation": n.generation, "state": n.state}
-                      for n in self.nodes.values()],
+            "runs": [run_dict(r) for r in self.runs.values()],
+            "nodes": [node_dict(n) for n in self.nodes.values()],
             "edges": [{"run": e.run_id, "direction": e.direction, "node": e.node}
                       for e in self.edges],
         }
+
+    def distances(self) -> dict[str, int]:
+        """Each run's number of runs on the shortest path from ``root`` (1: made or read
+        it), upstream through the producers of inputs, downstream through the readers
+        of outputs, as the walk counts its depth."""
+        found: dict[str, int] = {}
+        for up in (True, False):
+            toward = self.producers if up else self.consumers
+            frontier = [r.id for r in toward(self.root.node)]
+            step = 1
+            while frontier:
+                reached = [r for r in dict.fromkeys(frontier) if found.get(r, step + 1) > step]
+                for r in reached:
+                    found[r] = step
+                frontier = [nxt.id for r in reached
+                            for n in self.of_run(r, INPUT if up else OUTPUT)
+                            for nxt in toward(n.node)]
+                step += 1
+        return found
+
+    def nearest(self, max_runs: int, max_nodes: int) -> LineageGraph:
+        """The graph cut to the ``max_runs`` runs nearest ``root`` and the ``max_nodes``
+        nodes nearest (``root`` always kept), with the edges between what is kept."""
+        far = len(self.runs) + 1
+        distance = self.distances()
+        ranked = sorted(self.runs, key=lambda r: (distance.get(r, far), r))
+        nearest = set(ranked[:max_runs])
+        runs = {r: run for r, run in self.runs.items() if r in nearest}
+        near: dict[str, int] = {self.root.node: 0}
+        for e in self.edges:
+            if e.run_id in runs:
+                near[e.node] = min(near.get(e.node, far), distance.get(e.run_id, far))
+        order = {node: i for i, node in enumerate(self.nodes)}
+        kept = sorted(near, key=lambda n: (near[n], order[n]))[:max_nodes]
+        nodes = {n: self.nodes[n] for n in sorted(kept, key=order.__getitem__)}
+        edges = [e for e in self.edges if e.run_id in runs and e.node in nodes]
+        return LineageGraph(self.root, runs, nodes, edges)
 
     def to_dot(self) -> str:
         """The graph in Graphviz's language: runs as boxes, versions as ellipses."""
@@ -176,6 +206,22 @@ class LineageGraph:
             lines.append(f"  {_dot_text(pair[0])} -> {_dot_text(pair[1])};")
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def run_dict(r: RunRecord) -> dict[str, Any]:
+    """A run in JSON-ready form."""
+    return {"id": r.id, "name": r.name, "params": r.params, "status": r.status,
+            "started_at": r.started_at.isoformat(),
+            "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+            "host": r.host, "pid": r.pid, "task_id": r.task_id,
+            "parent_id": r.parent_id, "metadata": r.metadata}
+
+
+def node_dict(n: Node) -> dict[str, Any]:
+    """A version or generation in JSON-ready form."""
+    return {"node": n.node, "namespace": n.namespace, "name": n.name,
+            "artifact_id": n.artifact_id, "version": n.version,
+            "generation": n.generation, "state": n.state}
 
 
 def _dot_text(value: str) -> str:
@@ -322,36 +368,49 @@ _COLUMNS = [column(name, kind) for name, kind in (
     ("version", Integer()), ("generation", String()), ("state", String()))]
 
 
-def _walk_sql(upstream: bool, downstream: bool, bounded: bool) -> Any:
+def _walk_sql(upstream: bool, downstream: bool, bounded: bool, limited: bool) -> Any:
     parts = {"depth": ", depth", "one": ", 1", "next": ", w.depth + 1",
              "limit": "\n        WHERE w.depth < :depth"} if bounded else \
         dict.fromkeys(("depth", "one", "next", "limit"), "")
     ways = [way for way, on in (("up", upstream), ("down", downstream)) if on]
     ctes = [_WAY.format(way=way, **_WAYS[way], **parts) for way in ways]
-    runs = " UNION ".join(f"SELECT run_id FROM {way}" for way in ways)
+    if limited:
+        reached = " UNION ALL ".join(f"SELECT run_id, depth FROM {way}" for way in ways)
+        runs = (f"SELECT run_id FROM ({reached}) reached GROUP BY run_id "
+                "ORDER BY MIN(depth), run_id LIMIT :runs")
+    else:
+        runs = " UNION ".join(f"SELECT run_id FROM {way}" for way in ways)
     sql = "WITH RECURSIVE" + ",".join(ctes) + _GRAPH.format(state=_STATE, runs=runs)
     return text(sql).columns(*_COLUMNS)
 
 
-WALK = {(up, down, bounded): _walk_sql(up, down, bounded)
+WALK = {(up, down, bounded, limited): _walk_sql(up, down, bounded, limited)
         for up in (True, False) for down in (True, False) if up or down
-        for bounded in (True, False)}
-"""The lineage walk by (upstream, downstream, bounded), one statement: from a node, the
-runs that made it and, from each, the runs that made its inputs (``up``), and the runs
-that read it and, from each, those that read its outputs (``down``), then every edge of
-each run; ``depth`` bounds the runs on a path."""
+        for bounded in (True, False) for limited in (False, bounded)}
+"""The lineage walk by (upstream, downstream, bounded, limited), one statement: from a
+node, the runs that made it and, from each, the runs that made its inputs (``up``), and
+the runs that read it and, from each, those that read its outputs (``down``), then every
+edge of each run; ``depth`` bounds the runs on a path, and ``runs`` (with a depth) how
+many runs are taken, the nearest first."""
 
 
 def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: bool = True,
-         depth: int | None = None) -> LineageGraph:
+         depth: int | None = None, max_runs: int | None = None) -> LineageGraph:
     """The lineage of ``root`` (see :data:`WALK`; neither way: just ``root``); runs whose
-    process is gone are marked failed on the way (:func:`notice_dead`)."""
+    process is gone are marked failed on the way (:func:`notice_dead`). ``max_runs``
+    (with a ``depth``) takes that many runs at most, nearest first (by the fewest runs
+    on a path, then by id), so that a version read by thousands of runs answers with a
+    bounded graph."""
     graph = LineageGraph(root, nodes={root.node: root})
     if not (upstream or downstream):
         return graph
+    if max_runs is not None and depth is None:
+        raise ValueError("max_runs needs a depth")
     params: dict[str, Any] = {"node": root.node}
     if depth is not None:
         params["depth"] = depth
+    if max_runs is not None:
+        params["runs"] = max_runs
     with catalog.errors("read the lineage"), catalog.engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             # The planner prices a step of the recursion as if the walk were wide, and
@@ -359,7 +418,8 @@ def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: boo
             # 1,000 scans); a walk is narrow: index lookups, step by step.
             conn.exec_driver_sql("SELECT set_config('enable_hashjoin', 'off', true), "
                                  "set_config('enable_mergejoin', 'off', true)")
-        rows = run_select(conn, WALK[upstream, downstream, depth is not None], params)
+        rows = run_select(conn, WALK[upstream, downstream, depth is not None,
+                                         max_runs is not None], params)
     runs, nodes, edges = graph.runs, graph.nodes, graph.edges
     for (run_id, name, params_json, status, started_at, ended_at, host, pid, task_id,
          parent_id, metadata_json, direction, node, *about) in rows:
@@ -382,6 +442,42 @@ def get_run(catalog: Catalog, run_id: str) -> RunRecord | None:
         return None
     record = _run_record(row._mapping)
     return notice_dead(catalog, {record.id: record})[record.id]
+
+
+_RUN_EDGES = text(f"""
+    SELECT e.node, e.namespace AS node_namespace, e.name AS node_name, e.artifact_id,
+           e.version, e.generation, {_STATE} AS state, e.producer_id
+    FROM run_edges e
+    WHERE e.run_id = :run AND e.direction = :direction
+    ORDER BY e.id
+    LIMIT :limit""").columns(*(c for c in _COLUMNS[12:]), column("producer_id", String()))
+_RUN_EDGE_COUNTS = (select(E.c.direction, func.count()).where(E.c.run_id == bindparam("run"))
+                    .group_by(E.c.direction))
+
+
+class RunEdges(NamedTuple):
+    """The first edges of one direction of a run, and how many it has in all."""
+
+    total: int
+    nodes: list[Node]
+    producers: list[str | None]
+    """For inputs, the run that made each node (``None``: none recorded)."""
+
+
+def run_edges(catalog: Catalog, run_id: str, limit: int) -> dict[str, RunEdges]:
+    """The first ``limit`` inputs and outputs of the run ``run_id`` as recorded, each
+    with its state (as in the walk), and their numbers (index lookups only)."""
+    found: dict[str, RunEdges] = {}
+    with catalog.errors("read a run's edges"), catalog.engine.connect() as conn:
+        totals = {direction: int(n) for direction, n
+                  in conn.execute(_RUN_EDGE_COUNTS, {"run": run_id})}
+        for direction in (INPUT, OUTPUT):
+            rows = conn.execute(_RUN_EDGES, {"run": run_id, "direction": direction,
+                                             "limit": limit}).all()
+            found[direction] = RunEdges(int(totals.get(direction, 0)),
+                                        [Node(*row[:7]) for row in rows],
+                                        [row[7] for row in rows])
+    return found
 
 
 def _run_record(row: Any) -> RunRecord:

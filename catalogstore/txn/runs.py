@@ -51,6 +51,8 @@ FLUSH_SECONDS = 1.0
 
 _explicit: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "catalogstore_run", default=None)
+_unrecorded: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "catalogstore_unrecorded", default=False)
 _lock = threading.RLock()
 _implicit: dict[tuple[int, str | None], Run] = {}
 """Implicit runs by (pid, task id)."""
@@ -266,11 +268,22 @@ def recording(workspace: Workspace) -> Recording | None:
     return Recording(current_run(), workspace.catalog)
 
 
+@contextlib.contextmanager
+def unrecorded() -> Iterator[None]:
+    """Reads in the block (this context) are no run's inputs: a viewer such as the web
+    browser looks at versions without being a stage that used them."""
+    token = _unrecorded.set(True)
+    try:
+        yield
+    finally:
+        _unrecorded.reset(token)
+
+
 def note_artifact_read(workspace: Workspace, artifact_id: int, version: int | None,
                        namespace: str, name: str) -> None:
     """Record that the current run read the version ``version`` of an artifact (``None``:
     its current one, looked up)."""
-    if workspace.settings.lineage:
+    if workspace.settings.lineage and not _unrecorded.get():
         if version is None:
             version = versions.resolve_alias(workspace.catalog, artifact_id, LATEST)
         current_run()._note(workspace.catalog, {
@@ -287,7 +300,7 @@ def object_edge(namespace: str, key: str, generation: str) -> dict[str, Any]:
 
 def note_object_read(workspace: Workspace, namespace: str, key: str, generation: str) -> None:
     """Record that the current run read a generation kept in cluster memory."""
-    if workspace.settings.lineage:
+    if workspace.settings.lineage and not _unrecorded.get():
         current_run()._note(workspace.catalog, object_edge(namespace, key, generation))
 
 

@@ -28,7 +28,13 @@ from typing import Any
 from catalogstore.artifacts import Artifact, get_artifact, query_artifacts
 from catalogstore.artifacts.versions import ArtifactVersion, open_version, split_ref
 from catalogstore.catalog.versions import VersionRecord
-from catalogstore.errors import ArtifactNotFoundError, QueryError, VersionNotFoundError
+from catalogstore.errors import (
+    ArtifactNotFoundError,
+    InvalidNameError,
+    QueryError,
+    RunNotFoundError,
+    VersionNotFoundError,
+)
 from catalogstore.names import LATEST, validate_file_name, validate_meta_key, validate_name
 from catalogstore.record import FileRecord
 from catalogstore.settings import redact_url
@@ -468,3 +474,99 @@ def health(*, verify: bool = False) -> dict[str, Any]:
                        for d in report.differences[:VERIFY_LISTED]],
         }
     return answer
+
+
+# -- lineage (issue 16) ----------------------------------------------------------------
+
+DEFAULT_DEPTH = 3
+"""Runs on a path from the version that a lineage answer walks unless asked for more."""
+MAX_DEPTH = 50
+MAX_RUNS = 60
+"""Runs a lineage answer holds at most, the nearest first (``cut`` says when it left
+some out): a page draws its graph whole."""
+MAX_NODES = 200
+"""Versions and generations a lineage answer holds at most, the nearest first."""
+RUN_EDGES = 200
+"""Inputs, and outputs, a run's answer lists at most (it says how many there are)."""
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
+_FLAGS = {"": True, "1": True, "true": True, "0": False, "false": False}
+
+
+def _flag(text: str, what: str) -> bool:
+    if text not in _FLAGS:
+        raise QueryError(f"invalid {what} {text[:20]!r}: 1 or 0 (true or false)")
+    return _FLAGS[text]
+
+
+def _depth(text: str) -> int:
+    if text == "":
+        return DEFAULT_DEPTH
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DEPTH:
+        raise QueryError(f"invalid depth {text[:20]!r}: a whole number from 1 to {MAX_DEPTH}")
+    return int(text)
+
+
+def lineage(namespace: str, name: str, *, upstream: str = "", downstream: str = "",
+            depth: str = "") -> dict[str, Any]:
+    """The lineage of the artifact's version (``name``: NAME for the current one,
+    ``NAME:vN`` or ``NAME@ALIAS``; :func:`open_artifact`) as
+    :meth:`~catalogstore.catalog.lineage.LineageGraph.to_dict` gives it, walked
+    ``upstream`` and ``downstream`` (each ``1`` by default, or ``0``) at most ``depth``
+    runs on a path (:data:`DEFAULT_DEPTH`), cut to the :data:`MAX_RUNS` nearest runs and
+    :data:`MAX_NODES` nearest versions (``cut`` says which was cut).
+
+    Raises
+    ------
+    QueryError
+        for a bad ``upstream``, ``downstream`` or ``depth``.
+    InvalidNameError, ArtifactNotFoundError, VersionNotFoundError
+        as :func:`open_artifact`.
+    """
+    up, down, levels = _flag(upstream, "upstream"), _flag(downstream, "downstream"), \
+        _depth(depth)
+    found = open_artifact(namespace, name)
+    walked = found.lineage(upstream=up, downstream=down, depth=levels,
+                           max_runs=MAX_RUNS + 1)
+    graph = walked.nearest(MAX_RUNS, MAX_NODES)
+    return {"namespace": found.namespace, "name": found.name, "ref": artifact_ref(found),
+            "version": found.version, "upstream": up, "downstream": down, "depth": levels,
+            "limits": {"runs": MAX_RUNS, "nodes": MAX_NODES},
+            "cut": {"runs": len(walked.runs) > len(graph.runs),
+                    "nodes": len(walked.nodes) > len(graph.nodes)},
+            **graph.to_dict()}
+
+
+def run(run_id: str) -> dict[str, Any]:
+    """The run ``run_id``: its name, parameters, metadata, status, times, host and
+    process, task, its parent (``{"id", "name", "status"}``, ``name`` None when the
+    catalog has no such run), and its first :data:`RUN_EDGES` inputs (each with the
+    run that made it, ``producer``) and outputs with their numbers.
+
+    Raises
+    ------
+    InvalidNameError
+        for an id that no run could have.
+    RunNotFoundError
+        when the catalog records no such run.
+    """
+    from catalogstore.catalog import lineage as recorded
+
+    if not _RUN_ID.fullmatch(run_id):
+        raise InvalidNameError(f"invalid run id {run_id[:40]!r}: up to 32 letters, digits, "
+                               "'-' and '_'")
+    catalog = get_workspace().catalog
+    found = recorded.get_run(catalog, run_id)
+    if found is None:
+        raise RunNotFoundError(f"the catalog records no run {run_id!r}")
+    parent = None
+    if found.parent_id is not None:
+        outer = recorded.get_run(catalog, found.parent_id)
+        parent = {"id": found.parent_id, "name": outer.name if outer else None,
+                  "status": outer.status if outer else None}
+    edges = recorded.run_edges(catalog, run_id, RUN_EDGES)
+    return {**recorded.run_dict(found), "parent": parent, **{
+        way: {"total": edges[direction].total,
+              "nodes": [{**recorded.node_dict(node), "producer": producer}
+                        for node, producer in zip(edges[direction].nodes,
+                                                  edges[direction].producers, strict=True)]}
+        for way, direction in (("inputs", recorded.INPUT), ("outputs", recorded.OUTPUT))}}

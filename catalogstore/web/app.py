@@ -17,7 +17,7 @@ import mimetypes
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -37,7 +37,9 @@ from catalogstore.errors import (
     QueryError,
 )
 from catalogstore.names import validate_file_name
+from catalogstore.txn.runs import unrecorded
 from catalogstore.web import api
+from catalogstore.web.graph import layout
 from catalogstore.web.preview import IMAGE_BYTES, image_type, preview
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,14 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _TEMPLATES = Path(__file__).parent / "templates"
+T = TypeVar("T")
+
+
+def _looked_at(build: Callable[[], T]) -> T:
+    """``build()`` with the versions it reads recorded as no run's inputs: the browser
+    only looks, and would otherwise show itself in every lineage it was asked for."""
+    with unrecorded():
+        return build()
 
 
 def _order_field(key: str) -> str:
@@ -77,8 +87,17 @@ def _environment() -> Environment:
         ``:`` and ``@`` left as they are, as a path may hold them)."""
         return f"/artifacts/{quote(namespace, safe='')}/{quote(ref, safe=':@')}"
 
+    def node_path(node: dict[str, Any]) -> str:
+        """Where a lineage node leads: a kept version's page, the artifact's for a
+        version that is gone, the object store's keys for a generation in memory."""
+        if node["version"] is None:
+            return url("/objects", ns=node["namespace"])
+        if node["state"] == "removed":
+            return artifact_path(node["namespace"], node["name"])
+        return artifact_path(node["namespace"], f"{node['name']}:v{node['version']}")
+
     env.globals.update(url=url, quote=lambda s: quote(s, safe=""), shown=api.shown,
-                       artifact_path=artifact_path,
+                       artifact_path=artifact_path, node_path=node_path, layout=layout,
                        metadata_rows=api.metadata_rows, order_field=_order_field,
                        orderable=api.ORDERABLE)
     env.filters["size"] = _human_size
@@ -128,7 +147,7 @@ class _Pages:
                      template: str | None, **context: Any) -> Response:
         """``build()`` run off the event loop, as JSON (``template`` None) or a page."""
         try:
-            data = await run_in_threadpool(build)
+            data = await run_in_threadpool(_looked_at, build)
         except CatalogStoreError as exc:
             status = _status(exc)
             if status == 500:
@@ -216,6 +235,29 @@ class _Pages:
     async def diff(self, request: Request) -> Response:
         return await self.answer(request, self._diff(request), "diff.html")
 
+    # -- lineage ---------------------------------------------------------------
+
+    def _lineage(self, request: Request) -> Callable[[], dict[str, Any]]:
+        p, q = request.path_params, request.query_params
+        return lambda: api.lineage(p["namespace"], p["name"], upstream=q.get("upstream", ""),
+                                   downstream=q.get("downstream", ""), depth=q.get("depth", ""))
+
+    async def api_lineage(self, request: Request) -> Response:
+        return await self.answer(request, self._lineage(request), None)
+
+    async def lineage(self, request: Request) -> Response:
+        return await self.answer(request, self._lineage(request), "lineage.html")
+
+    def _run(self, request: Request) -> Callable[[], dict[str, Any]]:
+        run_id = request.path_params["run_id"]
+        return lambda: api.run(run_id)
+
+    async def api_run(self, request: Request) -> Response:
+        return await self.answer(request, self._run(request), None)
+
+    async def run_page(self, request: Request) -> Response:
+        return await self.answer(request, self._run(request), "run.html")
+
     # -- files -----------------------------------------------------------------
 
     def _preview(self, request: Request) -> Callable[[], dict[str, Any]]:
@@ -251,7 +293,7 @@ class _Pages:
             return stream, kind, size
 
         try:
-            stream, kind, _ = await run_in_threadpool(open_file)
+            stream, kind, _ = await run_in_threadpool(_looked_at, open_file)
         except CatalogStoreError as exc:
             return JSONResponse({"error": _error(exc)}, status_code=_status(exc))
 
@@ -343,6 +385,8 @@ def create_app(token: str | None) -> Starlette:
         Route(artifact_path, pages.artifact),
         Route(artifact_path + "/versions", pages.versions),
         Route(artifact_path + "/diff", pages.diff),
+        Route(artifact_path + "/lineage", pages.lineage),
+        Route("/runs/{run_id}", pages.run_page),
         Route("/artifacts" + file_path, pages.file_page),
         Route("/objects", pages.objects),
         Route("/health", pages.health),
@@ -352,6 +396,8 @@ def create_app(token: str | None) -> Starlette:
         Route("/api" + artifact_path, pages.api_artifact),
         Route("/api" + artifact_path + "/versions", pages.api_versions),
         Route("/api" + artifact_path + "/diff", pages.api_diff),
+        Route("/api" + artifact_path + "/lineage", pages.api_lineage),
+        Route("/api/runs/{run_id}", pages.api_run),
         Route("/api/artifacts" + file_path + "/preview", pages.api_preview),
         Route("/api/artifacts" + file_path + "/content", pages.content),
         Route("/api/objects", pages.api_objects),
