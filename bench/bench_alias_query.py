@@ -34,6 +34,7 @@ def load(engine: Any, count: int) -> None:
     """The artifacts, their current metadata rows, both versions and the aliases."""
     from catalogstore.catalog.models import ALIASES, ARTIFACTS, METADATA, VERSIONS
     from catalogstore.record import json_text, value_columns
+    from catalogstore.testing.catalog import analyze_sql
 
     rng = random.Random(15)
     artifacts, metadata, versions, aliases = [], [], [], []
@@ -58,7 +59,7 @@ def load(engine: Any, count: int) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "VACUUM ANALYZE")
+                analyze_sql(vacuum=True))
 
 
 def cases(count: int) -> dict[str, Callable[[int], object]]:

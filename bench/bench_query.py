@@ -56,6 +56,7 @@ from _common import (
 from bench_listing import walk
 
 from catalogstore.record import json_text
+from catalogstore.testing.catalog import analyze_sql
 
 PG_ADMIN_URL = os.environ.get("CATALOGSTORE_BENCH_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -149,7 +150,7 @@ def load_postgres(engine: Any, count: int) -> float:
         raw.commit()
         raw.driver_connection.autocommit = True
         started = time.perf_counter()
-        cursor.execute("VACUUM ANALYZE")
+        cursor.execute(analyze_sql(vacuum=True))
         return time.perf_counter() - started
     finally:
         raw.close()

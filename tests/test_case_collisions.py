@@ -27,6 +27,7 @@ from catalogstore.catalog import collisions
 from catalogstore.catalog.catalog import A
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.migrate import upgrade
+from catalogstore.testing.catalog import analyze_sql
 
 INDEX = "ix_artifacts_lower_namespace_name"
 N = 5000
@@ -73,7 +74,7 @@ def test_case_check_queries_use_the_index(catalog_url):
             _load(conn)
         with engine.connect() as conn:
             if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql("ANALYZE")
+                conn.exec_driver_sql(analyze_sql())
                 conn.exec_driver_sql("SET enable_seqscan = off")
             plans = {
                 "same names": _plan(conn, collisions._SAME_NAMES, {

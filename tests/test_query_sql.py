@@ -25,6 +25,7 @@ from catalogstore.artifacts import list_artifacts, new_artifact
 from catalogstore.catalog.catalog import A, M
 from catalogstore.catalog.query.compile import compile_search
 from catalogstore.record import json_text, value_number
+from catalogstore.testing.catalog import analyze_sql
 from catalogstore.txn.workspace import get_workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -167,7 +168,7 @@ def loaded(stack: Any) -> Any:
         bulk_load(conn)
     if catalog.engine.dialect.name == "postgresql":  # SQLite plans without statistics
         with catalog.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql(analyze_sql())
             conn.commit()
     return catalog
 

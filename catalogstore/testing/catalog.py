@@ -47,6 +47,17 @@ def _names(where: dict[str, Any] | None = None, namespace: str = "") -> list[str
     return [a.name for a in list_artifacts(namespace, where=where)]
 
 
+def analyze_sql(*, vacuum: bool = False) -> str:
+    """PostgreSQL's ``ANALYZE`` (``VACUUM ANALYZE`` with ``vacuum``: run it in autocommit)
+    of the catalog's own tables, by name: a bare ``ANALYZE`` visits every schema of the
+    database and waits for the locks of other sessions (another test's or benchmark's
+    transaction left open)."""
+    from catalogstore.catalog.models import Base
+
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    return f"{'VACUUM ' if vacuum else ''}ANALYZE {tables}"
+
+
 class CatalogContract:
     """Tests every catalog database must pass. Subclasses provide ``catalog_url``."""
 
