@@ -184,6 +184,19 @@ def test_a_commit_that_records_nothing_leaves_the_runs_row_to_the_next(local_sta
     assert made.status == "running" and made.pid == os.getpid()
 
 
+def test_a_read_of_an_artifact_deleted_meanwhile_is_no_error(local_stack):
+    from catalogstore.txn import runs
+
+    artifact = new_artifact("gone")
+    artifact.new_file("f", "x")
+    artifact_id = artifact.record.id
+    artifact.delete()
+    # What a get does when the version it read is looked up after a concurrent delete.
+    runs.note_artifact_read(get_workspace(), artifact_id, None, "default", "gone")
+    runs.flush_open()
+    assert _count("SELECT COUNT(*) FROM run_inputs") == 0
+
+
 def test_a_catalog_that_fails_does_not_hold_back_the_reads_of_another(tmp_path):
     gone = tmp_path / "gone.db"
     catalogstore.configure(catalog_url=f"sqlite:///{gone}", storage_url=str(tmp_path / "s1"))
