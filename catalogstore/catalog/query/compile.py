@@ -4,10 +4,10 @@ A filter's top-level ``AND`` terms become conditions on ``artifacts``; each
 metadata (alias, run) term can also name the set of artifact ids it matches, read
 from one index (or, for the documents of aliased versions and runs, by reading them).
 A term on a run is an ``EXISTS`` over the output edges on the artifact's current
-version (``run_edges.node``, indexed) and their runs. :mod:`~catalogstore.catalog.query.planner` chooses which sets a search
-starts from; :meth:`Search.statement` builds the one statement of a page from
-that choice, and every listing runs it (``list_artifacts``, ``query_artifacts``,
-the CLI).
+version (``run_edges.node``, indexed) and their runs.
+:mod:`~catalogstore.catalog.query.planner` chooses which sets a search starts from;
+:meth:`Search.statement` builds the one statement of a page from that choice, and
+every listing runs it (``list_artifacts``, ``query_artifacts``, the CLI).
 
 Every value is a bound parameter: the filter's text never becomes SQL.
 """
