@@ -416,6 +416,8 @@ MALFORMED = [
     ("run.name = 5", "run.name is text", 11),
     ("run.status > true", "never true, false or null", 13),
     ("run.host CONTAINS 'x'", "not a list", 0),
+    ("run.status = 'done'", "a run's status is running, succeeded, failed, not 'done'", 13),
+    ("run.status IN ('failed', 'Failed')", "a run's status is", 25),
     ("run.started_at > 5", "quoted ISO 8601", 17),
     ("run.ended_at < 'yesterday'", "not an ISO 8601 timestamp", 15),
     ("run.started_at LIKE '2024%'", "LIKE applies to text fields", 0),

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Catalog
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+STATUSES = (RUNNING, SUCCEEDED, FAILED)
 INPUT, OUTPUT = "input", "output"
 HOST = socket.gethostname()[:255]
 

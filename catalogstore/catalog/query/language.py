@@ -81,7 +81,8 @@ Meaning:
   lineage off has none, and an earlier version's run does not count): a term on it
   holds when such a run matches, as an ``EXISTS`` over ``run_edges`` and ``runs``.
   ``run.id``, ``run.name``, ``run.status`` (``running``, ``succeeded``, ``failed``, as
-  recorded: a killed process's run reads ``running`` until a lineage read notices)
+  recorded: a killed process's run reads ``running`` until a lineage read notices;
+  ``=``, ``!=`` and ``IN`` take those three only)
   and ``run.host`` are text; ``run.started_at`` and ``run.ended_at`` timestamps, as
   ``created_at``. ``run.params.KEY`` and ``run.meta.KEY`` (``run.params."learning-rate"``,
   ``run.params['a.b']``) are the values under KEY of the run's parameters and
@@ -128,6 +129,7 @@ from datetime import datetime
 from typing import Any
 
 from catalogstore.bounded_json import text_problem
+from catalogstore.catalog.lineage import STATUSES
 from catalogstore.catalog.models import as_utc
 from catalogstore.errors import InvalidNameError, QueryError
 from catalogstore.names import LATEST, validate_alias
@@ -632,6 +634,11 @@ def check(node: Node, text: str) -> None:
             raise QueryError(f"{field.name} is text: quote the value", text, literal.pos)
         if field.name in TIMESTAMP_FIELDS:
             parse_time(literal, text)
+        if field.name == "run.status" and op in ("=", "!=", "in") \
+                and literal.value not in STATUSES:
+            # A status no run can have is a mistake, not a search ('Failed', 'done').
+            raise QueryError(f"a run's status is {', '.join(STATUSES)}, not "
+                             f"{str(literal.value)[:80]!r}", text, literal.pos)
 
 
 def _check_alias(node: Predicate, text: str) -> None:
