@@ -400,6 +400,28 @@ MALFORMED = [
     ("version = true", "compare it with a number", 10),
     ("versions = 1", "unknown field 'versions'", 0),
     ("aliases = 'prod'", "unknown field 'aliases'", 0),
+    # the runs that made artifacts (issue 16)
+    ("run = 'train'", "expected '.' and a run field after run", 4),
+    ("run.", "expected a run field", 4),
+    ("run.bogus = 1", "unknown run field 'bogus'", 4),
+    ("run.\"name\" = 'x'", "expected a run field", 4),
+    ("run.params = 1", "expected '.' or '[' after run.params", 11),
+    ("run.meta = 1", "expected '.' or '[' after run.meta", 9),
+    ("run.params. = 1", "expected a parameter name after \"run.params.\"", 12),
+    ("run.params.\"\" = 1", "cannot be empty", 11),
+    ("run.params.a.b = 1", "must be quoted", 12),
+    ("run.name.x = 1", "expected an operator", 8),
+    ("run.params.lr > true", "compares numbers or text", 16),
+    ("run.meta.a LIKE 5", "expected a quoted pattern", 16),
+    ("run.name = 5", "run.name is text", 11),
+    ("run.status > true", "never true, false or null", 13),
+    ("run.host CONTAINS 'x'", "not a list", 0),
+    ("run.status = 'done'", "a run's status is running, succeeded, failed, not 'done'", 13),
+    ("run.status IN ('failed', 'Failed')", "a run's status is", 25),
+    ("run.started_at > 5", "quoted ISO 8601", 17),
+    ("run.ended_at < 'yesterday'", "not an ISO 8601 timestamp", 15),
+    ("run.started_at LIKE '2024%'", "LIKE applies to text fields", 0),
+    ("runs.name = 'x'", "unknown field 'runs'", 0),
 ]
 
 

@@ -45,18 +45,26 @@ from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import RUN_EDGES as E
 from catalogstore.catalog.models import RUNS as R
 from catalogstore.catalog.models import UTCDateTime, utcnow
-from catalogstore.record import metadata_of
+from catalogstore.record import json_text, metadata_of
 
 if TYPE_CHECKING:
     from catalogstore.catalog.catalog import Catalog
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+STATUSES = (RUNNING, SUCCEEDED, FAILED)
 INPUT, OUTPUT = "input", "output"
 HOST = socket.gethostname()[:255]
 
 
 def artifact_node(artifact_id: int, version: int) -> str:
     return f"artifact:{artifact_id}:v{version}"
+
+
+def current_node(artifacts: Any) -> Any:
+    """:func:`artifact_node` in SQL: the node of the current version of each row of
+    ``artifacts`` (the table, or an alias of it)."""
+    return literal("artifact:") + cast(artifacts.c.id, String) + literal(":v") + \
+        cast(artifacts.c.version, String)
 
 
 def object_node(generation: str) -> str:
@@ -234,9 +242,7 @@ _ids: Any = bindparam("ids", expanding=True)
 OUTPUTS = E.insert().from_select(
     ["run_id", "direction", "node", "namespace", "name", "artifact_id", "version",
      "created_at"],
-    select(bindparam("run", type_=String()), literal(OUTPUT),
-           literal("artifact:") + cast(A.c.id, String) + literal(":v")
-           + cast(A.c.version, String),
+    select(bindparam("run", type_=String()), literal(OUTPUT), current_node(A),
            A.c.namespace, A.c.name, A.c.id, A.c.version,
            bindparam("now", type_=UTCDateTime()))
     .where(A.c.id.in_(_ids)))
@@ -269,10 +275,10 @@ def insert_run(conn: Connection, row: dict[str, Any]) -> None:
 def run_row(run_id: str, name: str, params: dict[str, Any], metadata: dict[str, Any],
             task_id: str | None, parent_id: str | None, started_at: datetime) -> dict[str, Any]:
     """The ``runs`` row of a run of this process."""
-    return {"id": run_id, "name": name[:255], "params_json": json.dumps(params),
+    return {"id": run_id, "name": name[:255], "params_json": run_document(params),
             "status": RUNNING, "started_at": started_at, "ended_at": None, "host": HOST,
             "pid": os.getpid(), "task_id": task_id, "parent_id": parent_id,
-            "metadata_json": json.dumps(metadata)}
+            "metadata_json": run_document(metadata)}
 
 
 def add_outputs(conn: Connection, run_id: str, artifact_ids: list[int], now: datetime) -> None:
@@ -319,7 +325,17 @@ def end_run(conn: Connection, run_id: str, status: str, now: datetime) -> None:
 
 
 def set_run_metadata(conn: Connection, run_id: str, metadata: dict[str, Any]) -> None:
-    conn.execute(update(R).where(R.c.id == run_id).values(metadata_json=json.dumps(metadata)))
+    conn.execute(update(R).where(R.c.id == run_id).values(
+        metadata_json=run_document(metadata)))
+
+
+def run_document(values: dict[str, Any]) -> str:
+    """A run's parameters or metadata as the catalog writes metadata documents
+    (:func:`~catalogstore.record.json_text`: compact, NaN and the infinities as
+    ``null``), so ``run.params.KEY`` compares as ``meta.KEY`` does, alike on SQLite and
+    PostgreSQL (whose ``json`` refuses ``NaN``). Python's ``json`` reads whatever it
+    wrote back as plain JSON values (tuples as lists, keys as strings)."""
+    return json_text(json.loads(json.dumps(values)))
 
 
 # -- reads ----------------------------------------------------------------------------

@@ -22,7 +22,9 @@ def query(
              "Fields: meta.KEY (meta.\"odd key\"), name, namespace, created_at, updated_at, "
              "files, size, version (the current one's number), alias (alias = 'prod': has "
              "that alias), alias.NAME.meta.KEY (the metadata of the version alias NAME "
-             "names); operators = != < <= > >= IN LIKE CONTAINS IS [NOT] NULL AND OR NOT.")
+             "names), run.name, run.id, run.status, run.host, run.started_at, run.ended_at, "
+             "run.params.KEY, run.meta.KEY (the run that made the current version); "
+             "operators = != < <= > >= IN LIKE CONTAINS IS [NOT] NULL AND OR NOT.")
     ] = "",
     namespace: Annotated[list[str] | None, typer.Option(
         "--namespace", "-n", metavar="PATTERN",
@@ -48,6 +50,8 @@ def query(
         catalogstore query "name LIKE 'run-%' AND created_at > '2024-05-01'" -n 'team-*' --limit 20
 
         catalogstore query "alias.prod.meta.accuracy > 0.9 AND version > 3"
+
+        catalogstore query "run.name = 'train' AND run.params.lr > 0.01"
     """
     try:
         page = query_artifacts(filter, namespaces=namespace or "*", order_by=order_by,

@@ -1,11 +1,13 @@
 """Searches of :mod:`catalogstore.catalog.query.language` as SQL on the catalog's tables.
 
 A filter's top-level ``AND`` terms become conditions on ``artifacts``; each
-metadata (and alias) term can also name the set of artifact ids it matches, read
-from one index. :mod:`~catalogstore.catalog.query.planner` chooses which sets a search
-starts from; :meth:`Search.statement` builds the one statement of a page from
-that choice, and every listing runs it (``list_artifacts``, ``query_artifacts``,
-the CLI).
+metadata (alias, run) term can also name the set of artifact ids it matches, read
+from one index (or, for the documents of aliased versions and runs, by reading them).
+A term on a run is an ``EXISTS`` over the output edges on the artifact's current
+version (``run_edges.node``, indexed) and their runs.
+:mod:`~catalogstore.catalog.query.planner` chooses which sets a search starts from;
+:meth:`Search.statement` builds the one statement of a page from that choice, and
+every listing runs it (``list_artifacts``, ``query_artifacts``, the CLI).
 
 Every value is a bound parameter: the filter's text never becomes SQL.
 """
@@ -49,14 +51,19 @@ from sqlalchemy import (
 
 from catalogstore.bounded_json import parse_document
 from catalogstore.catalog.engine import SQL_DOCUMENT_COLUMN
+from catalogstore.catalog.lineage import OUTPUT, current_node
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import METADATA as M
+from catalogstore.catalog.models import RUN_EDGES as E
+from catalogstore.catalog.models import RUNS as R
 from catalogstore.catalog.models import VERSIONS as V
 from catalogstore.catalog.query.language import (
     TIME_FIELDS,
+    TIMESTAMP_FIELDS,
     BoolOp,
+    Field,
     Literal,
     Node,
     Not,
@@ -100,8 +107,9 @@ class _Term:
     exact: bool = True
     by_name: bool = False
     """The index on names finds its matches (an alternative to starting from ids)."""
-    reads_documents: bool = False
-    """Its ids come from reading versions' metadata documents, not from an index."""
+    unindexed: bool = False
+    """Its ids come from reading rows one by one (versions' metadata documents, runs),
+    not from an index."""
 
 
 class _Compiler:
@@ -119,7 +127,8 @@ class _Compiler:
                 narrowing = next((t for t in terms if t.ids is not None), None)
                 return _Term(and_(*(t.condition for t in terms)),
                              narrowing.ids if narrowing else None, exact=False,
-                             by_name=any(t.by_name for t in terms))
+                             by_name=any(t.by_name for t in terms),
+                             unindexed=bool(narrowing and narrowing.unindexed))
             ids = None
             if all(t.ids is not None for t in terms):
                 # A plain SELECT around the UNION: SQLite takes no compound SELECT in
@@ -127,9 +136,12 @@ class _Compiler:
                 either = union(*(t.ids for t in terms)).subquery()
                 ids = select(either.c.artifact_id)
             return _Term(or_(*(t.condition for t in terms)), ids,
-                         exact=all(t.exact for t in terms))
-        if node.field.name == "meta":
+                         exact=all(t.exact for t in terms),
+                         unindexed=any(t.unindexed for t in terms))
+        if node.field.key is not None:
             return self.metadata(node)
+        if node.field.of_run:
+            return self.run_column(node)
         return self.builtin(node)
 
     def like(self, column: Any, pattern: Literal) -> ColumnElement[bool]:
@@ -199,41 +211,50 @@ class _Compiler:
     def metadata(self, p: Predicate) -> _Term:
         key = p.field.key
         assert key is not None
-        if p.field.alias is None:
+        if p.field.name == "meta" and p.field.alias is None:
             check = scan = (M.c, [M.c.key == key])
         else:
-            check = self.version_metadata(p.field.alias, key, scan=False)
-            scan = self.version_metadata(p.field.alias, key, scan=True)
+            check = self.document_rows(p.field, key, scan=False)
+            scan = self.document_rows(p.field, key, scan=True)
         (c, where), (s, scanned) = check, scan
+        unindexed = check is not scan
         if p.op == "null":
             # A key holding null is null too: present means present with a value.
             has = exists().where(c.artifact_id == A.c.id, *where, c.type != "null")
             if p.negated:
                 return _Term(has, select(s.artifact_id).where(*scanned, s.type != "null"),
-                             reads_documents=p.field.alias is not None)
+                             unindexed=unindexed)
             return _Term(not_(has))
         return _Term(exists().where(c.artifact_id == A.c.id, *where,
                                     self.value_condition(p, c)),
                      select(s.artifact_id).where(*scanned, self.value_condition(p, s)),
-                     reads_documents=p.field.alias is not None)
+                     unindexed=unindexed)
 
-    def version_metadata(self, alias: str, key: str, *, scan: bool) -> tuple[Any, list[Any]]:
-        """The metadata rows under ``key`` of the versions that ``alias`` names: columns
-        as ``artifact_metadata``'s (``artifact_id``, ``type``, ``value``, ``number``),
-        computed from ``artifact_versions.metadata_json`` as
-        :func:`~catalogstore.record.value_columns` computed them for the current
-        version, and the conditions that select them (a row per version holding the
-        key). ``scan``: for reading them all at once (the ids of a term), rather than
-        one artifact's (a check correlated with ``artifacts``, by the alias's key).
+    def document_rows(self, field: Field, key: str, *, scan: bool) -> tuple[Any, list[Any]]:
+        """The values under ``key`` of the documents ``field`` reads: the metadata of
+        the versions its alias names (``artifact_versions.metadata_json``), or the
+        parameters or metadata of the runs that made the current versions
+        (``runs.params_json``, ``runs.metadata_json``). Columns as
+        ``artifact_metadata``'s (``artifact_id``, ``type``, ``value``, ``number``),
+        computed as :func:`~catalogstore.record.value_columns` computed them for the
+        current version, and the conditions that select them (a row per document
+        holding the key). ``scan``: for reading them all at once (the ids of a term),
+        rather than one artifact's (a check correlated with ``artifacts``).
 
         A document edited by hand into something that is not JSON reads as no metadata
         on SQLite; PostgreSQL 15 cannot test text for JSON without raising, so there
         the search fails as a :class:`~catalogstore.errors.CatalogError` (as it does
         for a JSON number beyond a double's range, which no commit writes).
         """
-        doc = V.c.metadata_json
-        of_alias = [V.c.artifact_id == L.c.artifact_id, V.c.version == L.c.version,
-                    L.c.alias == alias]
+        doc: Any
+        artifact_id: Any
+        if field.alias is not None:
+            doc, artifact_id = V.c.metadata_json, L.c.artifact_id
+            rows = [V.c.artifact_id == L.c.artifact_id, V.c.version == L.c.version,
+                    L.c.alias == field.alias]
+        else:
+            doc = R.c.params_json if field.name == "run.params" else R.c.metadata_json
+            artifact_id, rows = E.c.artifact_id, made_by_runs(scan=scan)
         if self.sqlite:
             # record.document_column: the same Python as the current version's rows, in
             # flat SQL (SQLite's parser stack is shallow: 32 NOTs deep, a filter leaves
@@ -241,21 +262,21 @@ class _Compiler:
             def column(name: str) -> Any:
                 return getattr(func, SQL_DOCUMENT_COLUMN)(doc, key, name)
 
-            return (SimpleNamespace(artifact_id=L.c.artifact_id, type=column("type"),
+            return (SimpleNamespace(artifact_id=artifact_id, type=column("type"),
                                     value=column("value"), number=column("number")),
-                    [*of_alias, column("type").is_not(None)])
+                    [*rows, column("type").is_not(None)])
         from sqlalchemy.dialects.postgresql import JSON
 
         # json, not jsonb: json keeps each value's text as written, so a value's text is
-        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001).
+        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001). The
+        # key is a bound parameter of ->, never a path.
         value: Any = cast(doc, JSON)[key]
-        artifact_id: Any = L.c.artifact_id
-        where = of_alias
+        where = rows
         if scan:
             # Each document parsed once: OFFSET 0 keeps PostgreSQL from copying the
             # extraction into each expression below.
-            found = select(L.c.artifact_id, value.label("value")).where(*of_alias).offset(
-                0).subquery()
+            found = select(artifact_id.label("artifact_id"), value.label("value")).where(
+                *rows).offset(0).subquery()
             artifact_id, value, where = found.c.artifact_id, found.c.value, []
         kind = func.json_typeof(value)
         text = case((kind == "string", value.op("#>>", return_type=Text)(
@@ -288,12 +309,24 @@ class _Compiler:
             return _Term(not_(found))
         return _Term(found, select(L.c.artifact_id).where(condition))
 
-    def builtin(self, p: Predicate) -> _Term:
-        name = p.field.name
-        if name == "alias":
-            return self.alias(p)
-        column = _BUILTIN[name]
-        if name in ("created_at", "updated_at"):
+    def run_column(self, p: Predicate) -> _Term:
+        """``run.name``, ``run.status``, ...: whether a run that made the artifact's
+        current version has such a value (``IS NULL``: none has a value, as when no
+        run made it)."""
+        column = R.c[p.field.name.removeprefix("run.")]
+        condition = column.is_not(None) if p.op == "null" else self.compare(column, p)
+        has = exists().where(*made_by_runs(scan=False), condition)
+        if p.op == "null" and not p.negated:
+            return _Term(not_(has))
+        # run.id and run.name have an index (the key, ix_runs_name_started_at).
+        indexed = p.field.name in ("run.id", "run.name") and p.op in ("=", "in") \
+            and not p.negated
+        return _Term(has, select(E.c.artifact_id).where(*made_by_runs(scan=True), condition),
+                     unindexed=not indexed)
+
+    def compare(self, column: Any, p: Predicate) -> ColumnElement[bool]:
+        """The built-in ``column`` against the values of ``p`` (timestamps parsed)."""
+        if p.field.name in TIMESTAMP_FIELDS:
             values: list[Any] = [parse_time(v, self.text) for v in p.values]
         else:
             values = [v.value for v in p.values]
@@ -303,10 +336,30 @@ class _Compiler:
             condition = column.in_(values)
         else:
             condition = _COMPARE[p.op](column, values[0])
+        return not_(condition) if p.negated else condition
+
+    def builtin(self, p: Predicate) -> _Term:
+        name = p.field.name
+        if name == "alias":
+            return self.alias(p)
         by_name = name == "name" and not p.negated and (
             p.op in ("=", "in") or (p.op == "like" and bool(like_prefix(
                 like_parts(str(p.values[0].value), self.text, p.values[0].pos)))))
-        return _Term(not_(condition) if p.negated else condition, by_name=by_name)
+        return _Term(self.compare(_BUILTIN[name], p), by_name=by_name)
+
+
+_MADE = A.alias("made")
+
+
+def made_by_runs(*, scan: bool) -> list[ColumnElement[bool]]:
+    """The conditions that join ``runs`` to the output edges on the current versions they
+    made: of the ``artifacts`` row at hand (by ``ix_run_edges_node``), or with ``scan``
+    of every artifact (from the runs, by ``ix_run_edges_run_id``; an alias of
+    ``artifacts``, so that the ids a term reads are not correlated with a page's)."""
+    if scan:
+        return [E.c.run_id == R.c.id, E.c.direction == OUTPUT,
+                _MADE.c.id == E.c.artifact_id, _MADE.c.version == E.c.version]
+    return [E.c.node == current_node(A), E.c.direction == OUTPUT, R.c.id == E.c.run_id]
 
 
 def _namespace_condition(patterns: list[str], sqlite: bool, *, indexed: bool = True

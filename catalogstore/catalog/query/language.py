@@ -6,6 +6,7 @@ A filter is a boolean expression over an artifact's metadata and its built-in fi
         AND (name LIKE 'run-%' OR namespace IN ('a', 'b')) AND meta.note IS NULL
         AND meta.layers CONTAINS 64 AND version > 3
         AND alias = 'prod' AND alias.prod.meta.accuracy > 0.9
+        AND run.name = 'train' AND run.params.lr > 0.01
 
 Grammar (keywords are case-insensitive; ``NOT`` binds tighter than ``AND``, ``AND``
 tighter than ``OR``)::
@@ -23,7 +24,10 @@ tighter than ``OR``)::
     field      := meta | "alias" "." (identifier | quoted) "." meta
                 | "name" | "namespace" | "created_at" | "updated_at" | "files" | "size"
                 | "version" | "alias"
-    meta       := "meta" "." identifier | "meta" "." quoted | "meta" "[" (string|quoted) "]"
+                | "run" "." ("id" | "name" | "status" | "host" | "started_at" | "ended_at")
+                | "run" "." ("params" | "meta") key
+    meta       := "meta" key
+    key        := "." identifier | "." quoted | "[" (string|quoted) "]"
     literal    := string | number | "true" | "false" | "null"
     string     := "'" characters "'"        a quote inside is doubled: 'it''s'
     quoted     := '"' characters '"'        a metadata key: meta."my key", meta."a.b"
@@ -72,6 +76,21 @@ Meaning:
   (:mod:`~catalogstore.catalog.query.compile`). ``alias.NAME`` never collides with a
   field: ``alias`` is a built-in field of the language, and metadata keys are always
   reached through ``meta``.
+- ``run.FIELD`` is a field of the run that made the artifact's current version
+  (issue 16: the run whose output edge names that version; a version made with
+  lineage off has none, and an earlier version's run does not count): a term on it
+  holds when such a run matches, as an ``EXISTS`` over ``run_edges`` and ``runs``.
+  ``run.id``, ``run.name``, ``run.status`` (``running``, ``succeeded``, ``failed``, as
+  recorded: a killed process's run reads ``running`` until a lineage read notices;
+  ``=``, ``!=`` and ``IN`` take those three only)
+  and ``run.host`` are text; ``run.started_at`` and ``run.ended_at`` timestamps, as
+  ``created_at``. ``run.params.KEY`` and ``run.meta.KEY`` (``run.params."learning-rate"``,
+  ``run.params['a.b']``) are the values under KEY of the run's parameters and
+  metadata, compared as ``meta.KEY`` is (the same types, the same operators).
+  ``IS NULL`` holds when no run that made the version has a value (none has the key,
+  ``run.ended_at`` of a run still running, or no run made it: ``run.id IS NULL``);
+  ``!=``, ``NOT IN``, ``NOT LIKE`` when such a run has another value, and ``NOT``
+  before a term also matches artifacts no run made. ``run.`` fields are not orderings.
 - Text compares by the database's collation: by code point on SQLite and on a
   PostgreSQL database with a C collation.
 
@@ -110,6 +129,7 @@ from datetime import datetime
 from typing import Any
 
 from catalogstore.bounded_json import text_problem
+from catalogstore.catalog.lineage import STATUSES
 from catalogstore.catalog.models import as_utc
 from catalogstore.errors import InvalidNameError, QueryError
 from catalogstore.names import LATEST, validate_alias
@@ -130,10 +150,17 @@ MAX_PATTERN_CHARS = 4096
 
 BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size",
                   "version", "alias")
-"""Fields of every artifact, next to ``meta.KEY`` and ``alias.NAME.meta.KEY``."""
+"""Fields of every artifact, next to ``meta.KEY``, ``alias.NAME.meta.KEY`` and ``run.FIELD``."""
 TEXT_FIELDS = ("name", "namespace")
 TIME_FIELDS = ("created_at", "updated_at")
 NUMBER_FIELDS = ("files", "size", "version")
+RUN_FIELDS = ("id", "name", "status", "host", "started_at", "ended_at", "params", "meta")
+"""What ``run.FIELD`` names: a column of ``runs``, or a key of its ``params`` or ``meta``
+(``run.params.KEY``: the run's ``params_json``, ``run.meta.KEY``: its ``metadata_json``)."""
+RUN_TEXT_FIELDS = ("run.id", "run.name", "run.status", "run.host")
+RUN_TIME_FIELDS = ("run.started_at", "run.ended_at")
+_TEXT = (*TEXT_FIELDS, *RUN_TEXT_FIELDS)
+TIMESTAMP_FIELDS = (*TIME_FIELDS, *RUN_TIME_FIELDS)
 
 _KEYWORDS = {"and", "or", "not", "in", "like", "is", "null", "true", "false", "contains"}
 _CONSTANTS = {"true": True, "false": False, "null": None}
@@ -212,7 +239,9 @@ def tokenize(text: str) -> Iterator[Token]:
 @dataclass(frozen=True)
 class Field:
     """``meta.KEY`` (``name`` is ``"meta"``, ``key`` the key), ``alias.NAME.meta.KEY``
-    (the same, with ``alias`` the alias NAME) or a built-in field."""
+    (the same, with ``alias`` the alias NAME), a built-in field, or a field of the run
+    that made the current version (``name`` is ``run.name``, ...; ``run.params.KEY``
+    and ``run.meta.KEY`` have a ``key``)."""
 
     name: str
     key: str | None
@@ -222,7 +251,13 @@ class Field:
     def __str__(self) -> str:
         if self.key is None:
             return self.name
-        return ("" if self.alias is None else f"alias[{self.alias!r}].") + f"meta[{self.key!r}]"
+        return ("" if self.alias is None else f"alias[{self.alias!r}].") + \
+            f"{self.name}[{self.key!r}]"
+
+    @property
+    def of_run(self) -> bool:
+        """A field of the run that made the artifact's current version."""
+        return self.name.startswith("run.")
 
 
 @dataclass(frozen=True)
@@ -375,39 +410,66 @@ class _Parser:
     def field(self) -> Field:
         token = self.token
         if token.kind != "word" or token.text.lower() in _KEYWORDS:
-            raise self.fail("expected a field (meta.KEY, " + ", ".join(BUILTIN_FIELDS) + ")")
+            raise self.fail("expected a field (meta.KEY, " + ", ".join(BUILTIN_FIELDS) +
+                            ", run.FIELD)")
         self.at += 1
         name = token.text.lower()
         if name == "alias" and self.op("."):
             return self.alias_meta(token)
+        if name == "run":
+            return self.run_field(token)
         if name != "meta":
             if name not in BUILTIN_FIELDS:
                 raise QueryError(f"unknown field {token.text!r}: use meta.{token.text} for a "
-                                 f"metadata key, or one of {', '.join(BUILTIN_FIELDS)}",
-                                 self.text, token.pos)
+                                 f"metadata key, or one of {', '.join(BUILTIN_FIELDS)}, "
+                                 "run.FIELD", self.text, token.pos)
             return Field(name, None, token.pos)
         return Field("meta", self.meta_key(), token.pos)
 
-    def meta_key(self) -> str:
-        """The key after ``meta``: ``.KEY``, ``."KEY"`` or ``['KEY']``."""
+    def meta_key(self, after: str = "meta", what: str = "metadata key") -> str:
+        """The key after ``meta`` (or ``after``, e.g. ``run.params``): ``.KEY``,
+        ``."KEY"`` or ``['KEY']``."""
         if self.op("["):
             key_token = self.next()
             if key_token.kind not in ("string", "quoted"):
-                raise self.fail("expected a quoted key in meta['...']", key_token)
+                raise self.fail(f"expected a quoted key in {after}['...']", key_token)
             self.expect_op("]", "after the key")
         elif self.op("."):
             key_token = self.next()
             if key_token.kind not in ("word", "quoted"):
-                raise self.fail('expected a metadata key after "meta." (quote other keys: '
-                                'meta."my key" or meta[\'a.b\'])', key_token)
+                raise self.fail(f'expected a {what} after "{after}." (quote other keys: '
+                                f'{after}."my key" or {after}[\'a.b\'])', key_token)
         else:
-            raise self.fail("expected '.' or '[' after meta")
+            raise self.fail(f"expected '.' or '[' after {after}")
         key = key_token.value if key_token.kind != "word" else key_token.text
         if not key:
-            raise QueryError("a metadata key cannot be empty", self.text, key_token.pos)
+            raise QueryError(f"a {what} cannot be empty", self.text, key_token.pos)
         if self.token.kind == "op" and self.token.text == ".":
-            raise self.fail(f"a key with a dot must be quoted, as in meta['{key}.b']")
+            raise self.fail(f"a key with a dot must be quoted, as in {after}['{key}.b']")
         return key
+
+    def run_field(self, token: Token) -> Field:
+        """``run.FIELD``, after ``run``: a field of the run that made the artifact's
+        current version (``run.params.KEY`` and ``run.meta.KEY`` take a key as
+        ``meta.KEY`` does)."""
+        if not self.op("."):
+            raise self.fail("expected '.' and a run field after run (run.name, "
+                            "run.params.KEY, ...)")
+        part_token = self.next()
+        fields = ", ".join(f"run.{f}{'.KEY' if f in ('params', 'meta') else ''}"
+                           for f in RUN_FIELDS)
+        if part_token.kind != "word":
+            raise self.fail(f"expected a run field ({fields})", part_token)
+        part = part_token.text.lower()
+        if part not in RUN_FIELDS:
+            raise QueryError(f"unknown run field {part_token.text!r}: one of {fields}",
+                             self.text, part_token.pos)
+        name = f"run.{part}"
+        if part == "params":
+            return Field(name, self.meta_key(name, "parameter name"), token.pos)
+        if part == "meta":
+            return Field(name, self.meta_key(name), token.pos)
+        return Field(name, None, token.pos)
 
     def alias_meta(self, token: Token) -> Field:
         """``alias.NAME.meta.KEY``, after ``alias.``: the metadata of the version the
@@ -540,7 +602,7 @@ def check(node: Node, text: str) -> None:
         check(node.item, text)
         return
     field, op = node.field, node.op
-    if field.name == "meta":
+    if field.key is not None:  # meta.KEY, alias.NAME.meta.KEY, run.params.KEY, run.meta.KEY
         if op == "like" and node.values[0].kind != "string":
             raise QueryError("LIKE takes a quoted pattern", text, node.values[0].pos)
         if op in ("<", "<=", ">", ">=") and node.values[0].kind not in ("string", "number"):
@@ -548,7 +610,8 @@ def check(node: Node, text: str) -> None:
                              "or null", text, node.values[0].pos)
         return
     if op == "contains":
-        raise QueryError(f"{field.name} is not a list: CONTAINS applies to meta.KEY",
+        raise QueryError(f"{field.name} is not a list: CONTAINS applies to meta.KEY (and "
+                         "run.params.KEY, run.meta.KEY)",
                          text, field.pos)
     for literal in node.values:
         if literal.kind in ("boolean", "null"):
@@ -558,19 +621,24 @@ def check(node: Node, text: str) -> None:
     if field.name == "alias":
         _check_alias(node, text)
         return
-    if op == "null":
-        raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY and alias",
-                         text, field.pos)
-    if op == "like" and field.name not in TEXT_FIELDS:
+    if op == "null" and not field.of_run:
+        raise QueryError(f"{field.name} is never null: IS NULL applies to meta.KEY, alias "
+                         "and run fields", text, field.pos)
+    if op == "like" and field.name not in _TEXT:
         raise QueryError(f"LIKE applies to text fields, not {field.name}", text, field.pos)
     for literal in node.values:
         if field.name in NUMBER_FIELDS and not literal.is_number:
             raise QueryError(f"{field.name} is a number: compare it with a number",
                              text, literal.pos)
-        if field.name in TEXT_FIELDS and literal.is_number:
+        if field.name in _TEXT and literal.is_number:
             raise QueryError(f"{field.name} is text: quote the value", text, literal.pos)
-        if field.name in TIME_FIELDS:
+        if field.name in TIMESTAMP_FIELDS:
             parse_time(literal, text)
+        if field.name == "run.status" and op in ("=", "!=", "in") \
+                and literal.value not in STATUSES:
+            # A status no run can have is a mistake, not a search ('Failed', 'done').
+            raise QueryError(f"a run's status is {', '.join(STATUSES)}, not "
+                             f"{str(literal.value)[:80]!r}", text, literal.pos)
 
 
 def _check_alias(node: Predicate, text: str) -> None:
@@ -716,7 +784,7 @@ def parse_ordering(order_by: str | None) -> Ordering:
     if not spec:
         raise QueryError("order_by names no field", order_by, 0)
     field = parse_field(spec)
-    if field.name == "alias" or field.alias is not None:
-        raise QueryError("order_by takes a built-in field or meta.KEY, not an alias", order_by,
-                         0)
+    if field.name == "alias" or field.alias is not None or field.of_run:
+        raise QueryError("order_by takes a built-in field or meta.KEY, not an alias or a "
+                         "run's field", order_by, 0)
     return Ordering(field, descending)

@@ -6,8 +6,10 @@ independent), so :func:`plan` counts the ids of each term of a search (up to
 :data:`PROBE_CAP`) and starts from the smallest sets, intersected, checking the
 other terms per candidate; without a small set, PostgreSQL's planner decides.
 
-A term on the metadata of aliased versions (``alias.prod.meta.KEY``) has no index: its
-ids are counted only when no other term has ids, and otherwise checked per candidate.
+A term on the metadata of aliased versions (``alias.prod.meta.KEY``) has no index, nor
+has a term on the runs that made the current versions (``run.params.lr > 0.01``, but
+``run.name = 'train'`` and ``run.id = ...`` have one): their ids are counted only when no
+other term has ids, and otherwise checked per candidate.
 
 So a metadata equality (``where={"model": "xgb"}``, ``meta.model = 'xgb'``) starts
 from the (key, value) index (``ix_artifact_metadata_key_value`` on SQLite, the
@@ -57,9 +59,10 @@ class Plan:
 def plan(search: Search, conn: Connection) -> Plan:
     """Choose the id sets ``search`` starts from, counting each term's (up to a cap)."""
     candidates = [t for t in search.terms if t.ids is not None]
-    # Counting the ids of alias.NAME.meta.KEY reads a document per aliased version: those
-    # terms are checked per candidate instead, when an index can start the search.
-    indexed = [t for t in candidates if not t.reads_documents]
+    # Counting the ids of alias.NAME.meta.KEY reads a document per aliased version (of
+    # run.params.KEY one per run): those terms are checked per candidate instead, when an
+    # index can start the search.
+    indexed = [t for t in candidates if not t.unindexed]
     candidates = indexed or candidates
     if not candidates:
         return Plan(None, [])
