@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Dialect,
     Integer,
     String,
     bindparam,
@@ -375,9 +377,11 @@ _GRAPH = """
     WHERE r.id IN ({runs})
     ORDER BY r.started_at, r.id, e.id
 """
+# The timestamps come as the driver gives them (typed String: no result processor) and
+# are converted once per run, not on each of its edges' rows (:func:`walk`).
 _COLUMNS = [column(name, kind) for name, kind in (
     ("id", String()), ("name", String()), ("params_json", String()), ("status", String()),
-    ("started_at", UTCDateTime()), ("ended_at", UTCDateTime()), ("host", String()),
+    ("started_at", String()), ("ended_at", String()), ("host", String()),
     ("pid", Integer()), ("task_id", String()), ("parent_id", String()),
     ("metadata_json", String()), ("direction", String()), ("node", String()),
     ("node_namespace", String()), ("node_name", String()), ("artifact_id", BigInteger()),
@@ -410,6 +414,13 @@ edge of each run; ``depth`` bounds the runs on a path, and ``runs`` (with a dept
 many runs are taken, the nearest first."""
 
 
+def _timestamp_reader(dialect: Dialect) -> Callable[[Any], Any]:
+    """A timestamp as :class:`UTCDateTime` reads it, from the value the driver gives."""
+    read = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert read is not None  # UTCDateTime converts on every database
+    return read
+
+
 def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: bool = True,
          depth: int | None = None, max_runs: int | None = None) -> LineageGraph:
     """The lineage of ``root`` (see :data:`WALK`; neither way: just ``root``); runs whose
@@ -436,16 +447,18 @@ def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: boo
                                  "set_config('enable_mergejoin', 'off', true)")
         rows = run_select(conn, WALK[upstream, downstream, depth is not None,
                                          max_runs is not None], params)
+        timestamp = _timestamp_reader(conn.dialect)
     runs, nodes, edges = graph.runs, graph.nodes, graph.edges
-    for (run_id, name, params_json, status, started_at, ended_at, host, pid, task_id,
-         parent_id, metadata_json, direction, node, *about) in rows:
+    root_node = root.node
+    for row in rows:  # one per edge, its run's columns first, ordered by run
+        run_id, node = row[0], row[12]
         if run_id not in runs:
-            runs[run_id] = RunRecord(run_id, name, metadata_of(params_json), status,
-                                     started_at, ended_at, host, pid, task_id, parent_id,
-                                     metadata_of(metadata_json))
-        edges.append(Edge(run_id, direction, node))
-        if node not in nodes or node == root.node:
-            nodes[node] = Node(node, *about)
+            runs[run_id] = RunRecord(run_id, row[1], metadata_of(row[2]), row[3],
+                                     timestamp(row[4]), timestamp(row[5]), row[6], row[7],
+                                     row[8], row[9], metadata_of(row[10]))
+        edges.append(Edge(run_id, row[11], node))
+        if node not in nodes or node == root_node:
+            nodes[node] = Node(node, *row[13:])
     graph.root = nodes[root.node]
     graph.runs = notice_dead(catalog, runs)
     return graph
