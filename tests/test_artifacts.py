@@ -326,3 +326,24 @@ def test_batch_with_duplicate_name_commits_nothing(stack):
         new_artifact("fresh")
         new_artifact("dup")
     assert not artifact_exists("fresh")
+
+
+def test_a_stream_opened_before_a_deletion_or_replacement_reads_what_is_current(stack):
+    """On an object store a stream fetches the object at its first read: a replacement
+    or a deletion between the open and that read gives the new content or "not found",
+    as if the open had come a moment later, never a storage error (issue 13). On local
+    disk the open file keeps the bytes it opened."""
+    remote = stack.storage_url.startswith("s3://")
+    new_artifact("churned").new_file("v", content="first")
+    stream = get_artifact("churned").get_file("v").open("r")
+    get_artifact("churned").new_file("v", content="second")
+    with stream:
+        assert stream.read() == ("second" if remote else "first")
+    stream = get_artifact("churned").get_file("v").open("rb")
+    get_artifact("churned").delete()
+    with stream:
+        if remote:
+            with pytest.raises(ArtifactNotFoundError):
+                stream.read()
+        else:
+            assert stream.read() == b"second"

@@ -713,13 +713,20 @@ class Artifact:
     def _open_for_read(self, name: str) -> IO[bytes]:
         label = f"{self._namespace}/{self._name}/{name}"
         info = self._file_record(name)
+
+        def under_lock() -> IO[bytes]:
+            # Deleted (or replaced) between its row and the open (on an object store:
+            # the first read): under the lock, its row says whether it is gone; a file
+            # missing while its row is there is reported.
+            with self.locked():
+                return self._ws.files.open_raw(self._storage_path(name), "rb")
+
         try:
-            stream = self._ws.files.open_read(self._storage_path(name, recorded=True), label)
+            stream = self._ws.files.open_read(self._storage_path(name, recorded=True), label,
+                                              under_lock)
         except StorageError as exc:
             if not isinstance(exc.__cause__, FileNotFoundError):
                 raise
-            # Deleted (or replaced) between its row and the open: under the lock, its row
-            # says whether it is gone; a file missing while its row is there is reported.
             with self.locked():
                 stream = self._ws.files.open_read(self._storage_path(name), label)
         self._note_read(name, info)

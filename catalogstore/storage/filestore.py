@@ -317,10 +317,10 @@ class StagedWriter(io.BufferedIOBase):
 class _GuardedReader(io.BufferedIOBase):
     """A remote file open for reading whose failures raise :class:`StorageError`.
 
-    Replaced by a writer before any of it was read, it is opened again (``reopen``):
-    the new content is as current as the old (issue 13). Once bytes were handed out,
-    a replacement is reported. Every other attribute (``size``, ``details``, ...) is
-    the file's own.
+    Replaced or removed by a writer before any of it was read, it is opened again
+    (``reopen``): the new content is as current as the old (issue 13). Once bytes were
+    handed out, a replacement is reported. Every other attribute (``size``,
+    ``details``, ...) is the file's own.
     """
 
     def __init__(self, store: FileStore, file: IO[bytes], doing: str,
@@ -342,7 +342,7 @@ class _GuardedReader(io.BufferedIOBase):
                 result = getattr(self._file, method)(*args)
             except Exception as exc:
                 reopen, self._reopen = self._reopen, None
-                if reopen is None or not _is_expired(exc):
+                if reopen is None or not (_is_expired(exc) or isinstance(exc, FileNotFoundError)):
                     raise
                 position = self._file.tell()
                 with contextlib.suppress(Exception):  # it is being dropped anyway
@@ -546,16 +546,20 @@ class FileStore:
             return self.fs.open(full, mode, block_size=_REMOTE_BLOCK)  # type: ignore[no-any-return]
         return self._retried(f"open {path}", open_) if retried else open_()
 
-    def open_read(self, path: str, label: str) -> IO[bytes]:
+    def open_read(self, path: str, label: str,
+                  reopen: Callable[[], IO[bytes]] | None = None) -> IO[bytes]:
         """``path`` open for reading, as a stream whose failures raise :class:`StorageError`
-        about ``label`` (on local disk: the plain file, whose errors are ``OSError``)."""
+        about ``label`` (on local disk: the plain file, whose errors are ``OSError``).
+        On an object store the object is fetched at the first read: replaced or removed
+        before it, it is opened again by ``reopen`` (default: the same path), which may
+        raise the caller's own "not found" error instead."""
         doing = f"read {label}"
         with self.errors(doing):
             file = self.open_raw(path, "rb")
         if self.is_local:
             return file
-        return cast(IO[bytes], _GuardedReader(self, file, doing,
-                                              lambda: self.open_raw(path, "rb")))
+        return cast(IO[bytes], _GuardedReader(
+            self, file, doing, reopen or (lambda: self.open_raw(path, "rb"))))
 
     def read_bytes(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content of ``path``, as it was at one moment; more than ``limit``
