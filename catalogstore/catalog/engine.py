@@ -347,7 +347,9 @@ def _begin_immediate(conn: Connection, busy: float) -> None:
     transaction (WAL mode) waits for another writer.
     """
     driver = conn.connection.driver_connection
-    where = redact_url(conn.engine.url)
+
+    def where() -> str:  # for messages only: redacting costs more than the BEGIN
+        return redact_url(conn.engine.url)
 
     def begin() -> None:
         try:
@@ -360,11 +362,11 @@ def _begin_immediate(conn: Connection, busy: float) -> None:
     try:
         retry.call(begin, policy=_SQLITE_LOCK,
                    transient=lambda exc: isinstance(exc, sqlite3.OperationalError),
-                   what=lambda: f"catalog {where}: waiting {busy:g} s for the write lock "
+                   what=lambda: f"catalog {where()}: waiting {busy:g} s for the write lock "
                    "another program holds")
     except sqlite3.OperationalError as exc:
         raise CatalogError(
-            f"catalog {where}: the database is locked: another program held its "
+            f"catalog {where()}: the database is locked: another program held its "
             f"write lock through {SQLITE_LOCK_ATTEMPTS} waits of {busy:g} s; end that "
             "program's transaction (an open sqlite3 shell, a long script), or wait longer "
             "with ?timeout=SECONDS in the catalog URL") from exc
