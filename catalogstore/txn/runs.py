@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from catalogstore.catalog import lineage as rows
 from catalogstore.catalog import versions
 from catalogstore.catalog.models import utcnow
-from catalogstore.errors import CatalogError, ConfigurationError
+from catalogstore.errors import CatalogError, ConfigurationError, VersionNotFoundError
 from catalogstore.names import LATEST
 
 if TYPE_CHECKING:
@@ -282,10 +282,14 @@ def unrecorded() -> Iterator[None]:
 def note_artifact_read(workspace: Workspace, artifact_id: int, version: int | None,
                        namespace: str, name: str) -> None:
     """Record that the current run read the version ``version`` of an artifact (``None``:
-    its current one, looked up)."""
+    its current one, looked up; an artifact deleted since the read has none to name,
+    and the read is not recorded: a get racing a delete returns what it read)."""
     if workspace.settings.lineage and not _unrecorded.get():
         if version is None:
-            version = versions.resolve_alias(workspace.catalog, artifact_id, LATEST)
+            try:
+                version = versions.resolve_alias(workspace.catalog, artifact_id, LATEST)
+            except VersionNotFoundError:
+                return
         current_run()._note(workspace.catalog, {
             "node": rows.artifact_node(artifact_id, version), "namespace": namespace,
             "name": name, "artifact_id": artifact_id, "version": version,
