@@ -17,6 +17,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -205,3 +207,45 @@ def test_the_artifact_api_reads_a_value_whose_files_are_pending(stack: Stack) ->
         assert pickle.loads(open_version(artifact, 2).get_file("object").read()) == {"v": 2}
     finally:
         unrecovered.close()
+
+
+def _staged_values(stack: Stack) -> list[Any]:
+    """The values pickled in the files of the local staging area (``.artifact.json``
+    written aside is no pickle)."""
+    folder = f"{stack.root}/.catalogstore/staging"
+    found = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if os.path.isfile(f"{folder}/{name}"):
+            with open(f"{folder}/{name}", "rb") as file:
+                data = file.read()
+            if data.startswith(b"\x80"):
+                found.append(pickle.loads(data))
+    return found
+
+
+def test_the_background_writer_waits_for_no_disk_under_the_lock(
+        local_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every put waits for its artifact's lock (on SQLite the catalog's one writer lock),
+    so the writer of a small value's files writes them aside before it takes that lock,
+    and under it only renames them into place; what they hold is the catalog's newest
+    value, also when a put committed in between."""
+    monkeypatch.setattr(mirror, "DELAY", 3600.0)  # the test writes the files itself
+    ws = get_workspace()
+    put("model", "by the artifact path", artifact_only=True)  # the key's first put
+    for round_ in range(4):
+        put("model", {"v": round_}, artifact_only=True)
+        with ws.locked([("default", "model")]):
+            writer = threading.Thread(target=mirror.write, args=(ws, "default", "model"))
+            writer.start()
+            deadline = time.monotonic() + 30
+            while not _staged_values(local_stack) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _staged_values(local_stack) == [{"v": round_}]  # before the lock
+            assert writer.is_alive()  # waiting for the lock
+        put("model", {"v": round_ + 0.5}, artifact_only=True)  # races the writer
+        writer.join()
+        flush()
+        assert pickle.loads(_read(local_stack, "model/object")) == {"v": round_ + 0.5}
+        assert mirror.pending(ws) == []
+        assert _staged_values(local_stack) == []
+    assert maintenance.verify().ok

@@ -31,6 +31,7 @@ _Prepared = tuple[str, Callable[[Params], tuple[Any, ...]]]
 _cache: dict[tuple[Any, ...], tuple[Any, _Prepared]] = {}
 _CACHE_SIZE = 512
 _row_processors: dict[int, tuple[Any, Callable[[Any], Any] | None]] = {}
+_remembered: dict[Any, Callable[[Any], Any]] = {}
 # Longer IN lists go through Core: one compiled form per list length would not pay.
 MAX_LIST = 16
 
@@ -154,7 +155,8 @@ def _prepare(conn: Connection, statement: Any, params: Params,
         value = f"p[{source!r}]" + ("" if index is None else f"[{index}]")
         if process is not None:
             if bind.type.python_type is datetime:
-                process = _last_remembered(process)
+                process = _last_remembered(process, (bind.type._static_cache_key,
+                                                     dialect.name))
             env[f"f{i}"] = process
             value = f"f{i}({value})"
         sources.append(value)
@@ -168,9 +170,14 @@ def _prepare(conn: Connection, statement: Any, params: Params,
     return prepared
 
 
-def _last_remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _last_remembered(process: Callable[[Any], Any], kind: Any) -> Callable[[Any], Any]:
     """``process`` answering a repeat of the same (immutable) value from memory: a
-    commit stamps every row with one datetime, which would be formatted per row."""
+    commit stamps every row of its statements with one datetime, which would be
+    formatted per row and statement. One per ``kind`` of column type (the statements of
+    a commit share it)."""
+    found = _remembered.get(kind)
+    if found is not None:
+        return found
     last: list[tuple[Any, Any]] = [(object(), None)]
 
     def remembered(value: Any) -> Any:
@@ -180,4 +187,4 @@ def _last_remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         result = process(value)
         last[0] = (value, result)
         return result
-    return remembered
+    return _remembered.setdefault(kind, remembered)

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, false, select, true, update
 
 from catalogstore.catalog import objects, versions
 from catalogstore.catalog.direct import run, select_one
+from catalogstore.catalog.engine import locked_transaction
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
 from catalogstore.catalog.models import METADATA as M
@@ -222,16 +223,21 @@ class ToMirror:
 
 
 def to_mirror(catalog: Catalog, namespace: str, name: str) -> ToMirror | None:
-    """What is left to write of ``namespace/name`` (read under its lock), if anything."""
-    with catalog.errors("read values to mirror"), catalog.engine.connect() as conn:
-        rows = conn.execute(_TO_MIRROR, {"ns": namespace, "name": name}).all()
+    """What is left to write of ``namespace/name`` as the catalog has it now (one
+    statement: read again under the artifact's lock, the same answer means that
+    nothing was committed to it meanwhile), if anything."""
+    with catalog.errors("read values to mirror"), catalog.reader() as conn:
+        rows = select_one(conn, _TO_MIRROR, {"ns": namespace, "name": name})
     if not rows:
         return None
     return ToMirror(rows[0][0], metadata_of(rows[0][1]),
                     [(row[2], row[3], bytes(row[4])) for row in rows])
 
 
-def mark_mirrored(catalog: Catalog, artifact_id: int, checksums: list[str]) -> None:
-    """Record that the files of ``checksums`` hold their bytes in storage."""
-    with catalog.errors("record a mirrored value"), catalog.engine.begin() as conn:
-        conn.execute(_MIRRORED, [{"a": artifact_id, "c": c} for c in checksums])
+def mark_mirrored(catalog: Catalog, conn: Connection, artifact_id: int,
+                  checksums: list[str]) -> None:
+    """Record that the files of ``checksums`` hold their bytes in storage, on ``conn``
+    (from :meth:`~catalogstore.catalog.catalog.Catalog.locked`, still held: a put
+    committed after the lock is released marks its bytes pending again)."""
+    with catalog.errors("record a mirrored value"), locked_transaction(conn):
+        run(conn, _MIRRORED, [{"a": artifact_id, "c": c} for c in checksums])

@@ -82,6 +82,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type[datetime]:
+        """``datetime`` (the base class says ``object``): the direct statements
+        (:mod:`catalogstore.catalog.direct`) format a commit's one timestamp once, not
+        once per row and statement."""
+        return datetime
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
 

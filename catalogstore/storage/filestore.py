@@ -807,13 +807,32 @@ class FileStore:
     def replace_file(self, path: str, content: bytes) -> None:
         """Replace the file ``path`` with ``content`` whole, as readers never see it half
         written (see :meth:`write_metadata`)."""
-        if self.is_local:
-            tmp = self.write_new_file(content, self._scratch_path())
-            try:
-                self.move(tmp, path)
-            except BaseException:
-                self.discard_quietly(tmp)
-                raise
-        else:
+        with self.replacement(path, content) as put_in_place:
+            put_in_place()
+
+    @contextlib.contextmanager
+    def replacement(self, path: str, content: bytes) -> Iterator[Callable[[], None]]:
+        """:meth:`replace_file` in two steps: ``content`` written aside now (on local disk
+        a scratch file; an object store's one PUT has nothing to do ahead), and the
+        function yielded puts it in place (a rename, or the PUT). What was not put in
+        place is removed when the block ends.
+
+        Lets a writer do the slow part before taking a lock that others wait for, and
+        only the rename under it (the files of small values, issue 19).
+        """
+        if not self.is_local:
             full = self.full_path(path)
-            self._retried(f"write {path}", lambda: self.fs.pipe_file(full, content))
+            yield lambda: self._retried(f"write {path}", lambda: self.fs.pipe_file(full, content))
+            return
+        tmp = self.write_new_file(content, self._scratch_path())
+        moved = False
+
+        def put_in_place() -> None:
+            nonlocal moved
+            self.move(tmp, path)
+            moved = True
+        try:
+            yield put_in_place
+        finally:
+            if not moved:
+                self.discard_quietly(tmp)

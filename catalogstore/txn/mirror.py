@@ -15,16 +15,18 @@ to nobody: ``get`` reads the catalog, ``catalogstore verify`` reports it
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from catalogstore.catalog import inline
 from catalogstore.errors import CatalogStoreError
-from catalogstore.names import artifact_dir, validate_name
+from catalogstore.names import METADATA_FILENAME, artifact_dir, validate_name
 from catalogstore.record import metadata_to_json
 
 if TYPE_CHECKING:
@@ -40,20 +42,43 @@ DELAY = 0.05
 
 def write(workspace: Workspace, namespace: str, name: str) -> bool:
     """Write the files and ``.artifact.json`` of ``namespace/name`` that the catalog holds
-    and the storage not yet, as the catalog has them now; whether there were any."""
+    and the storage not yet, as the catalog has them now; whether there were any.
+
+    The files are written aside first, without the artifact's lock (on SQLite the
+    catalog's one writer lock: every put would wait for the disk); under it, the
+    catalog is read again and, unchanged, the files are renamed into place and marked
+    written. A commit in between makes it write what the catalog holds then, under
+    the lock.
+    """
     folder = artifact_dir(validate_name(namespace, "namespace"), validate_name(name))
-    with workspace.locked([(namespace, name)]):
-        todo = inline.to_mirror(workspace.catalog, namespace, name)
-        if todo is None:
-            return False
-        with workspace.storage_errors(f"write the files of {namespace}/{name}"):
-            for file_name, _, data in todo.files:
-                workspace.files.replace_file(f"{folder}/{validate_name(file_name, 'file')}",
-                                             data)
-            workspace.files.write_metadata(folder, metadata_to_json(todo.metadata))
-        inline.mark_mirrored(workspace.catalog, todo.artifact_id,
-                             [checksum for _, checksum, _ in todo.files])
+    todo = inline.to_mirror(workspace.catalog, namespace, name)
+    if todo is None:
+        return False
+    doing = f"write the files of {namespace}/{name}"
+    with contextlib.ExitStack() as aside, workspace.storage_errors(doing):
+        put_in_place = _aside(workspace, folder, todo, aside)
+        with workspace.locked([(namespace, name)]) as conn:
+            current = inline.to_mirror(workspace.catalog, namespace, name)
+            if current is None:
+                return False
+            if current != todo:
+                todo, put_in_place = current, _aside(workspace, folder, current, aside)
+            for move in put_in_place:
+                move()
+            inline.mark_mirrored(workspace.catalog, conn, todo.artifact_id,
+                                 [checksum for _, checksum, _ in todo.files])
     return True
+
+
+def _aside(workspace: Workspace, folder: str, todo: inline.ToMirror,
+           aside: contextlib.ExitStack) -> list[Callable[[], None]]:
+    """``todo``'s files and ``.artifact.json`` written aside (removed when ``aside``
+    closes unless put in place); the functions that put each in place."""
+    files = [(f"{folder}/{validate_name(file_name, 'file')}", data)
+             for file_name, _, data in todo.files]
+    files.append((f"{folder}/{METADATA_FILENAME}", metadata_to_json(todo.metadata)))
+    return [aside.enter_context(workspace.files.replacement(path, data))
+            for path, data in files]
 
 
 def pending(workspace: Workspace, namespace: str | None = None) -> list[tuple[str, str]]:

@@ -282,12 +282,13 @@ def unrecorded() -> Iterator[None]:
 def note_artifact_read(workspace: Workspace, artifact_id: int, version: int | None,
                        namespace: str, name: str) -> None:
     """Record that the current run read the version ``version`` of an artifact (``None``:
-    its current one, looked up)."""
+    its current one, looked up; an artifact deleted since the read has none to name,
+    and the read is not recorded: a get racing a delete returns what it read)."""
     if workspace.settings.lineage and not _unrecorded.get():
         if version is None:
             try:
                 version = versions.resolve_alias(workspace.catalog, artifact_id, LATEST)
-            except VersionNotFoundError:  # deleted since: which version was read is lost
+            except VersionNotFoundError:
                 return
         current_run()._note(workspace.catalog, {
             "node": rows.artifact_node(artifact_id, version), "namespace": namespace,
