@@ -69,6 +69,9 @@ def _clean_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     settings.reset_configuration()
     yield
     _close_process()
+    for key in list(os.environ):  # configure() exports its settings for child processes
+        if key.startswith("CATALOGSTORE_"):
+            del os.environ[key]
     settings.reset_configuration()
 
 
