@@ -40,7 +40,7 @@ from catalogstore.cluster_memory._local import LocalMemory
 from catalogstore.cluster_memory._local_session import FREE_DIR, LOCK_FILE, default_root
 from catalogstore.errors import ObjectNotFoundError
 from catalogstore.names import ARTIFACTS_DIR, STAGING_DIR
-from catalogstore.object_store import exists, get, put
+from catalogstore.object_store import exists, flush, get, put
 from catalogstore.storage.checksum import checksum_bytes
 from catalogstore.txn.workspace import close_workspaces
 
@@ -388,6 +388,7 @@ def test_killed_object_store_put(stack, shared_session, point, kwargs, existed, 
     else:
         put("unrelated", np.full(1000, 5.0), backend="local", **kwargs)
     list_artifacts()  # the catalog exists (an embedded one is made on first use)
+    flush()  # a small value's files are written after its commit (issue 19)
     before = _committed(stack)
     close_workspaces()
 

@@ -274,6 +274,37 @@ def test_reindex_leaves_out_an_artifact_a_writer_changed_meanwhile(stack, monkey
     assert busy.get_file("f").read() == b"changed behind the catalog"
 
 
+def test_reindex_leaves_out_small_values_whose_files_are_pending(stack, monkeypatch):
+    """A small object store value is committed before its files are written (issue 19):
+    reindex must neither drop a new key whose folder is not there yet nor record the
+    older file of a key as its value."""
+    from catalogstore.object_store import flush
+    from catalogstore.object_store import get as get_object
+    from catalogstore.object_store import put as put_object
+    from catalogstore.txn import mirror
+
+    put_object("old", "first", artifact_only=True)
+    flush()
+    monkeypatch.setattr(mirror, "DELAY", 3600.0)  # this process's writer waits
+    real_read = _reindex.read_namespace
+
+    def puts_then_read(*args: Any) -> Any:  # after reindex's recovery, before its read
+        put_object("old", "second", artifact_only=True)
+        put_object("fresh", "new", artifact_only=True)
+        return real_read(*args)
+
+    monkeypatch.setattr(_reindex, "read_namespace", puts_then_read)
+    report = maintenance.reindex()
+    assert (report.added, report.changed, report.removed) == ([], [], [])
+    assert sorted(b.path for b in report.skipped) == [
+        "artifacts/default/fresh/", "artifacts/default/old/"]
+    assert (get_object("old"), get_object("fresh")) == ("second", "new")
+    monkeypatch.undo()
+    flush()
+    assert maintenance.reindex().changes == 0 and maintenance.verify().ok
+    assert (get_object("old"), get_object("fresh")) == ("second", "new")
+
+
 def test_reindex_refuses_storage_without_artifacts_for_a_full_catalog(stack):
     new_artifact("precious").new_file("f", content=b"x")
     remove(stack, "artifacts")

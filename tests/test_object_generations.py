@@ -34,7 +34,7 @@ import catalogstore
 from catalogstore.artifacts import get_artifact, new_artifact
 from catalogstore.cluster_memory._local import LocalMemory
 from catalogstore.errors import NotAnObjectError, ObjectNotFoundError, UntrustedObjectError
-from catalogstore.object_store import adopt, delete, exists, get, put
+from catalogstore.object_store import adopt, delete, exists, flush, get, put
 
 TIMEOUT = 120
 
@@ -111,6 +111,7 @@ def test_forged_object_folder_is_never_unpickled(local_stack, tmp_path):
 def test_put_object_replaced_in_storage_is_refused(local_stack, tmp_path):
     marker = tmp_path / "exploited"
     put("victim", {"safe": True}, artifact_only=True)
+    flush()  # its files, written after the commit (issue 19)
     folder = Path(local_stack.storage_url) / "artifacts" / "default" / "victim"
     (folder / "object").write_bytes(pickle.dumps(Exploit(marker)))
     meta = json.loads((folder / ".artifact.json").read_text())

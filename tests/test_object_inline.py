@@ -27,7 +27,12 @@ from sqlalchemy import text
 
 import catalogstore
 from catalogstore import maintenance
-from catalogstore.errors import CorruptArtifactError, SignatureError, UntrustedObjectError
+from catalogstore.errors import (
+    CorruptArtifactError,
+    NameCollisionError,
+    SignatureError,
+    UntrustedObjectError,
+)
 from catalogstore.object_store import INLINE_LIMIT, flush, get, put
 from catalogstore.serializers import get_serializer
 from catalogstore.settings import get_settings
@@ -57,8 +62,8 @@ def _read(stack: Stack, path: str) -> bytes:
 
 
 def test_small_values_round_trip_through_the_catalog(stack: Stack) -> None:
-    put("k", VALUE, artifact_only=True)  # creates the artifact: file and catalog
-    assert _kept("k") == [(_sql("SELECT checksum FROM artifact_files")[0][0], True)]
+    put("k", VALUE, artifact_only=True)  # creates the artifact, in the catalog alone
+    assert _kept("k") == [(_sql("SELECT checksum FROM artifact_files")[0][0], False)]
     for i in range(3):
         put("k", {**VALUE, "i": i}, artifact_only=True)  # the catalog alone
         assert get("k") == {**VALUE, "i": i}
@@ -74,6 +79,42 @@ def test_small_values_round_trip_through_the_catalog(stack: Stack) -> None:
     assert mirror.pending(get_workspace()) == []
     assert pickle.loads(_read(stack, "k/object")) == {**VALUE, "i": 2}
     assert json.loads(_read(stack, "k/.artifact.json")) == meta
+    assert maintenance.verify().ok
+
+
+def test_the_first_put_of_a_key_is_one_commit_too(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key's first put creates its object artifact in the catalog alone: no staging
+    file, no journal entry, no folder until the background writer writes the Flowdapt
+    layout; meanwhile get, the Artifact API, versions and verify see the value."""
+    monkeypatch.setattr(mirror, "DELAY", 3600.0)  # the test writes the files itself
+    fs = stack.filesystem()
+    put("new", VALUE, artifact_only=True)
+    assert not fs.exists(f"{stack.root}/artifacts/default/new")
+    assert _sql("SELECT COUNT(*) FROM catalog_journal") == [(0,)]
+    assert [mirrored for _, mirrored in _kept("new")] == [False]
+    assert get("new") == VALUE
+    artifact = catalogstore.artifacts.get_artifact("new")
+    assert pickle.loads(artifact.get_file("object").read(verify=True)) == VALUE
+    assert artifact.metadata["value_type"] == "object"
+    assert [v.version for v in artifact.versions()] == [1]
+    assert mirror.pending(get_workspace()) == [("default", "new")]
+    flush()
+    assert pickle.loads(_read(stack, "new/object")) == VALUE
+    assert json.loads(_read(stack, "new/.artifact.json")) == artifact.metadata
+    assert maintenance.verify().ok
+    # The rules of a creation hold: no case variant of the name, nor of the namespace.
+    with pytest.raises(NameCollisionError):
+        put("NEW", VALUE, artifact_only=True)
+    put("k", 1, namespace="team", artifact_only=True)
+    with pytest.raises(NameCollisionError):
+        put("k2", 1, namespace="Team", artifact_only=True)
+    assert get("k", namespace="team") == 1
+    # Deleted before its files were written: nothing is left for the writer.
+    put("gone", VALUE, artifact_only=True)
+    catalogstore.object_store.delete("gone")
+    flush()
+    assert not fs.exists(f"{stack.root}/artifacts/default/gone")
     assert maintenance.verify().ok
 
 
@@ -176,7 +217,8 @@ def test_a_kill_right_after_put_loses_nothing(stack: Stack) -> None:
     assert mirror.pending(unrecovered) == [("default", "model")]
     report = maintenance.verify()
     assert [(d.kind, d.name) for d in report.differences] == [("mirror-pending", "model")]
-    assert pickle.loads(_read(stack, "model/object")) == {"v": 1}  # the older mirror
+    # Killed before the background writer ran: the key's folder was never written.
+    assert not stack.filesystem().exists(f"{stack.root}/artifacts/default/model")
     repaired = maintenance.verify(repair=True)
     assert repaired.ok and [d.repaired for d in repaired.differences] == [True]
     assert pickle.loads(_read(stack, "model/object")) == {"v": 2}

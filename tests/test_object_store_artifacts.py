@@ -44,9 +44,11 @@ def test_dataframe_with_mixed_dtypes_and_nan(stack):
     assert artifact["value_type"] == "object"
     file = artifact.get_file("object.parquet")
     assert file.size > 0 and file.checksum.startswith("xxh128:")
-    # Parquet any tool reads: pyarrow straight from the storage.
+    # Parquet any tool reads: pyarrow straight from the storage, once a small value's
+    # files are written (after its commit, issue 19).
     import pyarrow.parquet as pq
 
+    flush()
     with stack.filesystem().open(file.path, "rb") as f:
         assert pq.read_table(f).num_rows == 3
 
@@ -57,7 +59,8 @@ def test_numpy_arrays(stack):
     assert not strided.flags.c_contiguous
     np.testing.assert_array_equal(roundtrip("strided", strided), strided)
     assert get_artifact("strided")["serializer"] == "npy"
-    # .npy that numpy reads straight from the storage
+    # .npy that numpy reads straight from the storage (once written: issue 19)
+    flush()
     with stack.filesystem().open(get_artifact("strided").get_file("object.npy").path, "rb") as f:
         np.testing.assert_array_equal(np.load(f), strided)
     objects = np.array([{"a": 1}, None], dtype=object)
@@ -195,6 +198,7 @@ def test_user_serializer(stack):
 
 def test_metadata_is_json_in_storage(stack):
     put("meta", [1], artifact_only=True)
+    flush()  # a small value's files are written after its commit (issue 19)
     fs = stack.filesystem()
     fs.invalidate_cache()
     meta = json.loads(fs.cat_file(f"{get_artifact('meta').path}/.artifact.json"))

@@ -3,10 +3,11 @@
 A put of a small value over the key's object artifact whose current value is held
 here already is one database transaction and no file: the rows that an artifact
 commit would write (the object file's row, changed metadata, the document, the next
-version) plus the key's record and the value's bytes. A get reads the key's record
-and those bytes in one statement. The file of the Flowdapt layout and
-``.artifact.json`` are written afterwards (:mod:`catalogstore.txn.mirror`), which
-``mirrored`` records.
+version) plus the key's record and the value's bytes. The key's first put is one
+transaction too, which the caller's ``create`` writes (the rows of a new artifact).
+A get reads the key's record and those bytes in one statement. The file of the
+Flowdapt layout and ``.artifact.json`` are written afterwards
+(:mod:`catalogstore.txn.mirror`), which ``mirrored`` records.
 """
 
 from __future__ import annotations
@@ -134,17 +135,23 @@ def keep(writes: Writes, artifact_id: int, checksum: str, data: bytes, *,
 
 def put_value(catalog: Catalog, namespace: str, key: str, file_name: str, data: bytes,
               checksum: str, metadata: Mapping[str, Any],
-              record: Callable[[int], ObjectRecord],
-              lineage: Edges | None = None) -> tuple[bool, ObjectRecord | None]:
+              record: Callable[[int], ObjectRecord], lineage: Edges | None = None,
+              create: Callable[[Writes], None] | None = None
+              ) -> tuple[bool, ObjectRecord | None]:
     """Make ``data`` the key's value in one transaction, when the key's object artifact
     holds a value kept here already in ``file_name`` alone: that file's row, the
     artifact's metadata (replaced by ``metadata``), its next version, the key's
     ``record(artifact id)``, the bytes and (``lineage``) the version as an output of
-    the current run. Returns whether it did, and the record
-    replaced; ``(False, None)`` with nothing written when the artifact path is
-    needed (no artifact, a user's, other files, a value in a file)."""
+    the current run; or, when no artifact has the key's name, ``create(writes)`` in
+    that transaction. Returns whether it did, and the record replaced; ``(False,
+    None)`` with nothing written when the artifact path is needed (a user's artifact,
+    other files, a value in a file)."""
     with catalog.locked([(namespace, key)]) as conn, catalog.writing(conn) as writes:
         rows = run(conn, _STATE, {"ns": namespace, "key": key})
+        if not rows and create is not None:
+            previous = objects.read_in(conn, namespace, key)  # one in cluster memory, say
+            create(writes)
+            return True, previous
         if len(rows) != 1:
             return False, None
         artifact_id, document, name, _, kept = rows[0][:5]

@@ -36,6 +36,7 @@ from catalogstore.record import FileRecord, same_value
 from catalogstore.settings import Settings, redact_url
 from catalogstore.storage.staged import StagedFile
 from catalogstore.storage.tree import Broken, Entry, StoredArtifact, list_namespaces, scan
+from catalogstore.txn import mirror
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.commit import commit_rows
 from catalogstore.txn.workspace import Workspace
@@ -119,7 +120,11 @@ def reindex(namespace: str | None = None, *, settings: Settings | None = None,
             for name, why in refused_names(before, "artifact name").items():
                 report.broken.append(Broken(f"{ns}/{name} (catalog)", why))
                 del before[name]
-            pending = pending_journal(ws, ns)
+            # Read after the catalog: what is pending then is left out, and a commit
+            # made later is a version the catalog read does not have.
+            pending = {**dict.fromkeys(mirror.pending(ws, ns), "a small object store value "
+                                       "whose files are not written yet"),
+                       **pending_journal(ws, ns)}
             index_namespace(ws, ns, before, pending, listed_at, report, batch_size)
     report.seconds = time.perf_counter() - started
     return report
@@ -156,7 +161,8 @@ def index_namespace(ws: Workspace, ns: str, before: dict[str, ArtifactState],
     """Make the catalog's ``ns`` match storage, one transaction per batch.
 
     ``before`` is the catalog as read before the listing that this call makes, and
-    ``pending`` the artifacts with journal entries not applied yet (skipped).
+    ``pending`` the artifacts with journal entries not applied yet or a small object
+    store value whose files are not written yet (skipped).
     """
     try:
         with ws.storage_errors(f"list namespace {ns!r}"):

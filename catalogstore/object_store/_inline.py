@@ -5,9 +5,9 @@ A value whose serialized form is at most :data:`INLINE_LIMIT` bytes is committed
 the catalog with the key's record: its bytes, checksum, digest (a pickle) and
 signature (a pickle, with a signing key), and the rows of its object artifact as
 for any object (the ``object`` file's row, ``value_type``/``serializer``
-metadata, the next version). Once the key's artifact holds such a value, the next
-put is that one commit alone, with no staging file and no rename; the file and
-``.artifact.json`` of the Flowdapt layout follow in the background
+metadata, the next version). A key's first put, and every put once its artifact
+holds such a value, is that one commit alone, with no staging file and no rename;
+the file and ``.artifact.json`` of the Flowdapt layout follow in the background
 (:mod:`catalogstore.txn.mirror`). A get reads the record and the bytes in one
 statement, trusted exactly as a file's would be: by the checksum, digest and
 signature the catalog recorded.
@@ -115,8 +115,9 @@ def _serialize(namespace: str, key: str, value: Any, serializer: str | None) -> 
 
 def put(workspace: Workspace, namespace: str, key: str, value: Any, serializer: str | None,
         *, overwrite: bool) -> tuple[str, ObjectRecord | None] | None:
-    """Put a small value: one commit when the key's artifact holds a small value already,
-    else by the artifact path with the bytes kept in the catalog too. The generation
+    """Put a small value: one commit when the key has no artifact yet or its artifact
+    holds a small value already, else (a value in a file, a user's artifact) by the
+    artifact path with the bytes kept in the catalog too. The generation
     and the record it replaced; ``None``, with nothing done, for a value that is not
     small."""
     small = _serialize(namespace, key, value, serializer)

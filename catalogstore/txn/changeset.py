@@ -37,6 +37,10 @@ class Changeset:
     area its files are written into, renamed into place whole after the commit, so
     the artifact's folder appears with its files and ``.artifact.json`` at once
     (and costs the file system less than moving each file)."""
+    written_by_mirror: bool = False
+    """Its files and ``.artifact.json`` are written after the commit from the bytes the
+    catalog keeps (:mod:`catalogstore.txn.mirror`, a small object store value): no
+    storage step follows, so no journal entry is written."""
     rows: list[Callable[[Writes, int], None]] = field(default_factory=list)
     """More rows to write in the commit's database transaction, given the artifact's id
     (the object store's record of a key, issue 13); one that raises aborts the commit."""

@@ -48,12 +48,13 @@ def commit_rows(catalog: Catalog, conn: Connection, changesets: Sequence[Changes
     ``lineage``: the current run's edges, one output row per version made (issue 16).
     """
     with catalog.writing(conn) as rows:
-        done = _write(rows, changesets, journal, lineage)
+        done = write_rows(rows, changesets, journal=journal, lineage=lineage)
     return done
 
 
-def _write(rows: Writes, changesets: Sequence[Changeset], journal: bool,
-           lineage: Recording | None) -> list[Committed]:
+def write_rows(rows: Writes, changesets: Sequence[Changeset], *, journal: bool = True,
+               lineage: Recording | None = None) -> list[Committed]:
+    """:func:`commit_rows` inside a transaction that ``rows`` writes already."""
     ids = _resolve_ids(rows, changesets)
     for cs in changesets:
         for add_rows in cs.rows:

@@ -42,6 +42,8 @@ def needs_entry(cs: Changeset) -> bool:
     storage refused to make was never made, and the catalog kept an artifact that
     storage does not have.
     """
+    if cs.written_by_mirror:  # the catalog's pending bytes say what is left to write
+        return False
     return bool(cs.create or cs.writes or cs.removes or cs.delete or cs.staged_folder)
 
 
