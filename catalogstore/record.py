@@ -208,29 +208,35 @@ def number_of(value: Any) -> float | None:
 
 
 _COLUMNS = {"type": value_type, "value": value_text, "number": number_of}
-_last_document: tuple[str, dict[str, Any]] = ("", {})
+_last_document: tuple[str, Any] = ("", {})
 """The document :func:`document_column` parsed last: it is asked for each of a row's
 columns in turn."""
 
 
-def document_column(document: object, key: object, column: object) -> str | float | None:
+def document_column(document: object, column: object, *keys: object) -> str | float | None:
     """The ``artifact_metadata`` column (``type``, ``value`` or ``number``) that the
-    value under ``key`` in a metadata document would have (:func:`value_columns`);
-    ``None`` (SQL's NULL) when the document lacks the key. A SQLite function on every
-    connection (:mod:`catalogstore.catalog.engine`): searches of a version's metadata,
-    kept as its document only, compare it exactly as searches of ``artifact_metadata``
-    do. A document edited by hand reads as :func:`metadata_of` reads it."""
+    value under ``keys`` in a metadata document would have (:func:`value_columns`):
+    under its key, or with more keys, under the last of them in the objects nested
+    under the first ones (``"optimizer", "lr"``); ``None`` (SQL's NULL) when the
+    document lacks the key, or the path meets anything but an object before its last
+    key (a list is never indexed). A SQLite function on every connection
+    (:mod:`catalogstore.catalog.engine`; each key one argument, bound): searches of a
+    version's metadata, kept as its document only, and of runs' parameters compare
+    them exactly as searches of ``artifact_metadata`` do. A document edited by hand
+    reads as :func:`metadata_of` reads it."""
     global _last_document
-    if type(document) is not str or type(key) is not str or column not in _COLUMNS:
+    if type(document) is not str or column not in _COLUMNS or not keys:
         return None
-    last, metadata = _last_document
+    last, value = _last_document
     if document != last:
-        metadata = metadata_of(document)
-        _last_document = (document, metadata)
-    if key not in metadata:
-        return None
+        value = metadata_of(document)
+        _last_document = (document, value)
+    for key in keys:
+        if type(value) is not dict or type(key) is not str or key not in value:
+            return None
+        value = value[key]
     try:
-        return _COLUMNS[column](metadata[key])
+        return _COLUMNS[column](value)
     except (TypeError, ValueError, OverflowError):  # a value no commit writes: 1e999
         return None
 

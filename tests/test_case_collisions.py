@@ -27,7 +27,7 @@ from catalogstore.catalog import collisions
 from catalogstore.catalog.catalog import A
 from catalogstore.catalog.engine import make_engine
 from catalogstore.catalog.migrate import upgrade
-from catalogstore.testing.catalog import analyze_sql
+from catalogstore.testing.catalog import analyze_sql, query_plan
 
 INDEX = "ix_artifacts_lower_namespace_name"
 N = 5000
@@ -56,17 +56,6 @@ def _load(conn: Connection) -> None:
                                "created_at": now, "updated_at": now} for i in range(N)])
 
 
-def _plan(conn: Connection, statement: Any, params: dict[str, Any]) -> str:
-    """The plan of ``statement`` run with ``params``, as the driver receives it."""
-    state = statement.compile(conn).construct_expanded_state(params)
-    if conn.dialect.name == "sqlite":
-        values = tuple(state.parameters[name] for name in state.positiontup)
-        return "\n".join(row[-1] for row in conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + state.statement, values))
-    return "\n".join(row[0] for row in conn.exec_driver_sql(
-        "EXPLAIN " + state.statement, state.parameters))
-
-
 def test_case_check_queries_use_the_index(catalog_url):
     engine = make_engine(catalog_url)
     try:
@@ -77,14 +66,14 @@ def test_case_check_queries_use_the_index(catalog_url):
                 conn.exec_driver_sql(analyze_sql())
                 conn.exec_driver_sql("SET enable_seqscan = off")
             plans = {
-                "same names": _plan(conn, collisions._SAME_NAMES, {
+                "same names": query_plan(conn, collisions._SAME_NAMES, {
                     "lower": "team-1", "lowers": ["run-00001", "run-00006"],
                     "ns": "team-1", "names": ["Run-00001", "run-00006"]}),
-                "namespace variant": _plan(conn, collisions._NAMESPACE_VARIANT, {
+                "namespace variant": query_plan(conn, collisions._NAMESPACE_VARIANT, {
                     "lower": "team-1", "ns": "Team-1"}),
             }
             # Whether a namespace existed, on PostgreSQL: its first names, in index order.
-            first = _plan(conn, collisions._FIRST_NAMES, {"ns": "team-1", "n": 2})
+            first = query_plan(conn, collisions._FIRST_NAMES, {"ns": "team-1", "n": 2})
             # The answers, on a namespace recorded in two spellings.
             moment = datetime(2024, 1, 2, tzinfo=timezone.utc)
             conn.execute(A.insert().values(namespace="Team-1", name="x", created_at=moment,

@@ -150,6 +150,58 @@ def test_nested_runs_name_their_parent(local_stack):
     assert inner.status == outer.status == "succeeded"
 
 
+def test_a_run_lists_its_children_by_start_time(stack):
+    """``child_runs``: the runs whose ``parent_id`` is the run, the first ``limit`` by
+    start time, and how many there are; a grandchild is its parent's child only."""
+    with catalogstore.run("pipeline") as outer:
+        steps = []
+        for i in range(5):
+            with catalogstore.run(f"step-{i}") as step:
+                steps.append(step.id)
+                if i == 0:
+                    with catalogstore.run("grandchild") as grand:
+                        pass
+    catalog = get_workspace().catalog
+    children = lineage.child_runs(catalog, outer.id, 3)
+    assert children.total == 5
+    assert [(r.id, r.name) for r in children.runs] == [
+        (steps[i], f"step-{i}") for i in range(3)]
+    assert all(r.parent_id == outer.id and r.status == "succeeded" and r.ended_at
+               for r in children.runs)
+    assert [r.name for r in lineage.child_runs(catalog, outer.id, 200).runs] == [
+        f"step-{i}" for i in range(5)]
+    assert lineage.child_runs(catalog, steps[0], 200) == (1, [lineage.get_run(catalog,
+                                                                              grand.id)])
+    assert lineage.child_runs(catalog, grand.id, 200) == (0, [])
+    assert lineage.child_runs(catalog, "0" * 32, 200) == (0, [])
+
+
+def test_a_run_s_children_are_read_from_the_parent_index(stack):
+    """The children of a run (their page in start order, and their number) are index
+    lookups on ``ix_runs_parent_id``, never a scan of ``runs`` nor a sort of it."""
+    from catalogstore.testing.catalog import analyze_sql, query_plan
+
+    with catalogstore.run("pipeline") as outer:
+        for i in range(3):
+            with catalogstore.run(f"step-{i}"):
+                pass
+    for i in range(20):
+        with catalogstore.run(f"alone-{i}"):
+            pass
+    engine = get_workspace().catalog.engine
+    with engine.connect() as conn:
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:  # as test_query_sql: statistics, and an index wherever one serves
+            conn.exec_driver_sql(analyze_sql())
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for statement in (lineage.CHILDREN, lineage.CHILDREN_TOTAL):
+            plan = query_plan(conn, statement, {"run": outer.id, "limit": 200})
+            assert "ix_runs_parent_id" in plan, plan
+            assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+            assert "Seq Scan" not in plan and not re.search(r"\bSCAN runs\b", plan), plan
+        conn.rollback()
+
+
 def test_bad_runs_are_refused(local_stack):
     for bad in ({"name": ""}, {"name": "x" * 256}, {"name": "x", "params": [1]},
                 {"name": "x", "metadata": "m"}):

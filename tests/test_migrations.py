@@ -896,3 +896,48 @@ def test_the_producer_migration_names_the_run_each_input_read_from(engine, empty
             "SELECT generation, state FROM run_inputs WHERE generation IS NOT NULL "
             "ORDER BY generation").all()
     assert [tuple(row) for row in states] == [("g1", "replaced"), ("g2", "current")]
+
+
+PARENT_INDEX = "ix_runs_parent_id_started_at"
+
+
+def test_the_parent_index_migration_finds_a_run_s_children(engine, empty_db):
+    """A run's children are found by an index on ``runs.parent_id`` (then their start
+    time): the upgrade adds it to a catalog with runs, changing no row, and the
+    downgrade drops it, leaving the rows as they were."""
+
+    def indexes() -> dict[str, list[str]]:
+        return {ix["name"]: ix["column_names"] for ix in sa.inspect(engine).get_indexes("runs")}
+
+    before = upgraded_with_rows(engine, "c3f8a1d6e9b4")  # ... to the head, then back:
+    assert indexes()[PARENT_INDEX] == ["parent_id", "started_at", "id"]
+    alembic(engine, "downgrade", "c3f8a1d6e9b4")
+    assert PARENT_INDEX not in indexes()
+    run = ("INSERT INTO runs (id, name, params_json, status, started_at, host, pid, parent_id, "
+           "metadata_json) VALUES ('{id}', '{id}', '{{}}', 'succeeded', "
+           "'2026-12-0{day} 00:00:00', 'h', 1, {parent}, '{{}}')")
+    with engine.begin() as conn:
+        for run_id, day, parent in (("outer", 1, "NULL"), ("b", 3, "'outer'"),
+                                    ("a", 2, "'outer'"), ("alone", 4, "NULL")):
+            conn.exec_driver_sql(run.format(id=run_id, day=day, parent=parent))
+    runs = "SELECT id, name, parent_id, started_at FROM runs ORDER BY id"
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(runs).all()
+    alembic(engine, "upgrade", "head")
+    assert dump(engine) == before and PARENT_INDEX in indexes()
+    alembic(engine, "check")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(runs).all() == rows
+    from catalogstore.catalog.catalog import Catalog
+    from catalogstore.catalog.lineage import child_runs
+
+    catalog = Catalog(empty_db)
+    try:
+        children = child_runs(catalog, "outer", 10)
+        assert children.total == 2 and [r.id for r in children.runs] == ["a", "b"]
+    finally:
+        catalog.dispose()
+    alembic(engine, "downgrade", "c3f8a1d6e9b4")
+    assert dump(engine) == before and PARENT_INDEX not in indexes()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(runs).all() == rows

@@ -409,7 +409,7 @@ MALFORMED = [
     ("run.meta = 1", "expected '.' or '[' after run.meta", 9),
     ("run.params. = 1", "expected a parameter name after \"run.params.\"", 12),
     ("run.params.\"\" = 1", "cannot be empty", 11),
-    ("run.params.a.b = 1", "must be quoted", 12),
+    ("run.params.a.b. = 1", "expected a parameter name after \"run.params.a.b.\"", 16),
     ("run.name.x = 1", "expected an operator", 8),
     ("run.params.lr > true", "compares numbers or text", 16),
     ("run.meta.a LIKE 5", "expected a quoted pattern", 16),

@@ -326,3 +326,215 @@ def test_the_limits_hold_for_run_terms(stack):
     assert names("NOT " * 32 + "run.name = 'wide'") == {"made"}
     with pytest.raises(QueryError, match="more than"):
         query_artifacts(" OR ".join([*chain, "run.name = 'wide'"]))
+
+
+# -- nested paths: run.params.a.b, run.meta.a.b ----------------------------------------
+
+HOSTILE_KEYS = ["'); DROP TABLE runs; --", "$.a", "$", '\\"', 'a"b', "it's", "{a,b}",
+                "a.b", "0", "lr[0]", "\\", "%_*", "\u00e9t\u00e9 \U0001f600"]
+"""Keys that would break SQL, a JSON path (SQLite's ``$.a``, PostgreSQL's ``{a,b}``),
+a LIKE pattern or a naive quoting; and a digit, which never indexes an array."""
+NESTED = {"adam", "sgd", "flat", "listed", "hostile", "fast", "deep", "manual"}
+
+
+def quoted(key: str) -> str:
+    """``key`` as a quoted name of the filter language (a double quote doubled)."""
+    return '"' + key.replace('"', '""') + '"'
+
+
+def deep(levels: int, leaf: Any) -> dict[str, Any]:
+    """``{"k1": {"k2": ... {"kN": leaf}}}``."""
+    value = leaf
+    for level in range(levels, 0, -1):
+        value = {f"k{level}": value}
+    return value
+
+
+@pytest.fixture
+def nested(stack: Any) -> dict[str, str]:
+    """Artifacts, each made by a run whose parameters and metadata nest objects (or
+    hold something else where an object could be); manual: no run made it."""
+    made: dict[str, str] = {}
+
+    def make(name: str, params: dict[str, Any], metadata: dict[str, Any] | None = None
+             ) -> None:
+        with catalogstore.run(f"make-{name}", params=params, metadata=metadata) as made_by:
+            new_artifact(name)["kind"] = "model"
+        made[name] = made_by.id
+
+    make("adam", {"optimizer": {"name": "adam", "lr": 0.02, "betas": [0.9, 0.999],
+                                "decay": None, "schedule": {"warmup": {"steps": 100}}},
+                  "opt-1": {"learning rate": 0.5}},
+         {"a": {"b": "x"}, "owner": {"name": "ann"}})
+    make("sgd", {"optimizer": {"name": "sgd", "lr": "0.001"}}, {"a": {"b": "y"}})
+    # Not objects where the others nest one; top-level keys holding a dot.
+    make("flat", {"optimizer": "adam", "optimizer.lr": 0.5, "lr": 0.02},
+         {"a": "x", "a.b": "x"})
+    # Arrays in the middle: a path goes through objects only, never indexes an array.
+    make("listed", {"optimizer": [{"lr": 0.02}], "layers": [{"units": 64}, {"0": 1}]},
+         {"a": [{"b": "x"}]})
+    make("hostile", {key: {key: f"deep {key}"} for key in HOSTILE_KEYS},
+         {"x": {INJECTION: 1}})
+    make("fast", {"optimizer": {"lr": "fast", "fp16": True}})
+    make("deep", deep(16, 16), {"a": {"b": {"c": "x"}}})
+    catalogstore.configure(lineage=False)
+    new_artifact("manual")["kind"] = "model"
+    catalogstore.configure(lineage=True)
+    return made
+
+
+_SIXTEEN = ".".join(f"k{level}" for level in range(1, 17))
+PATHS: list[tuple[str, set[str]]] = [
+    ("run.params.optimizer.lr > 0.01", {"adam"}),
+    ("run.params.optimizer.lr < 0.01", {"sgd"}),  # '0.001' spells a number
+    ("run.params.optimizer.lr = 0.02", {"adam"}),
+    ("run.params.optimizer.lr = '0.001'", {"sgd"}),
+    ("run.params.optimizer.lr = 'fast'", {"fast"}),
+    ("run.params.optimizer.lr > 0 OR run.params.optimizer.lr <= 0", {"adam", "sgd"}),
+    ("run.params.optimizer.lr IN (0.02, 0.001, 'fast')", {"adam", "sgd", "fast"}),
+    ("run.params.optimizer.name = 'adam'", {"adam"}),
+    ("run.params.optimizer.name LIKE 's%'", {"sgd"}),
+    ("run.params.optimizer.name NOT LIKE 's%'", {"adam"}),
+    ("run.params.optimizer.fp16 = true", {"fast"}),
+    ("run.params.optimizer.decay = null", {"adam"}),
+    ("run.params.optimizer.betas CONTAINS 0.9", {"adam"}),
+    ("run.params.optimizer.betas NOT CONTAINS 0.5", {"adam"}),
+    ("run.params.optimizer.schedule.warmup.steps >= 100", {"adam"}),
+    # An object at the end compares as its JSON text, as meta.KEY does.
+    ("run.params.optimizer.schedule = '{\"warmup\":{\"steps\":100}}'", {"adam"}),
+    ("run.params.optimizer.schedule.warmup IS NOT NULL", {"adam"}),
+    # A top-level key holding a dot is reached quoted, never by a path.
+    ('run.params."optimizer.lr" = 0.5', {"flat"}),
+    ("run.params['optimizer.lr'] = 0.5", {"flat"}),
+    ("run.params.optimizer.lr = 0.5", set()),
+    # Sixteen keys deep.
+    (f"run.params.{_SIXTEEN} = 16", {"deep"}),
+    (f"run.params.{_SIXTEEN[:-4]} = '{{\"k16\":16}}'", {"deep"}),
+]
+"""Filters on the runs' nested parameters, and what they find (``nested``)."""
+
+
+def test_nested_parameters_select_by_a_path(nested):
+    for text, expected in PATHS:
+        assert names(text) == expected, text
+
+
+def test_each_key_of_a_path_may_be_quoted(nested):
+    assert names('run.params."opt-1"."learning rate" = 0.5') == {"adam"}
+    assert names("run.params['opt-1']['learning rate'] = 0.5") == {"adam"}
+    assert names("run.params.\"opt-1\"['learning rate'] > 0.1") == {"adam"}
+    assert names('run.params."optimizer".lr = 0.02') == {"adam"}
+    assert names("run.params . optimizer . lr = 0.02") == {"adam"}  # spaces between
+    assert names('run.params."opt-1".learning = 0.5') == set()
+
+
+def test_nested_run_metadata(nested):
+    assert names("run.meta.a.b = 'x'") == {"adam"}  # flat's a is 'x'; listed's a list
+    assert names("run.meta.a.b != 'x'") == {"sgd", "deep"}  # has it, another value
+    assert names("run.meta.a.b IN ('x', 'y')") == {"adam", "sgd"}
+    assert names("run.meta['a.b'] = 'x'") == {"flat"}
+    assert names("run.meta.owner.name = 'ann' AND run.params.optimizer.lr > 0.01") == {"adam"}
+    assert names("run.meta.a.b.c = 'x'") == {"deep"}
+    assert names("run.meta.a.b IS NOT NULL") == {"adam", "sgd", "deep"}
+
+
+def test_a_path_through_a_missing_key_a_value_or_an_array_matches_nothing(nested):
+    """A missing intermediate key, a string or an array where the path needs an object:
+    as a missing key (no match, no error), on SQLite and PostgreSQL alike."""
+    assert names("run.params.optimizer.lr IS NULL") == NESTED - {"adam", "sgd", "fast"}
+    assert names("run.params.optimizer.lr IS NOT NULL") == {"adam", "sgd", "fast"}
+    assert names("run.params.nothing.lr IS NULL") == NESTED
+    assert names("run.params.nothing.lr = 1 OR run.params.nothing.lr != 1") == set()
+    assert names("run.params.optimizer.lr != 0.02") == {"sgd", "fast"}
+    assert names("NOT run.params.optimizer.lr > 0.01") == NESTED - {"adam"}
+    # Arrays in the middle: never indexed, not even by a key that spells a number.
+    assert names("run.params.layers.units IS NOT NULL") == set()
+    assert names('run.params.layers."0" IS NOT NULL') == set()
+    assert names('run.params.layers."0".units = 64') == set()
+    assert names("run.params.optimizer.lr.x IS NOT NULL") == set()  # through a number
+    assert names("run.params.optimizer.name.x IS NULL") == NESTED  # through a string
+    assert names("run.params.optimizer.decay.x IS NULL") == NESTED  # through a null
+    assert names("run.meta.a.b.c.d IS NOT NULL") == set()
+
+
+def test_path_keys_are_data_never_sql_nor_json_paths(nested):
+    runs = _count_runs()
+    for key in HOSTILE_KEYS:
+        twice = f"run.params.{quoted(key)}.{quoted(key)}"
+        value = f"deep {key}".replace("'", "''")
+        assert names(f"{twice} = '{value}'") == {"hostile"}, key
+        bracketed = "['" + key.replace("'", "''") + "']"
+        assert names(f"run.params{bracketed}{bracketed} IS NOT NULL") == {"hostile"}, key
+        assert names(f"run.params.{quoted(key)}.lr IS NOT NULL") == set(), key
+    assert names(f"run.meta.x.{quoted(INJECTION)} = 1") == {"hostile"}
+    # No key is a JSON path, on either database: '$.a' is the key '$.a', '{a,b}' one key.
+    assert names('run.params."$".a IS NOT NULL') == set()
+    assert names('run.params."$.optimizer".lr IS NOT NULL') == set()
+    assert names('run.params."$.optimizer.lr" IS NOT NULL') == set()
+    assert names('run.params.optimizer."$.lr" IS NOT NULL') == set()
+    assert names('run.params."{optimizer,lr}" IS NOT NULL') == set()
+    assert names('run.params."{a,b}".a IS NOT NULL') == set()
+    assert names('run.params.optimizer."lr[0]" IS NOT NULL') == set()
+    assert _count_runs() == runs  # the table is still there, and whole
+
+
+def test_nested_terms_beside_indexed_ones_are_checked_per_candidate(nested):
+    engine = get_workspace().catalog.engine
+    with engine.connect() as conn:
+        search = compile_search("run.params.optimizer.lr > 0.01 AND meta.kind = 'model'",
+                                dialect=engine.dialect.name)
+        plan = search.plan(conn)
+        assert plan.ids is not None and plan.answered == [search.terms[1]]
+    assert names("run.params.optimizer.lr > 0.01 AND meta.kind = 'model'") == {"adam"}
+    assert names("run.params.optimizer.lr > 0.01 OR name = 'sgd'") == {"adam", "sgd"}
+    assert names("run.name = 'make-sgd' OR run.params.optimizer.fp16 = true") == {"sgd", "fast"}
+    first = query_artifacts("run.params.optimizer IS NOT NULL", order_by="name", limit=2)
+    rest = query_artifacts("run.params.optimizer IS NOT NULL", order_by="name", limit=10,
+                           after=first.next)
+    assert [a.name for a in [*first, *rest]] == ["adam", "fast", "flat", "listed", "sgd"]
+
+
+@pytest.mark.parametrize(("text", "reason", "position"), [
+    ("run.params.", 'expected a parameter name after "run.params."', 11),
+    ("run.params.a. = 1", 'expected a parameter name after "run.params.a."', 14),
+    ("run.params.a.", 'expected a parameter name after "run.params.a."', 13),
+    ('run.params."x y".b. > 1', 'expected a parameter name after "run.params."x y".b."', 20),
+    ("run.meta.a.b. = 'x'", 'expected a metadata key after "run.meta.a.b."', 14),
+    ("run.params.a.'b' = 1", 'expected a parameter name after "run.params.a."', 13),
+    ('run.params.a."" = 1', "cannot be empty", 13),
+    ("run.params.a[] = 1", "expected a quoted key in run.params.a[", 13),
+    ("run.params.a[0] = 1", "expected a quoted key in run.params.a[", 13),
+    ("run.params.a['b' = 1", "expected ']' after the key", 17),
+    ("run.params.a.1 = 1", 'quote a key that is not a name: run.params.a."1"', 12),
+    ("run.params.a.b > true", "compares numbers or text", 17),
+    ("run.params.a.b LIKE 5", "expected a quoted pattern", 20),
+    ("run.params.a.b = 1 AND", "expected a field", 22),
+    (f"run.params.{'.'.join(f'k{i}' for i in range(1, 18))} = 1",
+     "a path of more than 16 keys", 11 + len(".".join(f"k{i}" for i in range(1, 17))) + 1),
+    ("meta.a.b = 1", "must be quoted", 6),  # artifact metadata keys may hold dots
+    ("alias.prod.meta.a.b = 1", "must be quoted", 17),
+])
+def test_a_malformed_path_is_refused_with_a_caret(stack, text, reason, position):
+    with pytest.raises(QueryError) as caught:
+        query_artifacts(text)
+    error = caught.value
+    assert reason in error.reason, error.reason
+    assert error.position == position, str(error)
+    _, shown, caret = str(error).splitlines()  # a long filter: around the problem
+    assert caret.strip() == "^" and shown.endswith(text[position:])
+    assert shown[caret.index("^"):] == text[position:]
+
+
+def test_the_path_limit_is_the_same_everywhere(nested):
+    from catalogstore.catalog.query.language import MAX_PATH_KEYS
+
+    assert MAX_PATH_KEYS == 16
+    path = ".".join(f"k{level}" for level in range(1, MAX_PATH_KEYS + 2))
+    with pytest.raises(QueryError, match="a path of more than 16 keys"):
+        query_artifacts(f"run.params.{path} = 1")
+    with pytest.raises(QueryError, match="a path of more than 16 keys"):
+        api.search(f"run.meta.{path} IS NULL")
+    result = CliRunner().invoke(app, ["query", f"run.params.{path} = 1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert "a path of more than 16 keys" in line

@@ -44,6 +44,7 @@ from catalogstore.catalog.query.language import (
     MAX_DEPTH as FILTER_DEPTH,
 )
 from catalogstore.catalog.query.language import (
+    MAX_PATH_KEYS,
     MAX_PATTERN_CHARS,
     MAX_TERMS,
     MAX_VALUES,
@@ -257,6 +258,11 @@ def _or_chain(n: int) -> str:
     return " OR ".join(f"meta.k = 'v{i}'" for i in range(n))
 
 
+def _path(keys: int, last: str = "") -> str:
+    """``run.params.k1.k2...`` with ``keys`` keys (the last one ``last`` if given)."""
+    return "run.params." + ".".join([f"k{i}" for i in range(1, keys)] + [last or f"k{keys}"])
+
+
 def _in_list(n: int, number: bool = False) -> str:
     return "meta.k IN (" + ",".join(str(i) if number else f"'v{i}'" for i in range(n)) + ")"
 
@@ -298,6 +304,12 @@ FILTERS: dict[str, tuple[str, list[str] | None]] = {
     f"in-{MAX_VALUES + 1}": (_in_list(MAX_VALUES + 1), None),
     f"not-in-{MAX_VALUES}": ("name NOT IN (" + ",".join(f"'x{i}'" for i in range(MAX_VALUES))
                              + ")", ["a", "b"]),
+    f"path-{MAX_PATH_KEYS}": (_path(MAX_PATH_KEYS) + " IS NULL", ["a", "b"]),
+    f"path-{MAX_PATH_KEYS + 1}": (_path(MAX_PATH_KEYS + 1) + " IS NULL", None),
+    f"or-{MAX_TERMS}-paths-{MAX_PATH_KEYS}": (" OR ".join(
+        f"{_path(MAX_PATH_KEYS, f'x{i}')} = {i}" for i in range(MAX_TERMS)), []),
+    f"and-{MAX_TERMS}-paths-{MAX_PATH_KEYS}": (" AND ".join(
+        f"{_path(MAX_PATH_KEYS, f'x{i}')} IS NULL" for i in range(MAX_TERMS)), ["a", "b"]),
     "nul-in-string": ("meta.k = 'v1\x00'", None),
     "nul-alone": ("\x00", None),
     "nul-in-key": ('meta."k\x00" = \'v1\'', None),

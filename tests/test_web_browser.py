@@ -280,6 +280,17 @@ def test_namespace_search_artifact_preview_version_lineage_run(
     assert _by(browser, "#artifact-name").text == "model"
     _follow(browser, _by(browser, "#lineage-link"))
     assert len(_all(browser, "a.lineage-run")) == 3
+    # A nested run: up to its parent, whose page lists it among its children, and back.
+    [nested] = [a for a in _all(browser, "a.lineage-run") if a.text.startswith("<script>")]
+    _follow(browser, nested)
+    assert _by(browser, "#run-name").text == HOSTILE
+    _follow(browser, _by(browser, "#parent"))
+    assert _by(browser, "#run-name").text == "pipeline"
+    assert _column(browser, "#children", 1) == [HOSTILE]
+    assert _column(browser, "#children", 2) == ["succeeded"]
+    _follow(browser, _by(browser, "#children a.child"))
+    assert _by(browser, "#run-name").text == HOSTILE
+    assert browser.execute_script("return window.__xss === undefined")
 
 
 @pytest.mark.slow

@@ -164,6 +164,45 @@ def test_a_run_with_its_parent_inputs_and_outputs(served: Served) -> None:
     assert train["pid"] > 0 and train["host"] and train["task_id"] is None
 
 
+def test_a_run_lists_its_children_with_links(served: Served) -> None:
+    """A run's answer lists the runs nested in it (``children``, by start time, and
+    ``children_total``); its page shows them as a table linking each, names escaped."""
+    runs = _runs(served.json(API + "/lineage"))
+    nested = served.json(f"/api/runs/{runs[HOSTILE]['id']}")
+    pipeline = served.json(f"/api/runs/{nested['parent']['id']}")
+    assert pipeline["children_total"] == 1
+    assert pipeline["children"] == [{key: nested[key] for key in (
+        "id", "name", "status", "started_at", "ended_at")}]
+    assert (nested["children"], nested["children_total"]) == ([], 0)
+    page = served.get(f"/runs/{pipeline['id']}")[2].decode()
+    assert f'<a class="child" href="/runs/{nested["id"]}">{escape(HOSTILE)}</a>' in page
+    assert "<script>" not in page and 'id="children"' in page
+    assert 'id="children"' not in served.get(f"/runs/{runs['train']['id']}")[2].decode()
+
+
+def test_a_run_with_more_children_than_a_page_lists_the_first(
+        stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    import catalogstore
+    from catalogstore.web import api
+    from catalogstore.web.serve import serving
+
+    monkeypatch.setattr(api, "RUN_CHILDREN", 2)
+    with catalogstore.run("fan-out") as outer:
+        parts = []
+        for i in range(3):
+            with catalogstore.run(f"part-{i}") as part:
+                parts.append(part.id)
+    with serving(TOKEN) as base:
+        served = Served(base, stack.catalog_url, stack.storage_url)
+        data = served.json(f"/api/runs/{outer.id}")
+        assert [c["id"] for c in data["children"]] == parts[:2]
+        assert data["children_total"] == 3
+        assert [c["name"] for c in data["children"]] == ["part-0", "part-1"]
+        assert served.json(f"/api/runs/{parts[0]}")["parent"]["name"] == "fan-out"
+        page = served.get(f"/runs/{outer.id}")[2].decode()
+        assert page.count('<a class="child"') == 2 and "the first 2 of 3" in page
+
+
 def test_the_lineage_page_draws_the_graph_with_links(served: Served) -> None:
     code, headers, body = served.get(PAGE + "/lineage")
     page = body.decode()

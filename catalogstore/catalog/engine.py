@@ -319,9 +319,11 @@ def _is_wal(path: Path) -> bool:
 
 SQL_DOCUMENT_COLUMN = "catalogstore_document_column"
 """A SQLite function on every connection: :func:`~catalogstore.record.document_column`
-(document, key, column). Searches of the metadata a version keeps as its document
-(``alias.prod.meta.KEY``) need it: SQLite has no regular expressions to tell which
-strings read as numbers, nor ``json_each`` a number's text as written."""
+(document, column, key, ...: a key, or the keys of a path into nested objects, each an
+argument). Searches of the metadata a version keeps as its document
+(``alias.prod.meta.KEY``) and of runs' parameters (``run.params.a.b``) need it: SQLite
+has no regular expressions to tell which strings read as numbers, nor ``json_each`` a
+number's text as written."""
 
 
 def _setup_sqlite(engine: Engine, busy: float) -> None:
@@ -329,7 +331,7 @@ def _setup_sqlite(engine: Engine, busy: float) -> None:
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transaction control from the driver so BEGIN IMMEDIATE is possible.
         dbapi_connection.isolation_level = None
-        dbapi_connection.create_function(SQL_DOCUMENT_COLUMN, 3, document_column,
+        dbapi_connection.create_function(SQL_DOCUMENT_COLUMN, -1, document_column,
                                          deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -218,13 +218,17 @@ class LineageGraph:
         return "\n".join(lines) + "\n"
 
 
+def run_summary(r: RunRecord) -> dict[str, Any]:
+    """A run's name, status and times in JSON-ready form (a run in a list of runs)."""
+    return {"id": r.id, "name": r.name, "status": r.status,
+            "started_at": r.started_at.isoformat(),
+            "ended_at": r.ended_at.isoformat() if r.ended_at else None}
+
+
 def run_dict(r: RunRecord) -> dict[str, Any]:
     """A run in JSON-ready form."""
-    return {"id": r.id, "name": r.name, "params": r.params, "status": r.status,
-            "started_at": r.started_at.isoformat(),
-            "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-            "host": r.host, "pid": r.pid, "task_id": r.task_id,
-            "parent_id": r.parent_id, "metadata": r.metadata}
+    return {**run_summary(r), "params": r.params, "host": r.host, "pid": r.pid,
+            "task_id": r.task_id, "parent_id": r.parent_id, "metadata": r.metadata}
 
 
 def node_dict(n: Node) -> dict[str, Any]:
@@ -466,11 +470,36 @@ def walk(catalog: Catalog, root: Node, *, upstream: bool = True, downstream: boo
 
 def get_run(catalog: Catalog, run_id: str) -> RunRecord | None:
     with catalog.errors("read a run"), catalog.engine.connect() as conn:
-        row = conn.execute(select(R).where(R.c.id == run_id)).first()
-    if row is None:
-        return None
-    record = _run_record(row._mapping)
-    return notice_dead(catalog, {record.id: record})[record.id]
+        rows = conn.execute(select(R).where(R.c.id == run_id)).all()
+    return next(iter(_run_records(catalog, rows)), None)
+
+
+CHILDREN = (select(R).where(R.c.parent_id == bindparam("run"))
+            .order_by(R.c.started_at, R.c.id).limit(bindparam("limit")))
+"""The first ``limit`` runs nested in the run ``run``, by start time (then id): read in
+order from ``ix_runs_parent_id_started_at``."""
+CHILDREN_TOTAL = select(func.count()).select_from(R).where(R.c.parent_id == bindparam("run"))
+"""How many runs are nested in the run ``run`` (the same index, read alone)."""
+
+
+class RunChildren(NamedTuple):
+    """The first runs nested in a run, and how many there are in all."""
+
+    total: int
+    runs: list[RunRecord]
+
+
+def child_runs(catalog: Catalog, run_id: str, limit: int) -> RunChildren:
+    """The runs whose parent is the run ``run_id`` (opened inside its block), the first
+    ``limit`` by start time, with their number: index lookups only (a run nested in one
+    of them is that one's child, not this run's). Runs whose process is gone are marked
+    failed on the way, as :func:`get_run` does."""
+    params = {"run": run_id, "limit": limit}
+    with catalog.errors("read a run's children"), catalog.engine.connect() as conn, \
+            conn.begin():
+        total = int(conn.execute(CHILDREN_TOTAL, params).scalar_one())
+        rows = conn.execute(CHILDREN, params).all()
+    return RunChildren(total, _run_records(catalog, rows))
 
 
 _RUN_EDGES = text(f"""
@@ -509,10 +538,14 @@ def run_edges(catalog: Catalog, run_id: str, limit: int) -> dict[str, RunEdges]:
     return found
 
 
-def _run_record(row: Any) -> RunRecord:
-    return RunRecord(row["id"], row["name"], metadata_of(row["params_json"]), row["status"],
-                     row["started_at"], row["ended_at"], row["host"], row["pid"],
-                     row["task_id"], row["parent_id"], metadata_of(row["metadata_json"]))
+def _run_records(catalog: Catalog, rows: Sequence[Any]) -> list[RunRecord]:
+    """The runs of ``rows`` (rows of ``runs``) in their order, those whose process is
+    gone marked failed (:func:`notice_dead`)."""
+    records = {row.id: RunRecord(
+        row.id, row.name, metadata_of(row.params_json), row.status, row.started_at,
+        row.ended_at, row.host, row.pid, row.task_id, row.parent_id,
+        metadata_of(row.metadata_json)) for row in rows}
+    return list(notice_dead(catalog, records).values())
 
 
 def _is_dead(pid: int) -> bool:

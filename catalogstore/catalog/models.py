@@ -391,7 +391,11 @@ class RunRow(Base):
     ``failed`` when it is read (``host`` and ``pid`` tell)."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_name_started_at", "name", "started_at"),)
+    __table_args__ = (
+        Index("ix_runs_name_started_at", "name", "started_at"),
+        # A run's children, the first by start time, and their number (issue 16).
+        Index("ix_runs_parent_id_started_at", "parent_id", "started_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     """Random (32 hex), made by the process, so a run's row can be written lazily in

@@ -23,7 +23,8 @@ def query(
              "files, size, version (the current one's number), alias (alias = 'prod': has "
              "that alias), alias.NAME.meta.KEY (the metadata of the version alias NAME "
              "names), run.name, run.id, run.status, run.host, run.started_at, run.ended_at, "
-             "run.params.KEY, run.meta.KEY (the run that made the current version); "
+             "run.params.KEY, run.meta.KEY (the run that made the current version; "
+             "run.params.a.b: a path into nested objects); "
              "operators = != < <= > >= IN LIKE CONTAINS IS [NOT] NULL AND OR NOT.")
     ] = "",
     namespace: Annotated[list[str] | None, typer.Option(

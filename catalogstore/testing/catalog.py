@@ -58,6 +58,19 @@ def analyze_sql(*, vacuum: bool = False) -> str:
     return f"{'VACUUM ' if vacuum else ''}ANALYZE {tables}"
 
 
+def query_plan(conn: Any, statement: Any, params: dict[str, Any]) -> str:
+    """The plan the database chooses for ``statement`` run with ``params`` on ``conn``
+    (a SQLAlchemy connection), as the driver receives it: SQLite's ``EXPLAIN QUERY
+    PLAN`` or PostgreSQL's ``EXPLAIN``, one line per step."""
+    state = statement.compile(conn).construct_expanded_state(params)
+    if conn.dialect.name == "sqlite":
+        values = tuple(state.parameters[name] for name in state.positiontup)
+        return "\n".join(row[-1] for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + state.statement, values))
+    return "\n".join(row[0] for row in conn.exec_driver_sql(
+        "EXPLAIN " + state.statement, state.parameters))
+
+
 class CatalogContract:
     """Tests every catalog database must pass. Subclasses provide ``catalog_url``."""
 

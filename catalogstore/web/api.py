@@ -488,6 +488,9 @@ MAX_NODES = 200
 """Versions and generations a lineage answer holds at most, the nearest first."""
 RUN_EDGES = 200
 """Inputs, and outputs, a run's answer lists at most (it says how many there are)."""
+RUN_CHILDREN = 200
+"""Runs nested in a run that its answer lists at most, the first by start time (it says
+how many there are)."""
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _FLAGS = {"": True, "1": True, "true": True, "0": False, "false": False}
 
@@ -539,8 +542,10 @@ def lineage(namespace: str, name: str, *, upstream: str = "", downstream: str = 
 def run(run_id: str) -> dict[str, Any]:
     """The run ``run_id``: its name, parameters, metadata, status, times, host and
     process, task, its parent (``{"id", "name", "status"}``, ``name`` None when the
-    catalog has no such run), and its first :data:`RUN_EDGES` inputs (each with the
-    run that made it, ``producer``) and outputs with their numbers.
+    catalog has no such run), the first :data:`RUN_CHILDREN` runs nested in it by start
+    time (``children``: ``{"id", "name", "status", "started_at", "ended_at"}`` each;
+    ``children_total``), and its first :data:`RUN_EDGES` inputs (each with the run that
+    made it, ``producer``) and outputs with their numbers.
 
     Raises
     ------
@@ -563,8 +568,11 @@ def run(run_id: str) -> dict[str, Any]:
         outer = recorded.get_run(catalog, found.parent_id)
         parent = {"id": found.parent_id, "name": outer.name if outer else None,
                   "status": outer.status if outer else None}
+    children = recorded.child_runs(catalog, run_id, RUN_CHILDREN)
     edges = recorded.run_edges(catalog, run_id, RUN_EDGES)
-    return {**recorded.run_dict(found), "parent": parent, **{
+    return {**recorded.run_dict(found), "parent": parent,
+            "children": [recorded.run_summary(r) for r in children.runs],
+            "children_total": children.total, **{
         way: {"total": edges[direction].total,
               "nodes": [{**recorded.node_dict(node), "producer": producer}
                         for node, producer in zip(edges[direction].nodes,

@@ -209,13 +209,11 @@ class _Compiler:
                 needle_json)), else_=False))
 
     def metadata(self, p: Predicate) -> _Term:
-        key = p.field.key
-        assert key is not None
         if p.field.name == "meta" and p.field.alias is None:
-            check = scan = (M.c, [M.c.key == key])
+            check = scan = (M.c, [M.c.key == p.field.key])
         else:
-            check = self.document_rows(p.field, key, scan=False)
-            scan = self.document_rows(p.field, key, scan=True)
+            check = self.document_rows(p.field, scan=False)
+            scan = self.document_rows(p.field, scan=True)
         (c, where), (s, scanned) = check, scan
         unindexed = check is not scan
         if p.op == "null":
@@ -230,11 +228,14 @@ class _Compiler:
                      select(s.artifact_id).where(*scanned, self.value_condition(p, s)),
                      unindexed=unindexed)
 
-    def document_rows(self, field: Field, key: str, *, scan: bool) -> tuple[Any, list[Any]]:
-        """The values under ``key`` of the documents ``field`` reads: the metadata of
-        the versions its alias names (``artifact_versions.metadata_json``), or the
-        parameters or metadata of the runs that made the current versions
-        (``runs.params_json``, ``runs.metadata_json``). Columns as
+    def document_rows(self, field: Field, *, scan: bool) -> tuple[Any, list[Any]]:
+        """The values under the keys of ``field`` (its key, or its path of keys into
+        nested objects: ``run.params.optimizer.lr``) of the documents it reads: the
+        metadata of the versions its alias names (``artifact_versions.metadata_json``),
+        or the parameters or metadata of the runs that made the current versions
+        (``runs.params_json``, ``runs.metadata_json``). A path that meets anything but
+        an object before its last key (a string, a list, null, a missing key) finds no
+        value, as a missing key. Columns as
         ``artifact_metadata``'s (``artifact_id``, ``type``, ``value``, ``number``),
         computed as :func:`~catalogstore.record.value_columns` computed them for the
         current version, and the conditions that select them (a row per document
@@ -260,7 +261,7 @@ class _Compiler:
             # flat SQL (SQLite's parser stack is shallow: 32 NOTs deep, a filter leaves
             # it little room), each document parsed once for its row's three columns.
             def column(name: str) -> Any:
-                return getattr(func, SQL_DOCUMENT_COLUMN)(doc, key, name)
+                return getattr(func, SQL_DOCUMENT_COLUMN)(doc, name, *field.keys)
 
             return (SimpleNamespace(artifact_id=artifact_id, type=column("type"),
                                     value=column("value"), number=column("number")),
@@ -268,9 +269,12 @@ class _Compiler:
         from sqlalchemy.dialects.postgresql import JSON
 
         # json, not jsonb: json keeps each value's text as written, so a value's text is
-        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001). The
-        # key is a bound parameter of ->, never a path.
-        value: Any = cast(doc, JSON)[key]
+        # what record.json_text wrote for it (jsonb would print 1e-7 as 0.0000001). Each
+        # key is a bound text parameter of its own ->, never a path; -> on anything but
+        # an object (a list too: text never indexes one) is NULL, as a missing key.
+        value: Any = cast(doc, JSON)
+        for key in field.keys:
+            value = value[key]
         where = rows
         if scan:
             # Each document parsed once: OFFSET 0 keeps PostgreSQL from copying the

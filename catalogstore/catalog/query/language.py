@@ -7,6 +7,7 @@ A filter is a boolean expression over an artifact's metadata and its built-in fi
         AND meta.layers CONTAINS 64 AND version > 3
         AND alias = 'prod' AND alias.prod.meta.accuracy > 0.9
         AND run.name = 'train' AND run.params.lr > 0.01
+        AND run.params.optimizer.lr < 0.1 AND run.meta."data-set".name = 'v2'
 
 Grammar (keywords are case-insensitive; ``NOT`` binds tighter than ``AND``, ``AND``
 tighter than ``OR``)::
@@ -25,7 +26,7 @@ tighter than ``OR``)::
                 | "name" | "namespace" | "created_at" | "updated_at" | "files" | "size"
                 | "version" | "alias"
                 | "run" "." ("id" | "name" | "status" | "host" | "started_at" | "ended_at")
-                | "run" "." ("params" | "meta") key
+                | "run" "." ("params" | "meta") key key*     at most 16 keys: a path
     meta       := "meta" key
     key        := "." identifier | "." quoted | "[" (string|quoted) "]"
     literal    := string | number | "true" | "false" | "null"
@@ -87,6 +88,17 @@ Meaning:
   ``created_at``. ``run.params.KEY`` and ``run.meta.KEY`` (``run.params."learning-rate"``,
   ``run.params['a.b']``) are the values under KEY of the run's parameters and
   metadata, compared as ``meta.KEY`` is (the same types, the same operators).
+  More keys make a path into nested objects: ``run.params.optimizer.lr`` is the value
+  under ``lr`` of the object under ``optimizer`` (a run opened with
+  ``params={"optimizer": {"lr": 0.02}}``), each key spelled as the first one may be
+  (``run.params."opt-1"."learning rate"``, ``run.params['opt-1'].lr``), at most
+  :data:`MAX_PATH_KEYS` of them. A path that meets anything but an object before its
+  last key (a missing key, a string, a number, null, or a list: a path never indexes
+  a list, not even with ``"0"``) finds no value, as a missing key: no match, no error,
+  and ``IS NULL`` holds. A top-level key holding a dot is quoted whole
+  (``run.params."optimizer.lr"``). ``meta.KEY`` and ``alias.NAME.meta.KEY`` take one
+  key, never a path: an artifact's metadata keys may hold dots (Flowdapt's trees
+  have them), so ``meta.a.b`` is refused (quote it: ``meta."a.b"``).
   ``IS NULL`` holds when no run that made the version has a value (none has the key,
   ``run.ended_at`` of a run still running, or no run made it: ``run.id IS NULL``);
   ``!=``, ``NOT IN``, ``NOT LIKE`` when such a run has another value, and ``NOT``
@@ -95,17 +107,20 @@ Meaning:
   PostgreSQL database with a C collation.
 
 Every value reaches the database as a bound parameter, so a filter cannot change
-the SQL that runs; a malformed filter raises :class:`~catalogstore.errors.QueryError`
-pointing at the problem.
+the SQL that runs; so does every key of a path (one bound text operand of ``->`` per
+key on PostgreSQL, one argument per key of a Python function on SQLite), so a key is
+never read as a JSON path (``run.params."$.a"`` is the key ``$.a``). A malformed filter
+raises :class:`~catalogstore.errors.QueryError` pointing at the problem.
 
 Limits (checked while parsing, before any SQL is built, so they hold alike on
 SQLite and PostgreSQL; issue 12): a filter of at most :data:`MAX_FILTER_CHARS`
 characters, holding no NUL and no lone surrogate; at most :data:`MAX_TERMS`
 predicates (``OR`` them as ``IN`` for more values); parentheses and ``NOT`` nested at
 most :data:`MAX_DEPTH` deep; at most :data:`MAX_VALUES` values in all (``IN`` lists
-included); LIKE patterns of at most :data:`MAX_PATTERN_CHARS` characters; numbers
-within the range of a double; timestamps between years 1 and 9999 once
-converted to UTC. The parser's recursion is bounded by :data:`MAX_DEPTH`.
+included); paths of at most :data:`MAX_PATH_KEYS` keys; LIKE patterns of at most
+:data:`MAX_PATTERN_CHARS` characters; numbers within the range of a double;
+timestamps between years 1 and 9999 once converted to UTC. The parser's recursion is
+bounded by :data:`MAX_DEPTH`.
 
 Ordering and pages: ``order_by`` names one field, a built-in one or ``meta.KEY``,
 optionally with ``-`` before it or ``desc``/``asc`` after it (default: by
@@ -147,6 +162,8 @@ MAX_VALUES = 10_000
 per statement, SQLite 32,766)."""
 MAX_PATTERN_CHARS = 4096
 """Longest LIKE pattern (SQLite refuses GLOB patterns over 50,000 bytes)."""
+MAX_PATH_KEYS = 16
+"""Most keys in a path of ``run.params`` or ``run.meta`` (``run.params.a.b.c``: 3)."""
 
 BUILTIN_FIELDS = ("name", "namespace", "created_at", "updated_at", "files", "size",
                   "version", "alias")
@@ -247,12 +264,20 @@ class Field:
     key: str | None
     pos: int
     alias: str | None = None
+    path: tuple[str, ...] = ()
+    """The keys after ``key`` of a path into nested objects (``run.params.optimizer.lr``:
+    ``key`` ``optimizer``, ``path`` ``("lr",)``); ``run.params`` and ``run.meta`` only."""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """``key`` and the keys of ``path``, outermost first."""
+        return () if self.key is None else (self.key, *self.path)
 
     def __str__(self) -> str:
         if self.key is None:
             return self.name
         return ("" if self.alias is None else f"alias[{self.alias!r}].") + \
-            f"{self.name}[{self.key!r}]"
+            self.name + "".join(f"[{key!r}]" for key in self.keys)
 
     @property
     def of_run(self) -> bool:
@@ -427,8 +452,37 @@ class _Parser:
         return Field("meta", self.meta_key(), token.pos)
 
     def meta_key(self, after: str = "meta", what: str = "metadata key") -> str:
-        """The key after ``meta`` (or ``after``, e.g. ``run.params``): ``.KEY``,
-        ``."KEY"`` or ``['KEY']``."""
+        """The key after ``meta`` (or ``after``, e.g. ``alias.prod.meta``): ``.KEY``,
+        ``."KEY"`` or ``['KEY']``; one key, never a path (artifact metadata keys may
+        hold dots, as Flowdapt writes them: those are quoted)."""
+        key = self.key(after, what)
+        if self.token.kind == "op" and self.token.text == ".":
+            raise self.fail(f"a key with a dot must be quoted, as in {after}['{key}.b']")
+        return key
+
+    def key_path(self, start: int, after: str, what: str) -> tuple[str, ...]:
+        """The keys after ``run.params`` or ``run.meta`` (``after``, spelled from
+        ``start``): one, then any more, each ``.KEY``, ``."KEY"`` or ``['KEY']``, a level
+        deeper into nested objects; at most :data:`MAX_PATH_KEYS`."""
+        keys = [self.key(after, what)]
+        while True:
+            token = self.token
+            spelled = self.text[start:token.pos].rstrip()
+            if len(spelled) > 60:
+                spelled = "…" + spelled[-59:]
+            if token.kind == "number" and token.text.startswith("."):
+                # The tokenizer reads ".1" as a number: a key that is no name is quoted.
+                raise QueryError(f'quote a key that is not a name: {spelled}."'
+                                 f'{token.text[1:][:40]}"', self.text, token.pos)
+            if not (token.kind == "op" and token.text in (".", "[")):
+                return tuple(keys)
+            if len(keys) == MAX_PATH_KEYS:
+                raise QueryError(f"a path of more than {MAX_PATH_KEYS} keys", self.text,
+                                 self.tokens[self.at + 1].pos)
+            keys.append(self.key(spelled, what))
+
+    def key(self, after: str, what: str) -> str:
+        """One key after ``after``: ``.KEY``, ``."KEY"`` or ``['KEY']``."""
         if self.op("["):
             key_token = self.next()
             if key_token.kind not in ("string", "quoted"):
@@ -444,14 +498,12 @@ class _Parser:
         key = key_token.value if key_token.kind != "word" else key_token.text
         if not key:
             raise QueryError(f"a {what} cannot be empty", self.text, key_token.pos)
-        if self.token.kind == "op" and self.token.text == ".":
-            raise self.fail(f"a key with a dot must be quoted, as in {after}['{key}.b']")
-        return key
+        return str(key)
 
     def run_field(self, token: Token) -> Field:
         """``run.FIELD``, after ``run``: a field of the run that made the artifact's
         current version (``run.params.KEY`` and ``run.meta.KEY`` take a key as
-        ``meta.KEY`` does)."""
+        ``meta.KEY`` does, or a path of keys: :meth:`key_path`)."""
         if not self.op("."):
             raise self.fail("expected '.' and a run field after run (run.name, "
                             "run.params.KEY, ...)")
@@ -465,10 +517,10 @@ class _Parser:
             raise QueryError(f"unknown run field {part_token.text!r}: one of {fields}",
                              self.text, part_token.pos)
         name = f"run.{part}"
-        if part == "params":
-            return Field(name, self.meta_key(name, "parameter name"), token.pos)
-        if part == "meta":
-            return Field(name, self.meta_key(name), token.pos)
+        if part in ("params", "meta"):
+            keys = self.key_path(token.pos, name, "parameter name" if part == "params"
+                                 else "metadata key")
+            return Field(name, keys[0], token.pos, path=keys[1:])
         return Field(name, None, token.pos)
 
     def alias_meta(self, token: Token) -> Field:
