@@ -37,7 +37,7 @@ from catalogstore.catalog.collisions import (
     check_case_collisions,
     check_new_namespaces,
 )
-from catalogstore.catalog.direct import MAX_LIST, run, run_select
+from catalogstore.catalog.direct import MAX_LIST, run, run_select, select_one
 from catalogstore.catalog.engine import (
     DatabaseLock,
     artifact_lock,
@@ -289,16 +289,15 @@ class Catalog:
     def live_files(self, artifact_id: int) -> list[FileRecord] | None:
         """The files of the artifact ``artifact_id``, or ``None`` when it no longer exists
         (ids are never reused: a handle checks its artifact with it)."""
-        # In a transaction: the prebuilt statement runs straight on SQLite's driver.
-        with self.errors("list files"), self.engine.connect() as conn, conn.begin():
-            rows = run(conn, self._sql.live_files, {"id": artifact_id})
+        with self.errors("list files"), self.reader() as conn:
+            rows = select_one(conn, self._sql.live_files, {"id": artifact_id})
         if not rows:
             return None
         return [FileRecord(*row[1:]) for row in rows if row[1] is not None]
 
     def artifact_exists(self, artifact_id: int) -> bool:
-        with self.errors("read an artifact"), self.engine.connect() as conn, conn.begin():
-            return bool(run(conn, self._sql.artifact_exists, {"id": artifact_id}))
+        with self.errors("read an artifact"), self.reader() as conn:
+            return bool(select_one(conn, self._sql.artifact_exists, {"id": artifact_id}))
 
     def file_totals(self, artifact_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(number of files, total bytes) by artifact id; artifacts without files are absent."""
