@@ -200,6 +200,7 @@ def temp_store(parent: str | None = None, *, storage_url: str | None = None,
     """
     import catalogstore
     from catalogstore.settings import reset_configuration
+    from catalogstore.txn.runs import end_process_runs
     from catalogstore.txn.workspace import close_workspaces, get_workspace
 
     with scratch_dir(parent) as tmp:
@@ -210,6 +211,7 @@ def temp_store(parent: str | None = None, *, storage_url: str | None = None,
         try:
             yield Store(get_workspace(settings), tmp)
         finally:
+            end_process_runs()  # as the exit would, while the catalog is still there
             close_workspaces()
             reset_configuration()
             for key in settings.to_environ():

@@ -232,6 +232,7 @@ def postgres_store(parent: str | None, storage_url: str | None = None,
     from catalogstore.catalog.engine import make_engine
     from catalogstore.catalog.migrate import upgrade
     from catalogstore.settings import reset_configuration
+    from catalogstore.txn.runs import end_process_runs
     from catalogstore.txn.workspace import close_workspaces, get_workspace
 
     schema = f"cs_bench_{uuid.uuid4().hex[:12]}"
@@ -250,6 +251,7 @@ def postgres_store(parent: str | None, storage_url: str | None = None,
             try:
                 yield get_workspace(settings)
             finally:
+                end_process_runs()  # as the exit would, while the schema is still there
                 close_workspaces()
                 reset_configuration()
                 for key in settings.to_environ():

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,26 @@ def test_a_run_s_children_are_read_from_the_parent_index(stack):
             assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
             assert "Seq Scan" not in plan and not re.search(r"\bSCAN runs\b", plan), plan
         conn.rollback()
+
+
+def test_an_input_edge_looks_its_node_up_not_the_run_s_edges(stack):
+    """A read's input edge checks that the run has no edge of that node yet through the
+    node's index: through the run's own index, each commit of a long run (one output
+    and one input per object put and get) cost more than the one before."""
+    from catalogstore.testing.catalog import query_plan
+    from catalogstore.txn.runs import current_run
+
+    for i in range(50):
+        put(f"k{i}", i)
+        get(f"k{i}")
+    run_id = current_run().id
+    engine = get_workspace().catalog.engine
+    with engine.connect() as conn:
+        plan = query_plan(conn, lineage.INPUTS, {
+            "run": run_id, "node": "x", "namespace": "default", "name": "k", "artifact_id": 1,
+            "version": 1, "generation": None, "now": datetime.now(timezone.utc)})
+        conn.rollback()
+    assert "ix_run_edges_run_id" not in plan and "ix_run_edges_node" in plan, plan
 
 
 def test_bad_runs_are_refused(local_stack):
