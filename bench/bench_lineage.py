@@ -40,17 +40,19 @@ PAYLOAD = b"x" * KIB
 
 
 def alternate(cases: dict[str, Callable[[int], object]], modes: dict[str, Callable[[], object]],
-              repeat: int, warmup: int = 20) -> dict[tuple[str, str], list[float]]:
+              repeat: int, warmup: int = 20, calls: int = 1) -> dict[tuple[str, str], list[float]]:
     """Each case in each mode, round robin: the mode is switched (untimed) before
-    every sample, the order flips every round."""
+    every sample of ``calls`` calls (the time per call is kept), the order flips every
+    round."""
     samples: dict[tuple[str, str], list[float]] = {(c, m): [] for c in cases for m in modes}
     order = [(c, m) for c in cases for m in modes]
     for round_no in range(warmup + repeat):
         for case, mode in order if round_no % 2 == 0 else reversed(order):
             modes[mode]()
             start = time.perf_counter()
-            cases[case](round_no)
-            elapsed = time.perf_counter() - start
+            for call in range(calls):
+                cases[case](round_no * calls + call)
+            elapsed = (time.perf_counter() - start) / calls
             if round_no >= warmup:
                 samples[(case, mode)].append(elapsed)
     return samples
@@ -86,7 +88,7 @@ def bench_cost(repeat: int) -> None:
         modes = {"off": lambda: catalogstore.configure(lineage=False),
                  "on": lambda: catalogstore.configure(lineage=True)}
         gc.collect()
-        samples = alternate(cases, modes, repeat)
+        samples = alternate(cases, modes, repeat, warmup=2, calls=10)
         from catalogstore.txn import runs
 
         runs.end_process_runs()  # while its catalog is there
@@ -154,7 +156,7 @@ def main() -> int:
     parser = make_parser(__doc__ or "", ["cost", "chain"])
     parser.add_argument("--catalog", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
-    repeat = args.repeat or (30 if args.quick else 300)
+    repeat = args.repeat or (5 if args.quick else 30)
     if args.only in (None, "cost"):
         print_header("lineage recording: on against off (SQLite, local disk)")
         bench_cost(repeat)
