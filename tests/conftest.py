@@ -21,6 +21,25 @@ from typing import Any
 import pytest
 from stacks import STACKS
 
+
+def _needs_flowdapt(item: pytest.Item) -> bool:
+    return "flowdapt_python" in getattr(item, "fixturenames", ()) or \
+        item.nodeid.startswith("tests/test_flowdapt_api.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Flowdapt venv (built once per machine: ~100 s) is built in the background from
+    the start, and the files of the tests that need it run last, so that no worker
+    waits for it (``--dist loadfile`` runs a file on one worker, in collection order)."""
+    files = {item.path for item in items if _needs_flowdapt(item)}
+    if not files:
+        return
+    from flowdapt_env import build_in_background
+
+    build_in_background()
+    items[:] = [i for i in items if i.path not in files] + [i for i in items if i.path in files]
+
+
 PG_ADMIN_URL = os.environ.get(
     "CATALOGSTORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from venv_cache import VenvBuildError, cached_venv, clean_environ
+from venv_cache import MARKER, VenvBuildError, cache_root, cached_venv, clean_environ
 
 FLOWDAPT_VERSION = "0.1.52"
+_VENV = f"flowdapt-{FLOWDAPT_VERSION}"
+_REQUIREMENTS = [f"flowdapt=={FLOWDAPT_VERSION}"]
 _RESULT = "@@flowdapt-result@@"
 _PRELUDE = f"""
 import json, sys
@@ -30,12 +33,24 @@ def reply(value):
 def flowdapt_interpreter() -> Path:
     """The interpreter of the Flowdapt venv; fails the test (never skips) if it cannot be built."""
     try:
-        return cached_venv(f"flowdapt-{FLOWDAPT_VERSION}", [f"flowdapt=={FLOWDAPT_VERSION}"])
+        return cached_venv(_VENV, _REQUIREMENTS)
     except VenvBuildError as exc:
         # A failure, not a skip: a missing Flowdapt must not pass for compatibility.
         raise pytest.fail.Exception(
             f"cannot install flowdapt {FLOWDAPT_VERSION} in its own venv (the Flowdapt "
             f"compatibility tests need PyPI): {exc}", pytrace=False) from None
+
+
+def build_in_background() -> None:
+    """Start building the Flowdapt venv in a process of its own, unless it is built: the
+    tests that need it wait for its lock, held by the build (a failed build is tried
+    again, and reported, by the first of them)."""
+    if (cache_root() / _VENV / MARKER).is_file():
+        return
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"from venv_cache import cached_venv; cached_venv({_VENV!r}, {_REQUIREMENTS!r})")
+    subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, env=clean_environ())
 
 
 def run_flowdapt(python: Path, script: str, cwd: Path, **args: Any) -> Any:
