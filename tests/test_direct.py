@@ -69,7 +69,7 @@ def run_workload(root: Path, monkeypatch: pytest.MonkeyPatch, *, core_only: bool
     monkeypatch.setattr(catalog_module, "utcnow",
                         lambda: start + timedelta(microseconds=next(ticks)))
     if core_only:
-        monkeypatch.setattr(direct, "_direct", lambda *_: False)
+        monkeypatch.setattr(direct, "_direct", lambda *_, **__: False)
     root.mkdir()  # a SQLite catalog's folder is never made (issue 12)
     # Without lineage: its flush runs on a timer thread, and a tick it took would shift
     # one run's timestamps against the other's.

@@ -33,7 +33,7 @@ from catalogstore.errors import (
     SignatureError,
     UntrustedObjectError,
 )
-from catalogstore.object_store import adopt, get, put
+from catalogstore.object_store import adopt, flush, get, put
 from catalogstore.signing import SIGNATURE_KEY
 from catalogstore.storage.checksum import checksum_bytes
 
@@ -52,7 +52,9 @@ class Exploit:
 
 
 def _replace_bytes(stack: Any, key: str, payload: bytes) -> None:
-    """What an attacker with write access to storage and catalog does to an object."""
+    """What an attacker with write access to storage and catalog does to an object (once
+    its files are written: a small value's follow its commit, issue 19)."""
+    flush()
     file = get_artifact(key).get_file("object")
     fs = stack.filesystem()
     fs.pipe_file(file.path, payload)

@@ -67,10 +67,14 @@ def select_one(conn: Connection, statement: Any, params: Params) -> list[Any]:
     """The rows of one SELECT run on its own, outside any transaction (one statement
     reads one snapshot): on SQLite straight on the driver, with no BEGIN and COMMIT
     around it; elsewhere through Core. Rows as :func:`run` returns them."""
-    if conn.dialect.name != "sqlite" or conn.in_transaction():
-        return run(conn, statement, params) if conn.in_transaction() else \
-            list(conn.execute(statement, params).all())
-    sql, args_of = _prepare(conn, statement, params, ())
+    lengths = tuple([(k, len(v)) for k, v in params.items() if type(v) is list or
+                     type(v) is tuple])
+    if not _direct(conn, statement, (params,), lengths, in_transaction=False):
+        if conn.in_transaction():
+            return run(conn, statement, params)
+        with conn.begin():  # ended here: a kept connection keeps no snapshot
+            return run(conn, statement, params)
+    sql, args_of = _prepare(conn, statement, params, lengths)
     args = args_of(params)
     try:
         return list(conn.connection.driver_connection.execute(  # type: ignore[union-attr]
@@ -118,11 +122,13 @@ def _row_processor(conn: Connection, statement: Any) -> Callable[[Any], Any] | N
 
 
 def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
-            lengths: tuple[tuple[str, int], ...]) -> bool:
+            lengths: tuple[tuple[str, int], ...], *, in_transaction: bool = True) -> bool:
     """Whether this path covers the call (else it goes through Core); ``lengths`` are
-    those of the call's list parameters."""
-    if conn.dialect.name != "sqlite" or not conn.in_transaction():
-        return False  # outside a transaction Core's autobegin must run
+    those of the call's list parameters. ``in_transaction``: the call runs in one
+    (:func:`run`: outside, Core's autobegin must run), or on its own
+    (:func:`select_one`: inside one, :func:`run` serves)."""
+    if conn.dialect.name != "sqlite" or conn.in_transaction() is not in_transaction:
+        return False
     if len(rows) > 1 and (bool(getattr(statement, "_returning", ())) or
                           getattr(statement, "is_select", False)):
         return False
