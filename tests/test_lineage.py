@@ -247,6 +247,27 @@ def test_recording_off_writes_no_run_and_no_edge(local_stack, monkeypatch):
     assert _count("SELECT COUNT(*) FROM run_inputs") == 1
 
 
+def test_a_long_run_forgets_what_it_read_but_records_each_read_once(local_stack,
+                                                                     monkeypatch):
+    """A run remembers at most WRITTEN_LIMIT versions it recorded as read (a process that
+    runs for days reads ever new ones); one read again after it forgot is still one
+    input, the catalog's check says so."""
+    from catalogstore.txn import runs
+
+    monkeypatch.setattr(runs, "WRITTEN_LIMIT", 4)
+    for i in range(10):
+        put(f"k{i}", i, artifact_only=True)
+    with catalogstore.run("reader") as run:
+        for _ in range(2):
+            for i in range(10):
+                assert get(f"k{i}", artifact_only=True) == i
+                get_artifact("k0").lineage()  # flushes: each read written on its own
+        state = next(iter(run._catalogs.values()))
+        assert 0 < len(state.written) <= 4
+    assert _count(f"SELECT COUNT(*) FROM run_edges WHERE run_id = '{run.id}' "
+                  "AND direction = 'input'") == 10
+
+
 def test_a_commit_that_records_nothing_leaves_the_runs_row_to_the_next(local_stack):
     catalogstore.configure(lineage=False)
     new_artifact("old").new_file("f", "x")

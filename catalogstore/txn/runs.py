@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 FLUSH_SECONDS = 1.0
 """How long reads wait in memory at most before they are written (one transaction)."""
+WRITTEN_LIMIT = 65_536
+"""Versions a run remembers having recorded as read, per catalog, so it does not send
+them again; past that it forgets them (a long-running process reads ever new ones),
+and the catalog's check keeps a version it sends again from being a second input."""
 
 _explicit: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "catalogstore_run", default=None)
@@ -71,6 +75,7 @@ class _Catalog:
     inserted: bool = False
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)
+    """Nodes recorded as read (at most :data:`WRITTEN_LIMIT`)."""
 
 
 class Run:
@@ -141,6 +146,8 @@ class Run:
             return
         with self._lock:
             state.inserted = True
+            if len(state.written) + len(taken) > WRITTEN_LIMIT:
+                state.written.clear()
             for node in taken:
                 state.pending.pop(node, None)
                 state.written.add(node)
