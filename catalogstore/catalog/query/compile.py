@@ -51,7 +51,7 @@ from sqlalchemy import (
 
 from catalogstore.bounded_json import parse_document
 from catalogstore.catalog.engine import SQL_DOCUMENT_COLUMN
-from catalogstore.catalog.lineage import OUTPUT, current_node
+from catalogstore.catalog.lineage import OUTPUT, current_node, direction_is
 from catalogstore.catalog.models import ALIASES as L
 from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import FILES as F
@@ -361,9 +361,9 @@ def made_by_runs(*, scan: bool) -> list[ColumnElement[bool]]:
     of every artifact (from the runs, by ``ix_run_edges_run_id``; an alias of
     ``artifacts``, so that the ids a term reads are not correlated with a page's)."""
     if scan:
-        return [E.c.run_id == R.c.id, E.c.direction == OUTPUT,
+        return [E.c.run_id == R.c.id, direction_is(OUTPUT),
                 _MADE.c.id == E.c.artifact_id, _MADE.c.version == E.c.version]
-    return [E.c.node == current_node(A), E.c.direction == OUTPUT, R.c.id == E.c.run_id]
+    return [E.c.node == current_node(A), direction_is(OUTPUT), R.c.id == E.c.run_id]
 
 
 def _namespace_condition(patterns: list[str], sqlite: bool, *, indexed: bool = True
