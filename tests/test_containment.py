@@ -17,6 +17,7 @@ blocking the suite.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -353,3 +354,45 @@ def test_a_folder_opened_in_one_call_is_kept_only_when_no_link_was_crossed(tmp_p
     assert local._open_direct(str(root), "real/../linked/inner") is None
     with pytest.raises(ForeignEntryError, match="linked"):
         local.open_folder(str(root), "linked/inner")
+
+
+def _storage_fds(root: Path) -> list[str]:
+    """What this process's descriptors open under the storage root."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if path.startswith(str(root.resolve())):
+                found.append(path)
+    return found
+
+
+def test_a_storage_step_opens_each_folder_once_and_closes_it(store, monkeypatch):
+    """A commit's storage step (a kept version, a file moved over, ``.artifact.json``)
+    opens each of its folders once, checked as any open, and closes them all, also
+    when a step fails; a link placed in the way is still refused."""
+    from catalogstore.storage import local
+    from catalogstore.txn import apply as apply_module
+
+    opened: list[str] = []
+    real_open = local.open_folder
+    monkeypatch.setattr(local, "open_folder",
+                        lambda root, rel, **kw: opened.append(rel) or real_open(root, rel, **kw))
+    with get_artifact("a", "ns").transaction() as artifact:  # the catalog's connections
+        artifact.set_meta("k", "u")
+    root = Path(get_artifact("a", "ns").path).parents[2]
+    with get_artifact("a", "ns").transaction() as artifact:
+        artifact.new_file("f", b"changed")  # replaces f: its bytes are kept for version 3
+        artifact.set_meta("k", "w")
+        opened.clear()  # from here on, the commit: the staged file is written already
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 3, opened
+    assert _storage_fds(root) == []
+    assert get_artifact("a", "ns").get_file("f").read() == b"changed"
+
+    def fail(*_: Any) -> None:
+        raise StorageError("the storage went away")
+
+    monkeypatch.setattr(apply_module, "keep_replaced", fail)
+    with pytest.raises(StorageError), get_artifact("a", "ns").transaction() as artifact:
+        artifact.new_file("f", b"again")
+    assert _storage_fds(root) == []

@@ -750,6 +750,12 @@ class FileStore:
                 self.fs.rm(self.full_path(path), recursive=True)
         self._retried(f"remove {path}/", remove)
 
+    def folders_held(self) -> contextlib.AbstractContextManager[None]:
+        """On local disk, each folder the block works in is opened once
+        (:func:`~catalogstore.storage.local.folders_held`: for blocks that neither remove
+        nor rename a folder); elsewhere nothing."""
+        return local.folders_held() if self.is_local else contextlib.nullcontext()
+
     def makedirs(self, path: str) -> None:
         if self.is_local:
             os.close(local.open_folder(self.root, path, create=True))

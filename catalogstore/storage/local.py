@@ -29,6 +29,7 @@ root, never on what a link points to):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import functools
 import os
@@ -170,12 +171,39 @@ def open_folder(root: str, rel: str, *, create: bool = False) -> int:
     return fd
 
 
+_held: contextvars.ContextVar[dict[tuple[str, str], int] | None] = contextvars.ContextVar(
+    "catalogstore_held_folders", default=None)
+
+
+@contextlib.contextmanager
+def folders_held() -> Iterator[None]:
+    """Folders :func:`parent` opens in the block stay open until it ends, each opened
+    (and checked) once: a commit's storage step works in three folders (the artifact's,
+    the staging area, its versions') and opened them eight times. Only for blocks that
+    neither remove nor rename a folder."""
+    held: dict[tuple[str, str], int] = {}
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+        for fd in held.values():
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def parent(root: str, rel: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
     """The descriptor of ``rel``'s folder and ``rel``'s last component."""
     folder, _, name = rel.rpartition("/")
     if name in ("", ".", ".."):
         raise StorageError(f"refused the path {rel!r}: it names no entry")
+    held = _held.get()
+    if held is not None:
+        fd = held.get((root, folder))
+        if fd is None:
+            fd = held[(root, folder)] = open_folder(root, folder, create=create)
+        yield fd, name
+        return
     fd = open_folder(root, folder, create=create)
     try:
         yield fd, name

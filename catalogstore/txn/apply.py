@@ -31,14 +31,15 @@ def apply(files: FileStore, done: Committed) -> None:
         return
     if cs.create:
         files.makedirs(folder)
-    keep_replaced(files, done.artifact_id, folder, done.kept)
-    files.move_all([(staged.path, f"{folder}/{name}") for name, staged in cs.writes.items()])
-    for name in cs.removes:
-        files.remove_quietly(f"{folder}/{name}")
-    # Written at creation too: an object store needs it for the folder to exist,
-    # and Flowdapt would otherwise create it when it first reads the artifact.
-    if done.metadata is not None:
-        files.write_metadata(folder, metadata_to_json(done.metadata))
+    with files.folders_held():  # files moved and removed, no folder
+        keep_replaced(files, done.artifact_id, folder, done.kept)
+        files.move_all([(staged.path, f"{folder}/{name}") for name, staged in cs.writes.items()])
+        for name in cs.removes:
+            files.remove_quietly(f"{folder}/{name}")
+        # Written at creation too: an object store needs it for the folder to exist,
+        # and Flowdapt would otherwise create it when it first reads the artifact.
+        if done.metadata is not None:
+            files.write_metadata(folder, metadata_to_json(done.metadata))
 
 
 def keep_replaced(files: FileStore, artifact_id: int, folder: str,

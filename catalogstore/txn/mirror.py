@@ -55,7 +55,8 @@ def write(workspace: Workspace, namespace: str, name: str) -> bool:
     if todo is None:
         return False
     doing = f"write the files of {namespace}/{name}"
-    with contextlib.ExitStack() as aside, workspace.storage_errors(doing):
+    with contextlib.ExitStack() as aside, workspace.storage_errors(doing), \
+            workspace.files.folders_held():
         put_in_place = _aside(workspace, folder, todo, aside)
         with workspace.locked([(namespace, name)]) as conn:
             current = inline.to_mirror(workspace.catalog, namespace, name)
