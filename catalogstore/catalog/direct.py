@@ -44,8 +44,7 @@ def run(conn: Connection, statement: Any, params: Params | Sequence[Params]) -> 
     """
     rows: Sequence[Params] = (params,) if type(params) is dict else params  # type: ignore[assignment]
     first = rows[0]
-    lengths = tuple([(k, len(v)) for k, v in first.items() if type(v) is list or
-                     type(v) is tuple])
+    lengths = _list_lengths(first)
     if not _direct(conn, statement, rows, lengths):
         result = conn.execute(statement, first if len(rows) == 1 else list(rows))
         return list(result.all()) if result.returns_rows else []
@@ -67,8 +66,7 @@ def select_one(conn: Connection, statement: Any, params: Params) -> list[Any]:
     """The rows of one SELECT run on its own, outside any transaction (one statement
     reads one snapshot): on SQLite straight on the driver, with no BEGIN and COMMIT
     around it; elsewhere through Core. Rows as :func:`run` returns them."""
-    lengths = tuple([(k, len(v)) for k, v in params.items() if type(v) is list or
-                     type(v) is tuple])
+    lengths = _list_lengths(params)
     if not _direct(conn, statement, (params,), lengths, in_transaction=False):
         if conn.in_transaction():
             return run(conn, statement, params)
@@ -89,8 +87,7 @@ def run_select(conn: Connection, statement: Any, params: Params) -> list[Any]:
 
     A listing's page (issue 11): Core's result handling cost a third of its time.
     """
-    lengths = tuple([(k, len(v)) for k, v in params.items() if type(v) is list or
-                     type(v) is tuple])
+    lengths = _list_lengths(params)
     if not _direct(conn, statement, (params,), lengths):
         return list(conn.execute(statement, params).all())
     rows = run(conn, statement, params)
@@ -119,6 +116,12 @@ def _row_processor(conn: Connection, statement: Any) -> Callable[[Any], Any] | N
         _row_processors.clear()
     _row_processors[id(statement)] = (statement, function)  # kept: its id stays its own
     return function
+
+
+def _list_lengths(params: Params) -> tuple[tuple[str, int], ...]:
+    """(name, length) of each list parameter: a compiled form is kept per list length."""
+    return tuple([(k, len(v)) for k, v in params.items() if type(v) is list or
+                  type(v) is tuple])
 
 
 def _direct(conn: Connection, statement: Any, rows: Sequence[Params],
