@@ -460,6 +460,7 @@ def test_s3_stopped_during_an_object_store_put(s3):
     assert object_store.get("features", artifact_only=True) == {"version": 2}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("by", ["new-process", "verify-repair", "gc"])
 def test_s3_stopped_after_creations_and_deletions_are_rolled_forward(s3, by):
     """Issue 13: an artifact created without files, a deletion and a metadata change,

@@ -8,14 +8,15 @@ Each scenario runs its steps as separate processes, as a workflow's stages do:
   appears); the same for an object this store put whose bytes were replaced in the
   storage and reindexed; an object written by another tool is read once adopted;
 - durable by default: ``put`` in one command, ``get`` in the next returns the value;
-  a value whose cluster memory session ended is reported gone, naming the session;
+  a value whose cluster memory session ended is reported gone, naming the session,
+  and one held by another session that is still alive is not (its session is named);
 - the newest value wins: A puts 0.5 as an artifact, B puts 0.7, C reads 0.7 (or, when
   B's memory session ended, is told the value is gone), never 0.5;
 - objects and user artifacts do not collide (``put``, ``exists``, ``get``, ``delete``,
   ``ls --objects``).
 
-The many-writers case (8 processes, 4 keys, a ledger) is in
-``test_object_concurrency.py``.
+The scenarios of separate commands run on SQLite and PostgreSQL. The many-writers case
+(8 processes, 4 keys, a ledger) is in ``test_object_concurrency.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from stacks import stack_param
 
 import catalogstore
 from catalogstore.artifacts import get_artifact, new_artifact
@@ -37,6 +39,8 @@ from catalogstore.errors import NotAnObjectError, ObjectNotFoundError, Untrusted
 from catalogstore.object_store import adopt, delete, exists, flush, get, put
 
 TIMEOUT = 120
+STACKS = [stack_param("sqlite-local"), stack_param("postgres-local")]
+"""The scenarios of separate commands run on both catalogs (issue 13's bar)."""
 
 
 class Exploit:
@@ -164,7 +168,8 @@ def test_adopt_errors(local_stack):
 # -- issue 13: durable, newest wins --------------------------------------------------
 
 
-def test_two_commands_put_then_get(local_stack):
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_two_commands_put_then_get(stack):
     run("""
         import numpy as np
         from catalogstore.object_store import put
@@ -177,7 +182,8 @@ def test_two_commands_put_then_get(local_stack):
     assert done.stdout.strip() == "[0.0, 1.0, 2.0, 3.0, 4.0]"
 
 
-def test_value_gone_with_its_session_is_reported_gone(local_stack):
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_value_gone_with_its_session_is_reported_gone(stack):
     run("""
         from catalogstore.cluster_memory._local import LocalMemory
         from catalogstore.object_store import get, put
@@ -192,8 +198,22 @@ def test_value_gone_with_its_session_is_reported_gone(local_stack):
     assert get("scratch", default="gone") == "gone"
 
 
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_value_in_another_live_session_is_not_reported_gone(stack):
+    with LocalMemory.new_session() as session:  # alive until the block ends
+        run('from catalogstore.object_store import put; put("held", 123)')
+        outside = run('import os; os.environ.pop("CATALOGSTORE_MEMORY_SESSION")\n'
+                      + textwrap.dedent(GET_CODE.format(key="held")), check=False)
+        inside = run(GET_CODE.format(key="held"))
+    assert outside.returncode == 3 and outside.stdout.startswith("ObjectNotFoundError")
+    assert f"session {session!r}, and this process uses" in outside.stdout
+    assert "gone" not in outside.stdout
+    assert inside.stdout.strip() == "123"
+
+
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
 @pytest.mark.parametrize("b_session", [False, True], ids=["plain", "memory-session"])
-def test_newest_value_wins(local_stack, b_session):
+def test_newest_value_wins(stack, b_session):
     run('from catalogstore.object_store import put; put("threshold", 0.5, '
         'artifact_only=True)')
     b = """

@@ -315,6 +315,7 @@ def test_ordering_by_a_run_field_is_refused(stack, order_by):
         query_artifacts("", order_by=order_by)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_limits_hold_for_run_terms(stack):
     with catalogstore.run("wide", params={"k0": 0, "k5": 5}):

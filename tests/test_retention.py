@@ -286,6 +286,7 @@ def test_orphans_are_swept(stack):
     assert maintenance.gc().nothing_to_do
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", [stack_param("sqlite-s3")], indirect=True)
 def test_s3_listings_of_more_than_a_thousand_kept_files(stack):
     """S3 lists 1,000 keys a page: gc sees them all."""

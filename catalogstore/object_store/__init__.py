@@ -477,13 +477,20 @@ def _get(call: _Call, namespace: str, key: str, chosen: Strategy, serializer: st
             raise ObjectNotFoundError(
                 f"object {namespace}/{key}: its current value is in {record.location}, not "
                 "in an artifact")
+        memory = call.memory(namespace)
         try:
-            value = call.memory(namespace).get(key)
+            value = memory.get(key)
             runs.note_object_read(workspace, namespace, key, record.generation)
             return value
         except (ObjectNotFoundError, BackendUnavailableError) as exc:
             again = reread()
             if again is not None and again.generation == record.generation:
+                if record.location != memory.location:  # another session: maybe alive
+                    raise ObjectNotFoundError(
+                        f"object {namespace}/{key} was put in {record.location}, and this "
+                        f"process uses {memory.location}: read it inside that session "
+                        "(CATALOGSTORE_MEMORY_SESSION) while it lasts, or put it again "
+                        "if it ended") from None
                 raise ObjectNotFoundError(
                     f"object {namespace}/{key} was put in {record.location}, which no longer "
                     f"holds it ({exc}): the value is gone (that session ended or was "
