@@ -6,7 +6,7 @@ is :mod:`catalogstore.artifacts.dataset.dask_collections`. The fixtures differ:
 the session's shared Dask cluster instead of a ``Client()`` per test, and the
 artifact's storage root is the test's ``tmp_path`` instead of ``/tmp`` (shared
 with every other user of the machine). All 7 tests are here; the two that save a
-Dask array need typed metadata (its shape and chunks are recorded as lists).
+Dask array pass with typed metadata (its shape and chunks are recorded as lists).
 """
 
 from __future__ import annotations
