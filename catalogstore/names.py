@@ -26,7 +26,7 @@ import math
 import re
 from typing import Any
 
-from catalogstore.bounded_json import text_problem
+from catalogstore.bounded_json import MAX_DEPTH, text_problem
 from catalogstore.errors import InvalidMetadataError, InvalidNameError
 
 METADATA_FILENAME = ".artifact.json"
@@ -116,9 +116,13 @@ def validate_meta_key(key: object) -> str:
 JSON_SCALARS = (str, int, float, bool, type(None))
 MIN_INT, MAX_INT = -(2**63), 2**64 - 1
 """The integers Flowdapt can write (orjson refuses others): so are catalogstore's."""
+MAX_META_DEPTH = MAX_DEPTH - 1
+"""Deepest nesting of a metadata value (``[[1]]`` is 2 deep): ``.artifact.json`` holds
+it one level down, and the store reads back no document nested deeper than
+:data:`~catalogstore.bounded_json.MAX_DEPTH`."""
 
 
-def check_meta_value(key: str, value: Any) -> Any:
+def check_meta_value(key: str, value: Any, depth: int = 0) -> Any:
     """``value`` as the JSON value stored under ``key``, or :class:`InvalidMetadataError`.
 
     Values are what Flowdapt stores: ``str``, ``int``, ``float``, ``bool``, ``None``,
@@ -126,8 +130,9 @@ def check_meta_value(key: str, value: Any) -> Any:
     infinities are not JSON: they become ``None``, as Flowdapt (orjson) writes them.
     Subclasses (``numpy.float64``, ``IntEnum``) become the plain type; integers
     beyond 64 bits, strings with a NUL or a lone surrogate and every other type
-    are refused. Containers are copied, so later changes to the caller's list do
-    not reach the metadata.
+    are refused, and so is nesting deeper than :data:`MAX_META_DEPTH` (a list that
+    holds itself too). Containers are copied, so later changes to the caller's list
+    do not reach the metadata. ``depth``: the containers around ``value``.
     """
     kind = type(value)
     if kind is str:
@@ -145,8 +150,11 @@ def check_meta_value(key: str, value: Any) -> Any:
         return value
     if kind is float:
         return value if math.isfinite(value) else None
+    if (kind is list or kind is tuple or kind is dict) and depth == MAX_META_DEPTH:
+        raise InvalidMetadataError(f"metadata value of {key!r} is nested more than "
+                                   f"{MAX_META_DEPTH} levels deep")
     if kind is list or kind is tuple:
-        return [check_meta_value(key, item) for item in value]
+        return [check_meta_value(key, item, depth + 1) for item in value]
     if kind is dict:
         for inner in value:
             if type(inner) is not str:
@@ -154,10 +162,11 @@ def check_meta_value(key: str, value: Any) -> Any:
                     f"metadata value of {key!r}: object keys must be str, not "
                     f"{type(inner).__name__}")
             check_meta_value(key, inner)  # a NUL or lone surrogate in a nested key
-        return {inner: check_meta_value(key, item) for inner, item in value.items()}
+        return {inner: check_meta_value(key, item, depth + 1)
+                for inner, item in value.items()}
     for plain in (bool, int, float, str):
         if isinstance(value, plain):
-            return check_meta_value(key, plain(value))
+            return check_meta_value(key, plain(value), depth)
     raise InvalidMetadataError(
         f"metadata value of {key!r} must be a JSON value (str, int, float, bool, None, "
         f"list, dict), not {kind.__name__}; convert it, e.g. with str()")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from catalogstore.bounded_json import parse_document
+from catalogstore.bounded_json import MAX_DOCUMENT_BYTES, parse_document
 from catalogstore.errors import InvalidDocumentError, InvalidMetadataError
 from catalogstore.names import check_meta_value, validate_meta_key
 
@@ -103,6 +103,27 @@ def json_text(value: Any) -> str:
     if kind is list:
         return "[" + ",".join([json_text(item) for item in value]) + "]"
     return "{" + ",".join([f"{_encode_str(k)}:{json_text(v)}" for k, v in value.items()]) + "}"
+
+
+def metadata_document(metadata: dict[str, Any]) -> str:
+    """``metadata`` as ``.artifact.json`` holds it (:func:`json_text`), refused when the
+    store could not read it back (larger than
+    :data:`~catalogstore.bounded_json.MAX_DOCUMENT_BYTES`): commits render it with the
+    catalog's copy, before anything is written.
+
+    Raises
+    ------
+    InvalidMetadataError
+        when the document is too large.
+    """
+    text = json_text(metadata)
+    # A character is at most 4 bytes: encoded only when it may be too large.
+    if len(text) * 4 > MAX_DOCUMENT_BYTES and len(text.encode()) > MAX_DOCUMENT_BYTES:
+        raise InvalidMetadataError(
+            f"the metadata would take {len(text.encode())} bytes in .artifact.json, more "
+            f"than the {MAX_DOCUMENT_BYTES} the store reads back: keep large values in "
+            "files")
+    return text
 
 
 def metadata_to_json(metadata: dict[str, Any]) -> bytes:

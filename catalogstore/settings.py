@@ -23,8 +23,8 @@ from urllib.parse import quote, unquote
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from catalogstore.bounded_json import text_problem
-from catalogstore.errors import ConfigurationError
+from catalogstore.bounded_json import check_values, text_problem
+from catalogstore.errors import ConfigurationError, InvalidDocumentError
 from catalogstore.names import validate_name
 
 if TYPE_CHECKING:
@@ -140,6 +140,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
         if not isinstance(value, dict):
             raise ValueError("must be a JSON object such as {\"endpoint_url\": \"http://...\"}")
+        try:  # what the environment and the filesystems cannot carry (issue 12)
+            check_values(value)
+        except InvalidDocumentError as exc:  # the value is not quoted: it may be a secret
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("namespace")
@@ -204,7 +208,8 @@ class Settings(BaseSettings):
         }
 
 
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>:.,;)]")
+"""A URL in a message, without the punctuation that follows it (``...@host/db: refused``)."""
 _HIDDEN = "***"
 
 

@@ -235,8 +235,13 @@ def test_an_input_edge_looks_its_node_up_not_the_run_s_edges(stack):
 
 
 def test_bad_runs_are_refused(local_stack):
+    deep: list[object] = []
+    for _ in range(3000):
+        deep = [deep]
     for bad in ({"name": ""}, {"name": "x" * 256}, {"name": "x", "params": [1]},
-                {"name": "x", "metadata": "m"}):
+                {"name": "x", "metadata": "m"}, {"name": "\ud800"}, {"name": "a\x00b"},
+                {"name": "x", "params": {"p": "\ud800"}}, {"name": "x", "params": {"\x00": 1}},
+                {"name": "x", "params": {"p": deep}}, {"name": "x", "metadata": {"m": deep}}):
         with pytest.raises(ConfigurationError), catalogstore.run(**bad):
             pass
     with pytest.raises(ConfigurationError), catalogstore.run("x", params={"f": object()}):

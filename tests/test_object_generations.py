@@ -91,12 +91,13 @@ GET_CODE = """
 # -- issue 12: provenance ------------------------------------------------------------
 
 
-def test_forged_object_folder_is_never_unpickled(local_stack, tmp_path):
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_forged_object_folder_is_never_unpickled(stack, tmp_path):
     marker = tmp_path / "exploited"
     forged = {"value_type": "object", "serializer": "pickle", "serializer_version": "1",
               "python_type": "builtins.dict",
               "signature": "hmac-sha256:" + "0" * 64}
-    write_folder(Path(local_stack.storage_url), "evil", pickle.dumps(Exploit(marker)), forged)
+    write_folder(Path(stack.storage_url), "evil", pickle.dumps(Exploit(marker)), forged)
     assert cli("reindex").returncode == 0
     done = run(GET_CODE.format(key="evil"), check=False)
     assert done.returncode == 3, done.stdout + done.stderr
@@ -112,11 +113,12 @@ def test_forged_object_folder_is_never_unpickled(local_stack, tmp_path):
     assert not marker.exists()
 
 
-def test_put_object_replaced_in_storage_is_refused(local_stack, tmp_path):
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_put_object_replaced_in_storage_is_refused(stack, tmp_path):
     marker = tmp_path / "exploited"
     put("victim", {"safe": True}, artifact_only=True)
     flush()  # its files, written after the commit (issue 19)
-    folder = Path(local_stack.storage_url) / "artifacts" / "default" / "victim"
+    folder = Path(stack.storage_url) / "artifacts" / "default" / "victim"
     (folder / "object").write_bytes(pickle.dumps(Exploit(marker)))
     meta = json.loads((folder / ".artifact.json").read_text())
     meta["python_type"] = "builtins.list"  # whatever the forger likes
@@ -131,9 +133,10 @@ def test_put_object_replaced_in_storage_is_refused(local_stack, tmp_path):
     assert run(GET_CODE.format(key="victim")).stdout.strip() == "{'safe': 'again'}"
 
 
-def test_flowdapt_object_is_read_once_adopted(local_stack):
+@pytest.mark.parametrize("stack", STACKS, indirect=True)
+def test_flowdapt_object_is_read_once_adopted(stack):
     # Flowdapt's layout: an `object` file (cloudpickle) and value_type=object, no serializer.
-    write_folder(Path(local_stack.storage_url), "model", pickle.dumps({"weights": [1, 2]}),
+    write_folder(Path(stack.storage_url), "model", pickle.dumps({"weights": [1, 2]}),
                  {"value_type": "object"})
     assert cli("reindex").returncode == 0
     done = run(GET_CODE.format(key="model"), check=False)
@@ -144,7 +147,7 @@ def test_flowdapt_object_is_read_once_adopted(local_stack):
     assert adopted.returncode == 0, adopted.stderr
     assert run(GET_CODE.format(key="model")).stdout.strip() == "{'weights': [1, 2]}"
     # Flowdapt still reads the file as a plain pickle.
-    folder = Path(local_stack.storage_url) / "artifacts" / "default" / "model"
+    folder = Path(stack.storage_url) / "artifacts" / "default" / "model"
     assert pickle.loads((folder / "object").read_bytes()) == {"weights": [1, 2]}
     # Bytes changed after the adoption are refused again.
     (folder / "object").write_bytes(pickle.dumps("swapped"))

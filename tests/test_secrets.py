@@ -239,3 +239,14 @@ def test_password_spellings_in_error_lines(closed_port, tmp_path, caplog):
     for name, output in outputs.items():
         assert output.startswith("error: ") and output.count("\n") == 1, (name, output)
         _assert_spelled_hidden(output)
+
+
+def test_urls_in_messages_keep_the_punctuation_after_them():
+    """The colon, period or comma after a URL in a message is not part of it (it was
+    redacted with the URL, shown as ``%3A``)."""
+    from catalogstore.settings import redact_text
+
+    assert redact_text("postgresql://u:p%2Fw@h:5432/catalog: failed.") == \
+        "postgresql://u:***@h:5432/catalog: failed."
+    assert redact_text("(see postgresql://u@h/db?password=abc, then)") == \
+        "(see postgresql://u@h/db?password=***, then)"

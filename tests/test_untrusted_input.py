@@ -125,6 +125,10 @@ BAD_DOCUMENTS: dict[str, bytes] = {
     "trailing-garbage": b'{"k": "v"} x',
     "not-json": b"k=v",
     "key-too-long": json.dumps({"k" * 256: "v"}).encode(),
+    # Strings of escaped quotes, never closed: a regex over strings took quadratic time
+    # (400 KB hung reindex for minutes).
+    "unterminated-escaped-quotes": b'{"k": "' + b'\\"' * 200_000 + b"[" * 70,
+    "unterminated-escaped-backslashes": b'{"k": "' + b"\\\\" * 200_000 + b'\\"' + b"[" * 70,
 }
 """Documents no artifact may be indexed from: each is reported as broken."""
 GOOD_DOCUMENTS: dict[str, tuple[bytes, dict[str, Any]]] = {
@@ -138,6 +142,9 @@ GOOD_DOCUMENTS: dict[str, tuple[bytes, dict[str, Any]]] = {
     "minus-infinity": (b'{"k": -Infinity}', {"k": None}),
     "empty": (b"", {}),
     "plain": (b'{"model": "xgb", "epochs": 10}', {"model": "xgb", "epochs": 10}),
+    "escaped-quotes-and-brackets": (b'{"k": "\\"[' + b'\\"[' * 100 + b'", "j": [1]}',
+                                    {"k": '"[' * 101, "j": [1]}),
+    "value-64-deep": (_nested(MAX_DEPTH), {"k": json.loads(_nested(MAX_DEPTH))["k"]}),
 }
 """Documents just inside the limits: indexed as written."""
 
@@ -432,10 +439,21 @@ BAD_TEXT = ["\ud800", "a\udfffb", "\udbff\udc00"[::-1], "\x00", "a\x00b"]
 def test_metadata_with_lone_surrogates_or_nul(stack):
     artifact = new_artifact("m")
     artifact.set_meta("ok", "yes")
+    deep: list[Any] = []
+    for _ in range(3000):
+        deep = [deep]
+    cycle: list[Any] = []
+    cycle.append(cycle)
     attempts: list[Callable[[], Any]] = [
         lambda: artifact.set_meta("k", 10**5000), lambda: artifact.set_meta("k", -(10**100)),
         lambda: artifact.set_meta("k", 2**64), lambda: artifact.set_meta("k", [1, "\ud800"]),
-        lambda: artifact.set_meta("k", {"\x00": 1})]
+        lambda: artifact.set_meta("k", {"\x00": 1}),
+        # Deeper than .artifact.json may be read back (the value sits one level down).
+        lambda: artifact.set_meta("k", json.loads(_nested(MAX_DEPTH + 1))["k"]),
+        lambda: artifact.set_meta("k", deep), lambda: artifact.update_meta({"k": deep}),
+        lambda: artifact.set_meta("k", cycle), lambda: list_artifacts(where={"k": deep}),
+        # Larger than the store reads back: refused before anything is written.
+        lambda: artifact.update_meta({f"k{i}": "x" * (1 << 20) for i in range(17)})]
     for bad in BAD_TEXT:
         attempts += [lambda b=bad: artifact.set_meta("k", b),
                      lambda b=bad: artifact.set_meta(b, "v")]
@@ -477,6 +495,20 @@ def test_names_and_urls_with_lone_surrogates_or_nul(stack, tmp_path):
             with pytest.raises(ConfigurationError):
                 catalogstore.configure(**{field: url})
             TRIED["URL (catalog, storage)", "ConfigurationError"] += 1
+        for options in ({"key": bad}, {"client_kwargs": {"region_name": bad}}, {bad: "v"}):
+            with pytest.raises(ConfigurationError):
+                catalogstore.configure(storage_options=options)
+            TRIED["storage options", "ConfigurationError"] += 1
+
+
+def test_deepest_metadata_round_trips(stack):
+    """A value as deep as allowed is written, verified and reindexed as it was."""
+    deepest = json.loads(_nested(MAX_DEPTH))["k"]
+    new_artifact("deep").set_meta("k", deepest)
+    catalogstore.object_store.flush()
+    assert _cli("verify").exit_code == 0
+    assert _cli("reindex").exit_code == 0
+    assert get_artifact("deep").metadata == {"k": deepest}
 
 
 NON_UTF8_ARGUMENTS = [

@@ -129,6 +129,22 @@ def test_previews_are_bounded(served: Served) -> None:
     assert arrow["kind"] == "table" and arrow["rows"][0] == ["0", "1.0", "t0"]
 
 
+def test_json_previews_are_parsed_within_the_storage_bounds(local_stack) -> None:
+    """A ``.json`` file is parsed as ``.artifact.json`` is (issue 12): one nested too
+    deep is shown as text, not a 500 from a RecursionError."""
+    from catalogstore.artifacts import new_artifact
+    from catalogstore.web.preview import preview
+
+    artifact = new_artifact("web")
+    artifact.new_file("deep.json", content=b"[" * 3000 + b"]" * 3000)
+    artifact.new_file("ok.json", content=b'{"a": [1, NaN]}')
+    deep = preview("default", "web", "deep.json")
+    assert deep["kind"] == "json" and len(deep["lines"]) == 1  # as written, not indented
+    assert deep["lines"][0].startswith("[" * 100)
+    assert preview("default", "web", "ok.json")["lines"] == [
+        "{", '  "a": [', "    1,", "    null", "  ]", "}"]
+
+
 def test_npy_preview_reads_the_header_and_never_unpickles(served: Served) -> None:
     npy = served.json(ART + "/files/weights.npy/preview")
     assert (npy["dtype"], npy["shape"]) == ("<f8", [3, 4])

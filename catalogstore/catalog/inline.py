@@ -28,7 +28,7 @@ from catalogstore.catalog.models import METADATA as M
 from catalogstore.catalog.models import OBJECT_VALUES as I
 from catalogstore.catalog.models import OBJECTS as O
 from catalogstore.catalog.objects import ObjectRecord
-from catalogstore.record import json_text, metadata_of
+from catalogstore.record import metadata_document, metadata_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -185,7 +185,7 @@ def _replace_metadata(writes: Writes, artifact_id: int, old: dict[str, Any],
     writes.delete_metadata([(artifact_id, k) for k in old if k not in new])
     merged = {k: new[k] for k in old if k in new}
     merged.update(new)
-    return json_text(merged)
+    return metadata_document(merged)
 
 
 # -- the mirror in the Flowdapt layout --------------------------------------------

@@ -49,6 +49,8 @@ from catalogstore.catalog.models import ARTIFACTS as A
 from catalogstore.catalog.models import RUN_EDGES as E
 from catalogstore.catalog.models import RUNS as R
 from catalogstore.catalog.models import UTCDateTime, utcnow
+from catalogstore.errors import InvalidMetadataError
+from catalogstore.names import check_meta_value
 from catalogstore.record import json_text, metadata_of
 
 if TYPE_CHECKING:
@@ -355,8 +357,19 @@ def run_document(values: dict[str, Any]) -> str:
     (:func:`~catalogstore.record.json_text`: compact, NaN and the infinities as
     ``null``), so ``run.params.KEY`` compares as ``meta.KEY`` does, alike on SQLite and
     PostgreSQL (whose ``json`` refuses ``NaN``). Python's ``json`` reads whatever it
-    wrote back as plain JSON values (tuples as lists, keys as strings)."""
-    return json_text(json.loads(json.dumps(values)))
+    wrote back as plain JSON values (tuples as lists, keys as strings), checked as
+    metadata values are (:func:`~catalogstore.names.check_meta_value`).
+
+    Raises
+    ------
+    InvalidMetadataError
+        not JSON values, nested too deep, or a string with a NUL or lone surrogate.
+    """
+    try:
+        plain = json.loads(json.dumps(values))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidMetadataError(f"not JSON values: {exc}") from None
+    return json_text(check_meta_value("run", plain))
 
 
 # -- reads ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalogstore.catalog.collisions import WrittenFiles
 from catalogstore.errors import ArtifactNotFoundError
-from catalogstore.record import ArtifactRecord, json_text
+from catalogstore.record import ArtifactRecord, metadata_document
 from catalogstore.txn.changeset import Changeset
 from catalogstore.txn.journal import journal_payload, needs_entry
 from catalogstore.txn.runs import Recording
@@ -85,7 +85,8 @@ def write_rows(rows: Writes, changesets: Sequence[Changeset], *, journal: bool =
     # A new artifact's metadata is exactly what the changeset sets: no read needed.
     metas = rows.read_metadata(
         [ids[id(cs)] for cs in live if cs.touches_metadata and not cs.create])
-    rows.write_documents([(artifact_id, json_text(meta)) for artifact_id, meta in metas.items()])
+    rows.write_documents([(artifact_id, metadata_document(meta))
+                          for artifact_id, meta in metas.items()])
     rows.new_versions([ids[id(cs)] for cs in versioned if not cs.create],
                       [ids[id(cs)] for cs in versioned])
     if lineage is not None:
@@ -128,7 +129,7 @@ def _resolve_ids(rows: Writes, changesets: Sequence[Changeset]) -> dict[int, int
                 "(deleted by someone else?)")
         ids[id(cs)] = found_id
     to_create = [cs for cs in changesets if cs.create]
-    new_ids = rows.insert_artifacts([(cs.namespace, cs.name, json_text(cs.meta_set))
+    new_ids = rows.insert_artifacts([(cs.namespace, cs.name, metadata_document(cs.meta_set))
                                      for cs in to_create])
     for cs, artifact_id in zip(to_create, new_ids, strict=True):
         ids[id(cs)] = artifact_id

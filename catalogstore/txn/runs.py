@@ -32,10 +32,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from catalogstore.bounded_json import text_problem
 from catalogstore.catalog import lineage as rows
 from catalogstore.catalog import versions
 from catalogstore.catalog.models import utcnow
-from catalogstore.errors import CatalogError, ConfigurationError, VersionNotFoundError
+from catalogstore.errors import (
+    CatalogError,
+    ConfigurationError,
+    InvalidMetadataError,
+    VersionNotFoundError,
+)
 from catalogstore.names import LATEST
 
 if TYPE_CHECKING:
@@ -327,14 +333,17 @@ def run(workspace: Workspace | None, name: str, params: dict[str, Any] | None = 
     changed in the block (written when the run ends). Its row is written in
     ``workspace``'s catalog at once (``None``: lineage is off), so it shows
     ``running`` while it runs."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise ConfigurationError(f"invalid run name {str(name)[:80]!r}: 1 to 255 characters")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255 \
+            or text_problem(name):
+        raise ConfigurationError(f"invalid run name {str(name)[:80]!r}: 1 to 255 characters, "
+                                 "no NUL or lone surrogate")
     for what, value in (("params", params), ("metadata", metadata)):
         if value is not None and not isinstance(value, dict):
             raise ConfigurationError(f"run {what} must be a dict of JSON values")
         try:  # not JSON: refused here, not when the run ends
+            rows.run_document(value or {})
             json.dumps(value or {}, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InvalidMetadataError) as exc:
             raise ConfigurationError(f"run {what} must be JSON values: {exc}") from None
     current = Run(name, params, metadata, parent=_explicit.get())
     if workspace is not None and workspace.settings.lineage:

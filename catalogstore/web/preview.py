@@ -16,6 +16,8 @@ import json
 import re
 from typing import IO, Any
 
+from catalogstore.bounded_json import parse_document
+from catalogstore.errors import InvalidDocumentError
 from catalogstore.names import validate_file_name
 from catalogstore.web.api import artifact_ref, open_artifact, shown
 
@@ -136,10 +138,10 @@ def _text(file: _Bounded, size: int, is_json: bool) -> dict[str, Any]:
     text = data.decode("utf-8", errors="replace")
     if is_json and whole:
         try:
-            return {"kind": "json", "lines": _lines(json.dumps(json.loads(text), indent=2,
+            return {"kind": "json", "lines": _lines(json.dumps(parse_document(data), indent=2,
                                                                ensure_ascii=False)),
                     "truncated": False}
-        except ValueError:
+        except InvalidDocumentError:  # not JSON, or beyond the bounds (too deep...)
             pass  # shown as text
     lines = _lines(text)
     return {"kind": "json" if is_json else "text", "lines": lines,
