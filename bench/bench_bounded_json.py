@@ -6,7 +6,8 @@
 
 - a typical ``.artifact.json`` (the 3 keys of the other benchmarks plus 47 more, ~1 KiB);
 - a large, valid one (a 1 MiB text value, and 100,000 small keys);
-- hostile ones, refused: a 2,000-deep array, a 5,000-digit integer and 16 MiB of ``[``
+- hostile ones, refused: a 2,000-deep array, a 5,000-digit integer, 16 MiB of ``[``,
+  an unterminated string of escaped quotes
   (``json.loads`` raises at once on the first two; on the third it recurses until
   ``RecursionError``).
 
@@ -69,7 +70,9 @@ def main() -> int:
     hostile = {"2,000-deep array": b"[" * 2000 + b"]" * 2000,
                "5,000-digit integer": b'{"k": ' + b"7" * 5000 + b"}",
                "16 MiB of [ (refused)": b"[" * ((16 << 20) - 1),
-               "16 MiB of [[] (refused)": b"[[]" * ((16 << 20) // 3)}
+               "16 MiB of [[] (refused)": b"[[]" * ((16 << 20) // 3),
+               # An unterminated string of escaped quotes (quadratic before the fix).
+               'unclosed 16 MiB of \\"': b'{"k": "' + b'\\"' * ((16 << 20) // 2 - 64) + b"[" * 70}
     refusals = list(measure({name: (lambda _, d=doc: _refused(parse_document, d))
                              for name, doc in hostile.items()},
                             repeat=max(3, repeat // 4), warmup=1).values())
