@@ -118,6 +118,34 @@ def test_the_first_put_of_a_key_is_one_commit_too(
     assert maintenance.verify().ok
 
 
+def test_the_same_value_again_rewrites_no_file(local_stack: Stack) -> None:
+    """A put of the bytes and metadata the key holds is a new version and generation,
+    and leaves the files in storage alone (they hold it); one that changes either is
+    written again."""
+    put("same", VALUE, artifact_only=True)
+    flush()
+    path = f"{local_stack.storage_url}/artifacts/default/same/object"
+    before = os.stat(path)
+    put("same", VALUE, artifact_only=True)
+    assert _kept("same") == [(_kept("same")[0][0], True)]  # nothing pending
+    assert mirror.pending(get_workspace()) == []
+    flush()
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert [v.version for v in catalogstore.artifacts.get_artifact("same").versions()] == \
+        [1, 2]
+    put("same", VALUE, artifact_only=True, serializer="cloudpickle")  # other metadata
+    assert mirror.pending(get_workspace()) == [("default", "same")]
+    flush()
+    assert json.loads(_read(local_stack, "same/.artifact.json"))["serializer"] == \
+        "cloudpickle"
+    put("same", {**VALUE, "x": 1}, artifact_only=True)  # other bytes
+    assert mirror.pending(get_workspace()) == [("default", "same")]
+    flush()
+    assert pickle.loads(_read(local_stack, "same/object")) == {**VALUE, "x": 1}
+    assert maintenance.verify().ok
+
+
 def test_versions_of_small_values_are_read_from_the_catalog(stack: Stack) -> None:
     for i in range(4):
         put("v", [i] * 3, artifact_only=True)

@@ -154,15 +154,18 @@ def put_value(catalog: Catalog, namespace: str, key: str, file_name: str, data: 
             return True, previous
         if len(rows) != 1:
             return False, None
-        artifact_id, document, name, _, kept = rows[0][:5]
+        artifact_id, old_document, name, _, kept = rows[0][:5]
         previous = None if rows[0][6] is None else ObjectRecord(*rows[0][5:])
         if name != file_name or kept is None or previous is None \
                 or previous.artifact_id != artifact_id:
             return False, None
-        objects.upsert(conn, record(artifact_id), writes.now)
-        document = _replace_metadata(writes, artifact_id, metadata_of(document), metadata)
+        objects.update_in_place(conn, record(artifact_id), writes.now)
+        document = _replace_metadata(writes, artifact_id, metadata_of(old_document), metadata)
         writes.write_files([(artifact_id, file_name, len(data), checksum, None, None)])
-        keep(writes, artifact_id, checksum, data, mirrored=False)
+        if kept != checksum or document != old_document:
+            keep(writes, artifact_id, checksum, data, mirrored=False)
+        # else the same bytes and metadata again: the files in storage stay right (or are
+        # pending still), so the row keeps its mirror state and nothing is rewritten.
         run(conn, _NEXT_VERSION, {"a": artifact_id, "now": writes.now, "doc": document})
         versions.snapshot(conn, [artifact_id], writes.now)
         if lineage is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from catalogstore.catalog.direct import run
 from catalogstore.catalog.engine import artifact_lock, case_blind_key, sqlite_path
@@ -146,6 +146,25 @@ def upsert(conn: Connection, record: ObjectRecord, now: datetime | None = None) 
     statement: a put's, whose commit holds the artifact's lock."""
     # Inside the commit, under the writers' lock: built once, run on the direct path.
     run(conn, _upsert(conn.dialect.name), _values(record, now))
+
+
+def update_in_place(conn: Connection, record: ObjectRecord,
+                    now: datetime | None = None) -> None:
+    """Make ``record`` the key's current one when the key's row names its artifact
+    already (in the caller's transaction, under the artifact's lock): the row is
+    updated without assigning ``artifact_id``, so SQLite leaves that column's index
+    alone (an assigned column's index entry is rewritten even when its value is the
+    same: one page more in every small put's commit)."""
+    values = _values(record, now)
+    values["ns"], values["k"] = values.pop("namespace"), values.pop("key")
+    del values["artifact_id"]
+    run(conn, _UPDATE, values)
+
+
+_UPDATE = (update(O)
+           .where(O.c.namespace == bindparam("ns"), O.c.key == bindparam("k"))
+           .values({c.name: bindparam(c.name) for c in O.c
+                    if c.name not in ("id", "namespace", "key", "artifact_id")}))
 
 
 @functools.cache
