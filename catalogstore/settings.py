@@ -245,10 +245,12 @@ def redact_url(url: str | URL) -> str:
 
 def redact_text(text: str) -> str:
     """``text`` with every URL in it passed through :func:`redact_url` (a driver's or a
-    filesystem's message may quote the URL it was given)."""
-    if "://" not in text:
-        return text
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+    filesystem's message may quote the URL it was given), and the secrets this process
+    was configured with (:func:`hide_in_logs`) hidden wherever they are: a password that
+    holds a space or a quote ends the URL as a message shows it."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+    return _hide_known(text)
 
 
 def url_secrets(url: str) -> list[str]:
@@ -347,17 +349,25 @@ def hide_in_logs(*values: str | None) -> None:
 def _hiding_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     assert _base_factory is not None
     record = _base_factory(*args, **kwargs)
-    hidden = _hidden
     try:
         message = record.getMessage()
     except Exception:  # a malformed record is for its handler to report
         return record
+    hidden_message = _hide_known(message)
+    if hidden_message is not message:
+        record.msg, record.args = hidden_message, None
+    return record
+
+
+def _hide_known(message: str) -> str:
+    """``message`` with the secrets of :func:`hide_in_logs` as ``***`` (the same object
+    when it holds none)."""
+    hidden = _hidden
     if any(secret in message for secret in hidden):
         # Longest first, so that a secret containing another is replaced whole.
         for secret in sorted(hidden, key=len, reverse=True):
-            message = message.replace(secret, "***")
-        record.msg, record.args = message, None
-    return record
+            message = message.replace(secret, _HIDDEN)
+    return message
 
 
 def _secrets_of(settings: Settings) -> list[str | None]:

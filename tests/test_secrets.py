@@ -250,3 +250,14 @@ def test_urls_in_messages_keep_the_punctuation_after_them():
         "postgresql://u:***@h:5432/catalog: failed."
     assert redact_text("(see postgresql://u@h/db?password=abc, then)") == \
         "(see postgresql://u@h/db?password=***, then)"
+
+
+def test_a_configured_password_with_a_space_is_hidden_in_messages(tmp_path):
+    """A password that holds a space or a quote ends the URL as a message shows it: the
+    configured secrets are hidden wherever they are."""
+    from catalogstore.settings import redact_text
+
+    catalogstore.configure(catalog_url="postgresql+psycopg://u:SEK%20R'T@127.0.0.1:1/c",
+                           storage_url=str(tmp_path / "s"))
+    line = redact_text("could not connect to postgresql://u:SEK R'T@127.0.0.1:1/c: refused")
+    assert "SEK" not in line and "R'T" not in line, line
