@@ -10,7 +10,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalogstore.catalog.engine import make_engine
-from catalogstore.catalog.migrate import current_revision, head_revision, upgrade
+from catalogstore.catalog.migrate import (
+    current_revision,
+    head_revision,
+    known_revisions,
+    upgrade,
+)
 from catalogstore.cli.app import group
 from catalogstore.errors import CatalogError
 from catalogstore.settings import get_settings, redact_text, redact_url
@@ -55,11 +60,17 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema revision of the catalog database and the one this code needs;
-    exit 1 when they differ (no schema, or behind: run `catalogstore db upgrade`)."""
+    exit 1 when they differ (no schema, or behind: run `catalogstore db upgrade`; or a
+    revision this code does not know: a newer catalogstore wrote it)."""
     with _database() as (engine, shown):
         current = _revision(engine)
     head = head_revision()
-    state = "up to date" if current == head else "behind: run `catalogstore db upgrade`"
+    if current == head:
+        state = "up to date"
+    elif current is not None and current not in known_revisions():
+        state = "the database is newer than this code: upgrade catalogstore"
+    else:
+        state = "behind: run `catalogstore db upgrade`"
     typer.echo(f"catalog:  {shown}")
     typer.echo(f"database: {current or 'no schema'}")
     typer.echo(f"code:     {head} ({state})")
