@@ -760,6 +760,11 @@ class FileStore:
         if self.is_local:
             os.close(local.open_folder(self.root, path, create=True))
 
+    def make_new_folder(self, path: str) -> None:
+        """:meth:`makedirs` of a folder that does not exist yet (a name used once)."""
+        if self.is_local:
+            local.make_folder(self.root, path)
+
     # -- staging -------------------------------------------------------------
 
     def _scratch_path(self) -> str:

@@ -171,6 +171,15 @@ def open_folder(root: str, rel: str, *, create: bool = False) -> int:
     return fd
 
 
+def make_folder(root: str, rel: str) -> None:
+    """Make the folder ``rel``, new (a name used once: it must not exist), in its real
+    parent, which is made if missing: one ``open`` of the parent and a ``mkdir``, where
+    :func:`open_folder` first tries to open the new folder (twice) and opens it once
+    made."""
+    with parent(root, rel, create=True) as (dir_fd, name):
+        os.mkdir(name, 0o777, dir_fd=dir_fd)
+
+
 _held: contextvars.ContextVar[dict[tuple[str, str], int] | None] = contextvars.ContextVar(
     "catalogstore_held_folders", default=None)
 

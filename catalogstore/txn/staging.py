@@ -38,7 +38,7 @@ def new_path(folder: str = STAGING_DIR) -> str:
 def new_folder(files: FileStore) -> str:
     """A new, empty folder in the local staging area, for the files of a new artifact."""
     path = new_path()
-    files.makedirs(path)
+    files.make_new_folder(path)
     return path
 
 
