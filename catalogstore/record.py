@@ -147,7 +147,15 @@ def metadata_from_json(content: bytes | str) -> dict[str, Any]:
         raise InvalidMetadataError(
             f".artifact.json must hold a JSON object, not {type(data).__name__}"
         )
-    return {validate_meta_key(k): check_meta_value(k, v) for k, v in data.items()}
+    metadata = {validate_meta_key(k): check_meta_value(k, v) for k, v in data.items()}
+    if len(content) * _MOST_GROWTH > MAX_DOCUMENT_BYTES:
+        metadata_document(metadata)  # as the catalog will write it: within the bound?
+    return metadata
+
+
+_MOST_GROWTH = 5
+"""How much larger a document can be written again than it was read: a number such as
+``1e15,`` (5 characters) is written ``1000000000000000.0,`` (19)."""
 
 
 def same_metadata(a: dict[str, Any], b: dict[str, Any]) -> bool:

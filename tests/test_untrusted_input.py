@@ -129,6 +129,8 @@ BAD_DOCUMENTS: dict[str, bytes] = {
     # (400 KB hung reindex for minutes).
     "unterminated-escaped-quotes": b'{"k": "' + b'\\"' * 200_000 + b"[" * 70,
     "unterminated-escaped-backslashes": b'{"k": "' + b"\\\\" * 200_000 + b'\\"' + b"[" * 70,
+    # 4.5 MiB read, over 16 MiB as the catalog writes it again (1e15 -> 1000000000000000.0).
+    "grows-past-the-limit-when-written": b'{"k": [' + b"1e15," * 940_000 + b"1]}",
 }
 """Documents no artifact may be indexed from: each is reported as broken."""
 GOOD_DOCUMENTS: dict[str, tuple[bytes, dict[str, Any]]] = {
@@ -158,7 +160,7 @@ def test_parser_limits_on_any_json_value():
         TRIED["storage document (parser)", "accepted"] += 1
     # JSON values, refused as metadata only (by type, by the key rule):
     typed = ("top-level-array", "top-level-string", "top-level-number", "top-level-null",
-             "key-too-long", "int-100-digits", "int-65-bit")
+             "key-too-long", "int-100-digits", "int-65-bit", "grows-past-the-limit-when-written")
     for doc in [b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b"x" * 11,
                 *(d for n, d in BAD_DOCUMENTS.items() if n not in typed)]:
         with pytest.raises(InvalidDocumentError):
