@@ -43,13 +43,17 @@ mismatch is a *lost update*. Then it runs ``maintenance.verify`` (the Python API
 of ``catalogstore verify``, checksums included) with a grace period of 0: no
 writer is alive, so a staged file left behind counts as a difference too.
 
+``--without-shared-keys`` leaves the shared object keys out of the mix: run with
+and without it (same seed, same code) to see what they cost in operations per
+second (issue 13: at most 10 % fewer).
+
 Printed per stack: operations per second in total and per operation (count,
 ops/s, p50 and p99 latency of the catalogstore call), errors, lost updates,
 what verify found. Bars, per stack: 0 errors (exceptions raised in a worker,
 plus wrong answers), 0 lost updates, 0 differences found by verify.
 
     .venv/bin/python bench/bench_soak.py [--quick] [--duration S] [--processes N]
-        [--only sqlite|postgres] [--seed N] [--dir DIR]
+        [--only sqlite|postgres] [--seed N] [--dir DIR] [--without-shared-keys]
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ WEIGHTS = {
     "file write": 6, "file remove": 2, "file read": 4, "query": 6, "list": 4,
     "put shared": 5, "delete shared": 2, "get shared": 4,
 }
+SHARED_OPS = ("put shared", "delete shared", "get shared")
 WRITES = ("put dict", "put array", "put bytes", "delete", "set_meta", "update_meta", "del_meta",
           "file write", "file remove", "put shared", "delete shared")
 UNKNOWN = "?"  # a ledger entry whose write raised: its outcome is not known
@@ -258,8 +263,9 @@ class Worker:
         self.seq += 1
         return self.seq
 
-    def run(self, deadline: float) -> None:
-        ops, weights = list(WEIGHTS), list(WEIGHTS.values())
+    def run(self, deadline: float, shared_keys: bool = True) -> None:
+        mix = {op: w for op, w in WEIGHTS.items() if shared_keys or op not in SHARED_OPS}
+        ops, weights = list(mix), list(mix.values())
         while time.perf_counter() < deadline:
             op = self.rng.choices(ops, weights)[0]
             try:
@@ -518,7 +524,7 @@ class Worker:
 
 
 def soak_worker(worker: int, processes: int, env: dict[str, str], seconds: float,
-                seed: int) -> WorkerReport:
+                seed: int, shared_keys: bool) -> WorkerReport:
     """Run in a spawned process: set up, wait for the others, soak until the deadline."""
     from catalogstore.artifacts import get_artifact
     from catalogstore.settings import reset_configuration
@@ -535,7 +541,7 @@ def soak_worker(worker: int, processes: int, env: dict[str, str], seconds: float
 
         _start.wait(timeout=300)
         started = time.perf_counter()
-        soak.run(started + seconds)
+        soak.run(started + seconds, shared_keys)
         soak.report.seconds = time.perf_counter() - started
     finally:
         close_workspaces()
@@ -558,7 +564,8 @@ class Outcome:
     verify: Any = None
 
 
-def run_workers(processes: int, seconds: float, seed: int) -> tuple[list[WorkerReport], list[str]]:
+def run_workers(processes: int, seconds: float, seed: int,
+                shared_keys: bool) -> tuple[list[WorkerReport], list[str]]:
     from catalogstore.settings import get_settings
 
     env = get_settings().to_environ()
@@ -566,7 +573,7 @@ def run_workers(processes: int, seconds: float, seed: int) -> tuple[list[WorkerR
     reports, crashed = [], []
     with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker,
                              initargs=(ctx.Barrier(processes),)) as pool:
-        futures = [pool.submit(soak_worker, w, processes, env, seconds, seed)
+        futures = [pool.submit(soak_worker, w, processes, env, seconds, seed, shared_keys)
                    for w in range(processes)]
         for w, future in enumerate(futures):
             try:
@@ -664,7 +671,8 @@ def check_shared_objects(outcome: Outcome) -> None:
                                 f"writes were {[describe(v) for v in allowed][:4]}")
 
 
-def soak_stack(label: str, processes: int, seconds: float, seed: int) -> Outcome:
+def soak_stack(label: str, processes: int, seconds: float, seed: int,
+               shared_keys: bool) -> Outcome:
     """Run the soak on the configured stack, then check the ledgers and verify."""
     from catalogstore.artifacts import new_artifact
     from catalogstore.maintenance import verify
@@ -672,8 +680,9 @@ def soak_stack(label: str, processes: int, seconds: float, seed: int) -> Outcome
 
     for name in SHARED:
         new_artifact(name, NS_SHARED)
-    print(f"   {label}: {processes} processes x {seconds:g} s ...", flush=True)
-    reports, crashed = run_workers(processes, seconds, seed)
+    mix = "" if shared_keys else ", without the shared object keys"
+    print(f"   {label}: {processes} processes x {seconds:g} s{mix} ...", flush=True)
+    reports, crashed = run_workers(processes, seconds, seed, shared_keys)
     outcome = Outcome(label, processes, reports, crashed)
     check_ledgers(outcome)
     # No writer is alive any more: a staged file left behind is an orphan (grace 0).
@@ -789,7 +798,8 @@ def run_stack(name: str, label: str, stack: Callable[[str | None], Any], args: A
                 report_bars(name, None, seconds)
                 return
             raise
-        outcome = soak_stack(label, args.processes, seconds, args.seed)
+        outcome = soak_stack(label, args.processes, seconds, args.seed,
+                             not args.without_shared_keys)
     report_bars(name, outcome, seconds)
 
 
@@ -800,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=PROCESSES,
                         help=f"worker processes (default {PROCESSES})")
     parser.add_argument("--seed", type=int, default=6, help="seed of the operation mix")
+    parser.add_argument("--without-shared-keys", action="store_true",
+                        help="leave the object keys all workers share out of the mix")
     args = parser.parse_args(argv)
     seconds = args.duration or (10.0 if args.quick else 60.0)
     print_header("soak: processes mixing put/get/delete, metadata, files and queries")
