@@ -520,6 +520,19 @@ def test_the_lineage_command_prints_a_tree_json_and_dot(local_stack):
         assert failed.exit_code in (1, 2) and "Traceback" not in failed.output, bad
 
 
+def test_the_lineage_command_names_the_run_a_nested_run_ran_inside(local_stack):
+    from typer.testing import CliRunner
+
+    from catalogstore.cli import app
+
+    with catalogstore.run("pipeline") as outer, catalogstore.run("train"):
+        new_artifact("model").new_file("w", "y")
+    tree = CliRunner().invoke(app, ["lineage", "default/model"])
+    assert tree.exit_code == 0, tree.output
+    assert re.search(rf"made by train \[succeeded\] .*\(run \w{{8}}\) inside pipeline "
+                     rf"\(run {outer.id[:8]}\)", tree.output), tree.output
+
+
 def test_a_read_whose_artifact_is_deleted_before_it_is_noted_is_no_input(local_stack):
     """A get of a value's memory copy looks up the artifact's current version to note the
     read; a delete committed in between leaves no version to name, and the get returns

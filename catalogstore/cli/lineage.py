@@ -51,27 +51,42 @@ def lineage(
         typer.echo(graph.to_dot(), nl=False)
     else:
         console().print(tree(graph, upstream=not downstream_only,
-                             downstream=not upstream_only))
+                             downstream=not upstream_only, parents=_parents(graph)))
 
 
-def _run_label(run: RunRecord) -> Text:
+def _parents(graph: LineageGraph) -> dict[str, RunRecord]:
+    """The runs that the graph's nested runs ran inside, by id (one read each)."""
+    from catalogstore.catalog.lineage import get_run
+    from catalogstore.txn.workspace import get_workspace
+
+    catalog = get_workspace().catalog
+    ids = {run.parent_id for run in graph.runs.values() if run.parent_id}
+    found = {pid: graph.runs.get(pid) or get_run(catalog, pid) for pid in ids}
+    return {pid: run for pid, run in found.items() if run is not None}
+
+
+def _run_label(run: RunRecord, parents: dict[str, RunRecord]) -> Text:
+    parent = parents.get(run.parent_id or "")
+    inside = f" inside {parent.name} (run {parent.id[:8]})" if parent else ""
     return Text(f"{run.name} [{run.status}] {when(run.started_at)} pid {run.pid} "
-                f"(run {run.id[:8]})")
+                f"(run {run.id[:8]}){inside}")
 
 
 def _node_label(node: Node) -> Text:
     return Text(node.label + ("" if node.state in ("kept", "current") else f" ({node.state})"))
 
 
-def tree(graph: LineageGraph, *, upstream: bool, downstream: bool) -> Tree:
+def tree(graph: LineageGraph, *, upstream: bool, downstream: bool,
+         parents: dict[str, RunRecord]) -> Tree:
     """The graph from its root: ``made by`` runs and what they ``read`` (upstream),
-    ``read by`` runs and what they ``made`` (downstream); each run expanded once."""
+    ``read by`` runs and what they ``made`` (downstream); each run expanded once, a
+    nested run with the run it ran inside (``parents``, by id)."""
     root = Tree(_node_label(graph.root))
     seen: set[tuple[str, str]] = set()
 
     def grow(branch: Tree, node: str, up: bool) -> None:
         for run in (graph.producers(node) if up else graph.consumers(node)):
-            label = Text("made by " if up else "read by ") + _run_label(run)
+            label = Text("made by " if up else "read by ") + _run_label(run, parents)
             child = branch.add(label)
             if (run.id, "up" if up else "down") in seen:
                 child.add("(shown above)")
