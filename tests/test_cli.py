@@ -334,8 +334,8 @@ def test_get_and_put(local_stack, tmp_path):
     error_line(run("put", "team/x", str(tmp_path / "none.bin"), code=1).stderr)
     error_line(run("put", "team/bad..key", str(tmp_path / "in.bin"), code=1).stderr)
     new_artifact("user", "team")
-    assert "user artifact" in error_line(
-        run("put", "team/user", str(tmp_path / "in.bin"), code=1).stderr)
+    refused = error_line(run("put", "team/user", str(tmp_path / "in.bin"), code=1).stderr)
+    assert "team/user is a user artifact" in refused and "overwrite" not in refused
 
 
 def test_ls_limit_says_more_exist(local_stack):

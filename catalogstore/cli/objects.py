@@ -11,7 +11,8 @@ import typer
 
 from catalogstore.cli.app import app
 from catalogstore.cli.output import split_ref
-from catalogstore.errors import SerializationError
+from catalogstore.context import current_namespace
+from catalogstore.errors import NotAnObjectError, SerializationError
 from catalogstore.object_store import adopt as adopt_object
 from catalogstore.object_store import get as get_object
 from catalogstore.object_store import put as put_object
@@ -95,5 +96,11 @@ def put(
     namespace, key = split_ref(ref)
     stdin = source == "-"
     data = typer.get_binary_stream("stdin").read() if stdin else Path(source).read_bytes()
-    put_object(key, data, namespace=namespace, artifact_only=artifact_only)
+    try:
+        put_object(key, data, namespace=namespace, artifact_only=artifact_only)
+    except NotAnObjectError:  # the API's message offers overwrite=True, which the CLI has not
+        raise NotAnObjectError(
+            f"artifact {current_namespace(namespace)}/{key} is a user artifact, "
+            "not an object of the object store: catalogstore put never replaces it; "
+            "choose another key") from None
     typer.echo(f"stored {len(data)} bytes as {ref}")
