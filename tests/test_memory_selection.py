@@ -47,6 +47,9 @@ class DictMemory(ClusterMemory):
     def _sizes(self, namespace: str) -> dict[str, int]:
         return {k: sys.getsizeof(v) for (ns, k), v in self.store.items() if ns == namespace}
 
+    def _namespaces(self) -> list[str]:
+        return sorted({ns for ns, _ in self.store})
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _dict_backend() -> None:

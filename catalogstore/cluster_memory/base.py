@@ -183,8 +183,6 @@ class ClusterMemory(ABC):
         for key in self._keys(namespace):
             self._delete(namespace, key)
 
+    @abstractmethod
     def _namespaces(self) -> list[str]:
         """The namespaces holding objects (``clear()`` empties each of them)."""
-        raise NotImplementedError(
-            f"the {self.name} cluster memory backend cannot list its namespaces, so clear() "
-            "cannot empty them all; pass namespace= to clear one")
