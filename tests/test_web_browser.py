@@ -24,6 +24,7 @@ pytest.register_assert_rewrite("web_catalog")
 from web_catalog import RUNS, SEVEN_VERSIONS, TOKEN, XSS, Served, serve_new  # noqa: E402
 
 pytest_plugins = ["web_catalog"]  # the served catalog
+pytestmark = pytest.mark.browser
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "ui"
@@ -37,10 +38,12 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[Any]:
     """One headless Chromium for the module."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
-        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        pytest.fail("needs Debian's chromium and chromium-driver (.ci/run installs them; "
+                    "-m 'not browser' leaves these tests out)")
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
