@@ -249,6 +249,15 @@ def test_bad_runs_are_refused(local_stack):
     assert _count("SELECT COUNT(*) FROM runs") == 0
 
 
+def test_a_failing_block_keeps_its_error_when_its_run_metadata_cannot_be_written(
+        local_stack):
+    """Metadata the block set that is no JSON value is logged when the run ends failed:
+    the block's own exception is the one raised."""
+    with pytest.raises(RuntimeError, match="boom"), catalogstore.run("x") as run:
+        run.metadata["m"] = "\ud800"
+        raise RuntimeError("boom")
+
+
 def test_recording_off_writes_no_run_and_no_edge(local_stack, monkeypatch):
     catalogstore.configure(lineage=False)
     assert os.environ["CATALOGSTORE_LINEAGE"] == "off"

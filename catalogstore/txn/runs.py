@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
-import json
 import os
 import sys
 import threading
@@ -340,10 +339,9 @@ def run(workspace: Workspace | None, name: str, params: dict[str, Any] | None = 
     for what, value in (("params", params), ("metadata", metadata)):
         if value is not None and not isinstance(value, dict):
             raise ConfigurationError(f"run {what} must be a dict of JSON values")
-        try:  # not JSON: refused here, not when the run ends
+        try:  # not JSON values: refused here, not when the run ends (NaN: null)
             rows.run_document(value or {})
-            json.dumps(value or {}, allow_nan=False)
-        except (TypeError, ValueError, InvalidMetadataError) as exc:
+        except InvalidMetadataError as exc:
             raise ConfigurationError(f"run {what} must be JSON values: {exc}") from None
     current = Run(name, params, metadata, parent=_explicit.get())
     if workspace is not None and workspace.settings.lineage:
@@ -366,7 +364,7 @@ def run(workspace: Workspace | None, name: str, params: dict[str, Any] | None = 
 def _end_quietly(ended: Run, status: str) -> None:
     try:
         ended.end(status)
-    except CatalogError as exc:
+    except (CatalogError, InvalidMetadataError) as exc:  # metadata the block set: not JSON
         import logging
 
         logging.getLogger(__name__).warning("lineage: run %s could not be ended: %s",
